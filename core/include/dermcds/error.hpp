@@ -1,0 +1,44 @@
+// The one error vocabulary of derm-cds.
+//
+// Library code reports failure by throwing dermcds::Error, which carries an ErrorCode and a
+// message that names the thing at fault (the file, field, node or parameter). Each code is
+// mapped to a process exit status once (cli/exit_status.cpp) and to an HTTP status once
+// (service/http_status.cpp); the C API maps it to dermcds_status (capi/).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace dermcds {
+
+enum class ErrorCode {
+  kInvalidArgument = 1,  // a caller's parameter is wrong: a flag, an option, a config value
+  kNotFound,             // a file, model, version or artifact does not exist
+  kUnsupportedFormat,    // bytes that are not an image format we decode
+  kInvalidImage,         // an image that is empty, truncated or corrupt
+  kImageTooLarge,        // header dimensions beyond the configured pixel limit
+  kInvalidPackage,       // a model package that is malformed, tampered with or incomplete
+  kModelMismatch,        // a model whose inputs or outputs do not match its manifest
+  kUnsupportedModel,     // an operator or attribute the converter does not handle
+  kRuntimeUnavailable,   // a runtime or execution provider not present on this machine
+  kRuntimeFailure,       // the runtime failed while loading or running a model
+  kIoError,              // reading or writing a file failed
+  kResourceExhausted,    // a queue or capacity limit was reached
+  kDeadlineExceeded,     // a time limit passed
+  kInternal,             // one of our own invariants did not hold: a bug
+};
+
+// Stable lower_snake_case name, used in JSON error bodies and logs ("invalid_image").
+std::string_view to_string(ErrorCode code) noexcept;
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+}  // namespace dermcds

@@ -1,0 +1,88 @@
+// The runtime interface: every inference runtime (ONNX Runtime, TensorFlow Lite, ...) is one
+// InferenceBackend implementation in its own folder under runtimes/. Nothing outside runtimes/
+// knows which runtimes exist; they are found through compiled_runtimes().
+//
+// Ownership: a backend owns its runtime session and every handle under it; destroying the
+// backend releases them. Backends never keep pointers to the request's memory after return.
+// Thread safety: run() is NOT required to be safe to call concurrently; callers (Classifier)
+// serialize it. info() and input_layout() are safe at any time.
+// Errors: create and run throw dermcds::Error (kRuntimeUnavailable, kRuntimeFailure,
+// kModelMismatch, kInvalidArgument).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dermcds/tensor.hpp"
+
+namespace dermcds {
+
+// How to execute; the meaning of `provider` belongs to each runtime:
+//   onnxruntime: "auto" (best available: tensorrt > cuda > cpu), "cpu", "cuda", "tensorrt"
+//   tflite:      "auto" (xnnpack), "xnnpack", "builtin", "nnapi" (Android builds only)
+struct ExecutionOptions {
+  std::string provider = "auto";
+  int threads = 0;  // intra-op threads; 0 lets the runtime choose
+  int device_id = 0;
+  // Provider-specific settings passed through from configuration, e.g. "trt_fp16" = "1",
+  // "trt_engine_cache_dir" = "/var/cache/dermcds/trt". Unknown keys are an error.
+  std::map<std::string, std::string> provider_options;
+};
+
+// What a backend actually runs with, reported in every result.
+struct BackendInfo {
+  std::string runtime;          // "onnxruntime"
+  std::string runtime_version;  // "1.30.0"
+  std::string provider;         // the provider that actually executes: "cpu", "cuda", "xnnpack"
+  std::string precision;        // of the artifact: "fp32", "fp16", "int8"
+  // One entry per provider that was asked for (or preferred) but could not be used, and why.
+  std::vector<std::string> fallbacks;
+};
+
+struct BackendRequest {
+  std::filesystem::path model_file;  // already verified against the manifest's sha256
+  std::string precision;             // as recorded in the manifest
+  std::string input_name;            // the manifest's tensor names
+  std::string output_name;
+  int input_size = 0;   // square image side the model expects
+  int num_classes = 0;  // width of the logits output
+  ExecutionOptions options;
+};
+
+class InferenceBackend {
+ public:
+  virtual ~InferenceBackend() = default;
+  InferenceBackend() = default;
+  InferenceBackend(const InferenceBackend&) = delete;
+  InferenceBackend& operator=(const InferenceBackend&) = delete;
+
+  virtual const BackendInfo& info() const = 0;
+  virtual TensorLayout input_layout() const = 0;
+  // Largest batch one run() accepts; 0 means no limit (dynamic batch dimension).
+  virtual int max_batch() const { return 0; }
+
+  // `images` is a batch [N,3,S,S] or [N,S,S,3] in input_layout(); returns logits [N, classes].
+  virtual Tensor run(const Tensor& images) = 0;
+};
+
+// One runtime compiled into this build.
+struct RuntimeDescriptor {
+  std::string_view name;  // "onnxruntime"
+  // Whether the runtime's library works on this machine (not whether a GPU is present).
+  bool (*available)();
+  std::string (*version)();
+  std::unique_ptr<InferenceBackend> (*create)(const BackendRequest& request);
+};
+
+// The runtimes compiled into this build, in the order runtimes/ lists them. Defined by the
+// registry CMake generates from the folders under runtimes/.
+std::span<const RuntimeDescriptor* const> compiled_runtimes();
+
+// nullptr when no runtime of that name is compiled in.
+const RuntimeDescriptor* find_runtime(std::string_view name);
+
+}  // namespace dermcds

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Installs the Debian packages derm-cds needs and fetches the pinned third-party archives listed
+# in scripts/deps.lock into .deps/ (git-ignored). Every archive is checked against its sha256
+# before it is unpacked; a second run finds everything in place and does no network work.
+#
+# usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...]
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/.deps"
+cache="$deps/cache"
+offline=0
+skip_apt=0
+only=()
+
+usage() {
+  cat <<'USAGE'
+usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...]
+
+Installs the Debian packages in scripts/debian-packages.txt (when missing) and fetches the
+archives pinned in scripts/deps.lock into .deps/, verifying each sha256.
+
+  --offline    never touch the network; fail if something is not cached yet
+  --skip-apt   do not install Debian packages (only check the archives)
+  --only NAME  fetch only the named archives from deps.lock (repeatable)
+  -h, --help   show this help
+USAGE
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --offline) offline=1 ;;
+    --skip-apt) skip_apt=1 ;;
+    --only) shift; only+=("${1:?--only needs a name}") ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "provision: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { printf 'provision: %s\n' "$*" >&2; }
+die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------
+install_debian_packages() {
+  local wanted missing=()
+  wanted=$(sed -e 's/#.*//' "$root/scripts/debian-packages.txt" | tr -s ' \n' '\n' | sed '/^$/d')
+  for p in $wanted; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && { say "Debian packages: all present"; return; }
+  [ $offline -eq 1 ] && die "offline, but these Debian packages are missing: ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+    die "apt-get update failed; cannot install ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+    die "apt-get install failed for: ${missing[*]}"
+}
+
+# --- archive helpers -------------------------------------------------------------------------
+verify_sha256() { # file expected
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  [ "$got" = "$2" ] || { rm -f "$1"; die "sha256 mismatch for $(basename "$1"): expected $2, got $got (file removed)"; }
+}
+
+# The mirror this machine's own apt configuration uses, so that no host name lives in the repo.
+debian_mirror() {
+  local uri=""
+  if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+    uri=$(awk '/^URIs:/ && !found {for (i = 2; i <= NF; i++) if ($i ~ /debian\/?$/) {print $i; found = 1; exit}}' \
+      /etc/apt/sources.list.d/*.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/ && $i ~ /debian\/?$/) {print $i; exit}}' \
+      /etc/apt/sources.list)
+  fi
+  [ -n "$uri" ] || die "could not find a Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources"
+  printf '%s' "${uri%/}"
+}
+
+# apt-get with a private list directory, so Debian 13 (trixie) indexes never reach the system's apt.
+trixie_apt() {
+  local dir="$deps/apt-trixie"
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring) to verify trixie indexes"
+  echo "deb [signed-by=$keyring] $(debian_mirror) trixie main" >"$dir/sources.list"
+  apt-get -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::State::Lists="$dir/lists" -o Dir::Cache::Archives="$dir/archives" \
+    -o APT::Sandbox::User=root "$@"
+}
+trixie_updated=0
+
+fetch_archive() { # name kind package version sha256 -> prints the cached file path
+  local name=$1 kind=$2 pkg=$3 ver=$4 sha=$5 file
+  case "$kind" in
+    npm) file="$cache/$pkg-$ver.tgz" ;;
+    deb|deb-trixie) file="$cache/${pkg}_${ver//:/%3a}.deb" ;;
+    *) die "deps.lock: unknown kind '$kind' for $name" ;;
+  esac
+  if [ -f "$file" ]; then verify_sha256 "$file" "$sha"; printf '%s' "$file"; return; fi
+  [ $offline -eq 1 ] && die "offline, and $name ($pkg $ver) is not cached in $cache"
+  mkdir -p "$cache"
+  local tmp
+  tmp=$(mktemp -d)
+  say "fetching $name: $pkg $ver"
+  case "$kind" in
+    npm)
+      command -v npm >/dev/null || die "npm is needed to fetch $pkg@$ver"
+      (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null) || die "npm pack $pkg@$ver failed"
+      mv "$tmp"/*.tgz "$file" ;;
+    deb)
+      (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null) ||
+        die "apt-get download $pkg=$ver failed (is the version still in bookworm?)"
+      mv "$tmp"/*.deb "$file" ;;
+    deb-trixie)
+      if [ $trixie_updated -eq 0 ]; then
+        trixie_apt update >/dev/null || die "could not read the trixie package index from $(debian_mirror)"
+        trixie_updated=1
+      fi
+      (cd "$tmp" && trixie_apt download "$pkg=$ver" >/dev/null) ||
+        die "could not download $pkg=$ver from trixie (version no longer published?)"
+      mv "$tmp"/*.deb "$file" ;;
+  esac
+  rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
+  verify_sha256 "$file" "$sha"
+  printf '%s' "$file"
+}
+
+# --- unpacking, one function per archive -----------------------------------------------------
+# Each writes its tree under a temporary name and renames it at the end, so an interrupted run
+# never leaves a half-unpacked directory that a later run would trust.
+unpack_onnxruntime() { # tgz
+  local out="$deps/onnxruntime" tmp="$deps/.onnxruntime.tmp"
+  [ -f "$out/lib/x64/libonnxruntime.so.1" ] && return
+  rm -rf "$tmp" && mkdir -p "$tmp/src" "$tmp/lib/x64" "$tmp/lib/arm64"
+  tar -xzf "$1" -C "$tmp/src" package/bin/napi-v6/linux
+  mv "$tmp/src/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$tmp/lib/x64/"
+  mv "$tmp/src/package/bin/napi-v6/linux/arm64/libonnxruntime.so.1" "$tmp/lib/arm64/"
+  rm -rf "$tmp/src"
+  mkdir -p "$out" && cp -a "$tmp/lib" "$out/" && rm -rf "$tmp"
+}
+
+unpack_onnxruntime_headers() { # deb
+  local out="$deps/onnxruntime/include"
+  [ -f "$out/onnxruntime_c_api.h" ] && return
+  local tmp="$deps/.ortheaders.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  dpkg-deb -x "$1" "$tmp"
+  mkdir -p "$deps/onnxruntime" && rm -rf "$out"
+  mv "$tmp/usr/include/onnxruntime" "$out" && rm -rf "$tmp"
+}
+
+unpack_tflite() { # tgz
+  local out="$deps/tflite" tmp="$deps/.tflite.tmp"
+  [ -f "$out/lib/x64/libtensorflowlite_c.so" ] && return
+  rm -rf "$tmp" && mkdir -p "$tmp/src"
+  tar -xzf "$1" -C "$tmp/src" package/cc_deps
+  mkdir -p "$tmp/out/lib/x64" "$tmp/out/lib/arm64"
+  mv "$tmp/src/package/cc_deps/include" "$tmp/out/include"
+  mv "$tmp/src/package/cc_deps/linux_amd64/libtensorflowlite_c.so" "$tmp/out/lib/x64/"
+  mv "$tmp/src/package/cc_deps/linux_arm64/libtensorflowlite_c.so" "$tmp/out/lib/arm64/"
+  rm -rf "$out" && mv "$tmp/out" "$out" && rm -rf "$tmp"
+}
+
+unpack_qemu_user() { # deb
+  local out="$deps/qemu/qemu-aarch64"
+  [ -x "$out" ] && return
+  local tmp="$deps/.qemu.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp" "$deps/qemu"
+  dpkg-deb --fsys-tarfile "$1" | tar -x -C "$tmp" ./usr/bin/qemu-aarch64
+  mv "$tmp/usr/bin/qemu-aarch64" "$out" && rm -rf "$tmp"
+}
+
+unpack_photos() { # deb: real photographs from scikit-image's bundled sample data
+  local out="$deps/photos"
+  [ -f "$out/.complete" ] && return
+  local tmp="$deps/.photos.tmp"
+  rm -rf "$tmp" "$out" && mkdir -p "$tmp" "$out"
+  dpkg-deb --fsys-tarfile "$1" | tar -x -C "$tmp" --wildcards './usr/lib/python3/dist-packages/skimage/data/*'
+  cp "$tmp"/usr/lib/python3/dist-packages/skimage/data/*.{png,jpg} "$out/"
+  rm -rf "$tmp" && touch "$out/.complete"
+}
+
+# --- main ------------------------------------------------------------------------------------
+[ $skip_apt -eq 1 ] || install_debian_packages
+mkdir -p "$cache"
+while read -r name kind pkg ver sha; do
+  case "$name" in ''|\#*) continue ;; esac
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then continue; fi
+  file=$(fetch_archive "$name" "$kind" "$pkg" "$ver" "$sha")
+  case "$name" in
+    onnxruntime) unpack_onnxruntime "$file" ;;
+    onnxruntime-headers) unpack_onnxruntime_headers "$file" ;;
+    tflite) unpack_tflite "$file" ;;
+    qemu-user) unpack_qemu_user "$file" ;;
+    photos) unpack_photos "$file" ;;
+    *) die "deps.lock: no unpack step for '$name'" ;;
+  esac
+done <"$root/scripts/deps.lock"
+say "ready: $deps"
