@@ -1,0 +1,42 @@
+// dermcds: the command-line face of libdermcds. Subcommands live in *_command.cpp.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "command.hpp"
+#include "dermcds/error.hpp"
+#include "exit_status.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "dermcds: classify dermoscopic lesion images into the ISIC 2019 classes with a triage tier, "
+      "and build, convert and verify the model packages that do it."};
+  app.set_version_flag("--version", "dermcds " DERMCDS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  dermcds::cli::register_classify_command(app);
+  dermcds::cli::register_models_command(app);
+#ifdef DERMCDS_HAVE_CONVERTER
+  dermcds::cli::register_convert_command(app);
+#endif
+#ifdef DERMCDS_HAVE_PARITY
+  dermcds::cli::register_parity_command(app);
+#endif
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive here as "successes"; real parse errors become status 2.
+    const int status = app.exit(e);
+    return status == 0 ? dermcds::cli::kExitOk : dermcds::cli::kExitUsage;
+  } catch (const dermcds::Error& e) {
+    std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
+    return dermcds::cli::exit_status_for(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dermcds: internal error: %s\n", e.what());
+    return dermcds::cli::exit_status_for(dermcds::ErrorCode::kInternal);
+  }
+  return dermcds::cli::kExitOk;
+}
