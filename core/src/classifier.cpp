@@ -1,0 +1,246 @@
+#include "dermcds/classifier.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "dermcds/error.hpp"
+#include "dermcds/postprocess.hpp"
+#include "dermcds/preprocess.hpp"
+
+namespace dermcds {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+struct Preference {
+  std::string_view runtime;
+  std::string_view precision;
+};
+
+bool has_nvidia_gpu() {
+  std::error_code ec;
+  // A discrete GPU's driver node, or the integrated GPU of a Jetson.
+  return std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
+}
+
+// What `--runtime auto` prefers on this machine. x86_64 servers and GPU machines run the ONNX
+// model on ONNX Runtime (which itself picks CUDA/TensorRT when present). ARM CPUs without a GPU
+// are phones and small boards, where the int8 TFLite model is the one built for them.
+std::vector<Preference> auto_preferences() {
+#if defined(__aarch64__)
+  const bool arm_cpu_only = !has_nvidia_gpu();
+#else
+  const bool arm_cpu_only = false;
+#endif
+  if (arm_cpu_only)
+    return {{"tflite", "int8"}, {"tflite", "fp16"}, {"tflite", "fp32"}, {"onnxruntime", "fp32"}, {"onnxruntime", ""}, {"tflite", ""}};
+  return {{"onnxruntime", "fp32"}, {"onnxruntime", ""}, {"tflite", "fp32"}, {"tflite", "fp16"}, {"tflite", "int8"}, {"tflite", ""}};
+}
+
+std::string compiled_runtime_names() {
+  std::string names;
+  for (const RuntimeDescriptor* r : compiled_runtimes()) names += (names.empty() ? "" : ", ") + std::string(r->name);
+  return names;
+}
+
+void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
+  const std::vector<std::int64_t> expected_tail =
+      layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{3, size, size} : std::vector<std::int64_t>{size, size, 3};
+  const bool ok = images.shape.size() == 4 && images.shape[0] >= 1 &&
+                  std::equal(expected_tail.begin(), expected_tail.end(), images.shape.begin() + 1) &&
+                  static_cast<std::int64_t>(images.data.size()) == Tensor::element_count(images.shape);
+  if (!ok) {
+    std::string got;
+    for (auto d : images.shape) got += (got.empty() ? "" : ",") + std::to_string(d);
+    throw Error(ErrorCode::kInvalidArgument, "input tensor has shape [" + got + "] (" + std::to_string(images.data.size()) +
+                                                 " values); the model takes [N," +
+                                                 (layout == TensorLayout::kNCHW ? "3," + std::to_string(size) + "," + std::to_string(size)
+                                                                                : std::to_string(size) + "," + std::to_string(size) + ",3") +
+                                                 "] in " + std::string(to_string(layout)));
+  }
+}
+
+}  // namespace
+
+RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision) {
+  const std::string_view wanted_precision = precision == "auto" ? std::string_view{} : precision;
+  if (runtime != "auto") {
+    const RuntimeDescriptor* descriptor = find_runtime(runtime);
+    if (!descriptor)
+      throw Error(ErrorCode::kRuntimeUnavailable,
+                  "runtime '" + std::string(runtime) + "' is not part of this build (it has: " + compiled_runtime_names() + ")");
+    if (!descriptor->available())
+      throw Error(ErrorCode::kRuntimeUnavailable, "runtime '" + std::string(runtime) + "' cannot be loaded on this machine");
+    const ArtifactEntry* artifact = nullptr;
+    if (wanted_precision.empty()) {
+      for (const Preference& p : auto_preferences())
+        if (p.runtime == runtime && (artifact = manifest.find_artifact(runtime, p.precision))) break;
+    } else {
+      artifact = manifest.find_artifact(runtime, wanted_precision);
+    }
+    if (!artifact)
+      throw Error(ErrorCode::kNotFound, "package " + manifest.name + "/" + manifest.version + " has no " + std::string(runtime) +
+                                            (wanted_precision.empty() ? "" : " " + std::string(wanted_precision)) + " artifact");
+    return {artifact, descriptor};
+  }
+  for (const Preference& p : auto_preferences()) {
+    if (!wanted_precision.empty() && !p.precision.empty() && p.precision != wanted_precision) continue;
+    const RuntimeDescriptor* descriptor = find_runtime(p.runtime);
+    if (!descriptor || !descriptor->available()) continue;
+    const std::string_view precision_filter = p.precision.empty() ? wanted_precision : p.precision;
+    if (const ArtifactEntry* artifact = manifest.find_artifact(p.runtime, precision_filter)) return {artifact, descriptor};
+  }
+  throw Error(ErrorCode::kRuntimeUnavailable,
+              "no artifact of package " + manifest.name + "/" + manifest.version +
+                  (wanted_precision.empty() ? "" : " at precision " + std::string(wanted_precision)) +
+                  " can run with the runtimes of this build (" + compiled_runtime_names() + ")");
+}
+
+std::vector<std::string> usable_runtimes(const Manifest& manifest) {
+  std::vector<std::string> out;
+  for (const RuntimeDescriptor* r : compiled_runtimes())
+    if (r->available() && manifest.find_artifact(r->name)) out.emplace_back(r->name);
+  return out;
+}
+
+Classifier::Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits)
+    : package_(std::move(package)), backend_(std::move(backend)), limits_(limits) {}
+
+Classifier::~Classifier() = default;
+
+std::unique_ptr<Classifier> Classifier::create(const ClassifierOptions& options) {
+  ModelPackage package = ModelPackage::open(options.package);
+  const Manifest& manifest = package.manifest();
+  const RuntimeChoice choice = choose_runtime(manifest, options.runtime, options.precision);
+
+  BackendRequest request;
+  request.model_file = package.artifact_path(*choice.artifact);
+  request.precision = choice.artifact->precision;
+  request.input_name = manifest.input_name;
+  request.output_name = manifest.output_name;
+  request.input_size = manifest.input.crop_size;
+  request.num_classes = static_cast<int>(manifest.labels.size());
+  request.options = options.execution;
+  std::unique_ptr<InferenceBackend> backend = choice.runtime->create(request);
+  if (backend->input_layout() != choice.artifact->layout)
+    throw Error(ErrorCode::kModelMismatch, request.model_file.string() + ": the manifest says its input is " +
+                                               std::string(to_string(choice.artifact->layout)) + ", the runtime reads " +
+                                               std::string(to_string(backend->input_layout())));
+  for (const std::string& fallback : backend->info().fallbacks) spdlog::warn("{}: {}", manifest.name, fallback);
+  spdlog::info("loaded {}/{} on {} {} ({} provider, {})", manifest.name, manifest.version, backend->info().runtime,
+               backend->info().runtime_version, backend->info().provider, backend->info().precision);
+  return std::unique_ptr<Classifier>(new Classifier(std::move(package), std::move(backend), options.limits));
+}
+
+PreparedImage Classifier::prepare(std::span<const std::uint8_t> encoded_image) const {
+  const auto start = Clock::now();
+  RgbImage image = decode_image(encoded_image, limits_);
+  const double decode_ms = milliseconds_since(start);
+  PreparedImage prepared = prepare(image);
+  prepared.timings.decode_ms = decode_ms;
+  return prepared;
+}
+
+PreparedImage Classifier::prepare(const RgbImage& image) const {
+  const auto start = Clock::now();
+  const int size = manifest().input.crop_size;
+  PreparedImage prepared;
+  prepared.input.resize(static_cast<std::size_t>(3) * size * size);
+  preprocess_into(image, manifest().input, input_layout(), prepared.input);
+  prepared.timings.preprocess_ms = milliseconds_since(start);
+  return prepared;
+}
+
+ClassificationResult Classifier::classify(std::span<const std::uint8_t> encoded_image) const {
+  const PreparedImage prepared = prepare(encoded_image);
+  return std::move(classify_batch({&prepared, 1}).front());
+}
+
+ClassificationResult Classifier::classify(const RgbImage& image) const {
+  const PreparedImage prepared = prepare(image);
+  return std::move(classify_batch({&prepared, 1}).front());
+}
+
+std::vector<ClassificationResult> Classifier::classify_batch(std::span<const PreparedImage> images) const {
+  std::vector<ClassificationResult> results;
+  if (images.empty()) return results;
+  const Manifest& m = manifest();
+  const std::size_t per_image = static_cast<std::size_t>(3) * m.input.crop_size * m.input.crop_size;
+  const std::size_t limit = max_batch() > 0 ? static_cast<std::size_t>(max_batch()) : images.size();
+  results.reserve(images.size());
+
+  for (std::size_t first = 0; first < images.size(); first += limit) {
+    const std::size_t count = std::min(limit, images.size() - first);
+    Tensor batch;
+    batch.shape = input_layout() == TensorLayout::kNCHW
+                      ? std::vector<std::int64_t>{static_cast<std::int64_t>(count), 3, m.input.crop_size, m.input.crop_size}
+                      : std::vector<std::int64_t>{static_cast<std::int64_t>(count), m.input.crop_size, m.input.crop_size, 3};
+    batch.data.resize(count * per_image);
+    for (std::size_t i = 0; i < count; ++i) {
+      const PreparedImage& image = images[first + i];
+      if (image.input.size() != per_image)
+        throw Error(ErrorCode::kInvalidArgument, "prepared image has " + std::to_string(image.input.size()) +
+                                                     " values, this model needs " + std::to_string(per_image));
+      std::memcpy(batch.data.data() + i * per_image, image.input.data(), per_image * sizeof(float));
+    }
+
+    const auto inference_start = Clock::now();
+    const Tensor logits = run_serialized(batch);
+    const double inference_ms = milliseconds_since(inference_start);
+
+    const std::size_t classes = m.labels.size();
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto post_start = Clock::now();
+      ClassificationResult r;
+      const BackendInfo& info = backend_info();
+      r.model_name = m.name;
+      r.model_version = m.version;
+      r.runtime = info.runtime;
+      r.runtime_version = info.runtime_version;
+      r.provider = info.provider;
+      r.precision = info.precision;
+      r.fallbacks = info.fallbacks;
+      r.labels = m.labels;
+      r.probabilities = softmax({logits.data.data() + i * classes, classes});
+      r.top1 = top_k(r.probabilities, 1).front();
+      r.triage = decide_triage(r.probabilities, m.labels, m.triage);
+      r.batch_size = static_cast<int>(count);
+      r.timings = images[first + i].timings;
+      r.timings.inference_ms = inference_ms;
+      r.timings.postprocess_ms = milliseconds_since(post_start);
+      results.push_back(std::move(r));
+    }
+  }
+  return results;
+}
+
+Tensor Classifier::infer(const Tensor& images) const {
+  check_batch_shape(images, input_layout(), manifest().input.crop_size);
+  if (max_batch() > 0 && images.shape[0] > max_batch())
+    throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds this model's maximum of " +
+                                                 std::to_string(max_batch()));
+  return run_serialized(images);
+}
+
+Tensor Classifier::run_serialized(const Tensor& images) const {
+  Tensor logits;
+  {
+    std::lock_guard lock(run_mutex_);
+    logits = backend_->run(images);
+  }
+  const auto classes = static_cast<std::int64_t>(manifest().labels.size());
+  if (logits.shape.size() != 2 || logits.shape[0] != images.shape[0] || logits.shape[1] != classes ||
+      static_cast<std::int64_t>(logits.data.size()) != logits.shape[0] * classes)
+    throw Error(ErrorCode::kModelMismatch, "runtime returned an output that is not [" + std::to_string(images.shape[0]) + "," +
+                                               std::to_string(classes) + "] logits");
+  return logits;
+}
+
+}  // namespace dermcds

@@ -1,0 +1,137 @@
+#include "onnxruntime_backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "dermcds/error.hpp"
+#include "execution_providers.hpp"
+#include "ort_api.hpp"
+
+namespace dermcds::onnxruntime {
+
+namespace {
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + (shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
+  return out + "]";
+}
+
+Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
+  Ort::SessionOptions session_options;
+  session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  if (options.threads < 0) throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive");
+  if (options.threads > 0) session_options.SetIntraOpNumThreads(options.threads);
+  // One model runs one graph at a time; parallelism comes from intra-op threads and batching.
+  session_options.SetInterOpNumThreads(1);
+  session_options.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
+  return session_options;
+}
+
+}  // namespace
+
+OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
+    : cpu_memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+  Ort::Env& env = ort_environment();
+  check_provider_options(request.options);
+  info_.runtime = "onnxruntime";
+  info_.runtime_version = ort_version();
+  info_.precision = request.precision;
+
+  for (const ProviderAttempt& attempt : provider_chain(request.options)) {
+    const std::string name(provider_name(attempt.provider));
+    if (!attempt.skip_reason.empty()) {
+      if (attempt.report_skip) info_.fallbacks.push_back(name + ": " + attempt.skip_reason);
+      spdlog::debug("onnxruntime: skipping {} provider: {}", name, attempt.skip_reason);
+      continue;
+    }
+    try {
+      Ort::SessionOptions session_options = base_session_options(request.options);
+      append_provider(session_options, attempt.provider, request.options);
+      session_.emplace(env, request.model_file.c_str(), session_options);
+      info_.provider = name;
+      break;
+    } catch (const Ort::Exception& e) {
+      if (attempt.provider == Provider::kCpu)
+        throw Error(ErrorCode::kRuntimeFailure, "ONNX Runtime cannot load " + request.model_file.string() + ": " + e.what());
+      // A GPU provider that is built in but cannot start (no device, missing CUDA libraries)
+      // is always worth reporting: it is the silent CPU fallback users complain about.
+      info_.fallbacks.push_back(name + ": " + e.what());
+      spdlog::warn("onnxruntime: {} provider failed, falling back: {}", name, e.what());
+    }
+  }
+  check_signature(request);
+}
+
+void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
+  const std::string model = request.model_file.string();
+  if (session_->GetInputCount() != 1 || session_->GetOutputCount() != 1)
+    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and one output, found " +
+                                               std::to_string(session_->GetInputCount()) + " and " +
+                                               std::to_string(session_->GetOutputCount()));
+  Ort::AllocatorWithDefaultOptions allocator;
+  input_name_ = session_->GetInputNameAllocated(0, allocator).get();
+  output_name_ = session_->GetOutputNameAllocated(0, allocator).get();
+  if (input_name_ != request.input_name || output_name_ != request.output_name)
+    throw Error(ErrorCode::kModelMismatch, model + ": tensors are named '" + input_name_ + "' -> '" + output_name_ +
+                                               "', the manifest says '" + request.input_name + "' -> '" + request.output_name + "'");
+
+  const auto input_info = session_->GetInputTypeInfo(0).GetTensorTypeAndShapeInfo();
+  const std::vector<std::int64_t> in = input_info.GetShape();
+  const std::int64_t s = request.input_size;
+  const bool input_ok = input_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && in.size() == 4 && in[1] == 3 &&
+                        in[2] == s && in[3] == s;
+  if (!input_ok)
+    throw Error(ErrorCode::kModelMismatch, model + ": input '" + input_name_ + "' is " + shape_text(in) +
+                                               ", the manifest needs float [N,3," + std::to_string(s) + "," + std::to_string(s) + "]");
+
+  const auto output_info = session_->GetOutputTypeInfo(0).GetTensorTypeAndShapeInfo();
+  const std::vector<std::int64_t> out = output_info.GetShape();
+  if (output_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || out.size() != 2 || out[1] != request.num_classes)
+    throw Error(ErrorCode::kModelMismatch, model + ": output '" + output_name_ + "' is " + shape_text(out) + ", the manifest has " +
+                                               std::to_string(request.num_classes) + " labels");
+  max_batch_ = in[0] > 0 ? static_cast<int>(in[0]) : 0;
+}
+
+Tensor OnnxRuntimeBackend::run(const Tensor& images) {
+  if (max_batch_ > 0 && images.shape[0] > max_batch_)
+    throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " +
+                                                 std::to_string(max_batch_));
+  // ONNX Runtime takes a mutable pointer but does not write to inputs.
+  Ort::Value input = Ort::Value::CreateTensor<float>(cpu_memory_, const_cast<float*>(images.data.data()), images.data.size(),
+                                                     images.shape.data(), images.shape.size());
+  const char* input_names[] = {input_name_.c_str()};
+  const char* output_names[] = {output_name_.c_str()};
+  std::vector<Ort::Value> outputs;
+  try {
+    outputs = session_->Run(Ort::RunOptions{nullptr}, input_names, &input, 1, output_names, 1);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::kRuntimeFailure, std::string("ONNX Runtime inference failed: ") + e.what());
+  }
+  const auto info = outputs.front().GetTensorTypeAndShapeInfo();
+  Tensor logits;
+  logits.shape = info.GetShape();
+  const float* data = outputs.front().GetTensorData<float>();
+  logits.data.assign(data, data + info.GetElementCount());
+  return logits;
+}
+
+}  // namespace dermcds::onnxruntime
+
+namespace dermcds {
+
+const RuntimeDescriptor& dermcds_runtime_onnxruntime() {
+  static const RuntimeDescriptor descriptor{
+      "onnxruntime",
+      [] { return onnxruntime::ort_api_available(); },
+      [] { return onnxruntime::ort_version(); },
+      [](const BackendRequest& request) -> std::unique_ptr<InferenceBackend> {
+        return std::make_unique<onnxruntime::OnnxRuntimeBackend>(request);
+      },
+  };
+  return descriptor;
+}
+
+}  // namespace dermcds
