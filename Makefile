@@ -1,0 +1,56 @@
+# derm-cds. The two commands a fresh machine needs (README.md):
+#   make run    set up, build, prepare the default model, start the service
+#   make test   set up, build, prepare the test models, run every test
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+JOBS ?= 2
+REPOSITORY ?= models
+HOST ?= 127.0.0.1
+PORT ?= 8080
+CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+DERMCDS := $(BUILD)/bin/dermcds
+
+.PHONY: help setup configure build models test test-unit test-asan run clean
+
+help:
+	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
+	@echo "make test     set up, build, prepare models/, run every test (also under ASan/UBSan)"
+	@echo "make setup    install Debian packages and fetch pinned archives into .deps/"
+	@echo "make build    configure and build into $(BUILD)/"
+	@echo "make models   build the model packages in $(REPOSITORY)/ (no-op when up to date)"
+	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
+
+setup:
+	scripts/provision.sh
+
+configure: setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CCACHE) -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY))
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+models: build
+	scripts/build-models.sh $(DERMCDS) $(REPOSITORY)
+
+test-unit: build models
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 900
+
+# The core and the tools again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: setup models
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug $(CCACHE) -DDERMCDS_SANITIZE=ON \
+	  -DDERMCDS_BUILD_SERVICE=OFF -DDERMCDS_BUILD_CONVERTER=OFF -DDERMCDS_BUILD_BENCH=OFF \
+	  -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY))
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L sanitize --timeout 900
+
+test: test-unit test-asan
+
+run: build models
+	$(BUILD)/bin/pms-derm-cds --repository $(REPOSITORY) --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
