@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -24,18 +25,16 @@ struct Preference {
   std::string_view precision;
 };
 
-bool has_nvidia_gpu() {
-  std::error_code ec;
-  // A discrete GPU's driver node, or the integrated GPU of a Jetson.
-  return std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
-}
-
 // What `--runtime auto` prefers on this machine. x86_64 servers and GPU machines run the ONNX
 // model on ONNX Runtime (which itself picks CUDA/TensorRT when present). ARM CPUs without a GPU
 // are phones and small boards, where the int8 TFLite model is the one built for them.
 std::vector<Preference> auto_preferences() {
 #if defined(__aarch64__)
-  const bool arm_cpu_only = !has_nvidia_gpu();
+  std::error_code ec;
+  // A discrete GPU's driver node, or the integrated GPU of a Jetson.
+  const bool has_nvidia_gpu =
+      std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
+  const bool arm_cpu_only = !has_nvidia_gpu;
 #else
   const bool arm_cpu_only = false;
 #endif
@@ -50,6 +49,14 @@ std::string compiled_runtime_names() {
   return names;
 }
 
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
 void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
   const std::vector<std::int64_t> expected_tail =
       layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{3, size, size} : std::vector<std::int64_t>{size, size, 3};
@@ -57,13 +64,10 @@ void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
                   std::equal(expected_tail.begin(), expected_tail.end(), images.shape.begin() + 1) &&
                   static_cast<std::int64_t>(images.data.size()) == Tensor::element_count(images.shape);
   if (!ok) {
-    std::string got;
-    for (auto d : images.shape) got += (got.empty() ? "" : ",") + std::to_string(d);
-    throw Error(ErrorCode::kInvalidArgument, "input tensor has shape [" + got + "] (" + std::to_string(images.data.size()) +
-                                                 " values); the model takes [N," +
-                                                 (layout == TensorLayout::kNCHW ? "3," + std::to_string(size) + "," + std::to_string(size)
-                                                                                : std::to_string(size) + "," + std::to_string(size) + ",3") +
-                                                 "] in " + std::string(to_string(layout)));
+    std::ostringstream message;
+    message << "input tensor has shape " << shape_text(images.shape) << " (" << images.data.size()
+            << " values); the model takes [N," << shape_text(expected_tail).substr(1) << " in " << to_string(layout);
+    throw Error(ErrorCode::kInvalidArgument, message.str());
   }
 }
 

@@ -1,6 +1,9 @@
 #include "execution_providers.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 
 #include "dermcds/error.hpp"
@@ -22,6 +25,23 @@ std::string_view ort_provider_name(Provider provider) {
     case Provider::kCpu: return "CPUExecutionProvider";
   }
   return "";
+}
+
+// GPU providers are separate shared libraries that ONNX Runtime loads from its own directory;
+// builds list them as available whether or not they are installed.
+std::string_view provider_library(Provider provider) {
+  switch (provider) {
+    case Provider::kTensorRT: return "libonnxruntime_providers_tensorrt.so";
+    case Provider::kCuda: return "libonnxruntime_providers_cuda.so";
+    case Provider::kCpu: return "";
+  }
+  return "";
+}
+
+std::filesystem::path onnxruntime_library_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&OrtGetApiBase), &info) == 0 || !info.dli_fname) return {};
+  return std::filesystem::path(info.dli_fname).parent_path();
 }
 
 struct ProviderKeyValues {
@@ -113,8 +133,12 @@ std::vector<ProviderAttempt> provider_chain(const ExecutionOptions& options) {
   std::vector<ProviderAttempt> attempts;
   for (Provider p : chain) {
     ProviderAttempt attempt{p, "", explicit_request};
+    const std::string_view library = provider_library(p);
+    std::error_code ec;
     if (std::find(built_in.begin(), built_in.end(), ort_provider_name(p)) == built_in.end())
       attempt.skip_reason = "not part of this ONNX Runtime build (it has " + built_in_list + ")";
+    else if (!library.empty() && !std::filesystem::exists(onnxruntime_library_dir() / library, ec))
+      attempt.skip_reason = std::string(library) + " is not installed next to the ONNX Runtime library";
     attempts.push_back(std::move(attempt));
   }
   return attempts;

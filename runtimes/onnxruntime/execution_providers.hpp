@@ -20,10 +20,12 @@ std::string_view provider_name(Provider provider) noexcept;  // "tensorrt", "cud
 
 struct ProviderAttempt {
   Provider provider;
-  // Set when the provider is known not to be usable before trying (not in this build).
+  // Set when the provider is known not to be usable before trying (not in this build, or its
+  // provider library is not installed).
   std::string skip_reason;
   // Whether passing over it is worth reporting: true when the caller asked for it (or for a
-  // provider further up the chain), false for "auto" probing providers this build lacks.
+  // provider further up the chain), false for "auto" probing providers this machine lacks.
+  // A provider that is installed but fails to start is always reported.
   bool report_skip = true;
 };
 

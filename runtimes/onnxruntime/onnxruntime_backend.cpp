@@ -78,7 +78,9 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
     throw Error(ErrorCode::kModelMismatch, model + ": tensors are named '" + input_name_ + "' -> '" + output_name_ +
                                                "', the manifest says '" + request.input_name + "' -> '" + request.output_name + "'");
 
-  const auto input_info = session_->GetInputTypeInfo(0).GetTensorTypeAndShapeInfo();
+  // The shape views borrow from their TypeInfo, which must outlive them.
+  const Ort::TypeInfo input_type = session_->GetInputTypeInfo(0);
+  const auto input_info = input_type.GetTensorTypeAndShapeInfo();
   const std::vector<std::int64_t> in = input_info.GetShape();
   const std::int64_t s = request.input_size;
   const bool input_ok = input_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && in.size() == 4 && in[1] == 3 &&
@@ -87,7 +89,8 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
     throw Error(ErrorCode::kModelMismatch, model + ": input '" + input_name_ + "' is " + shape_text(in) +
                                                ", the manifest needs float [N,3," + std::to_string(s) + "," + std::to_string(s) + "]");
 
-  const auto output_info = session_->GetOutputTypeInfo(0).GetTensorTypeAndShapeInfo();
+  const Ort::TypeInfo output_type = session_->GetOutputTypeInfo(0);
+  const auto output_info = output_type.GetTensorTypeAndShapeInfo();
   const std::vector<std::int64_t> out = output_info.GetShape();
   if (output_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || out.size() != 2 || out[1] != request.num_classes)
     throw Error(ErrorCode::kModelMismatch, model + ": output '" + output_name_ + "' is " + shape_text(out) + ", the manifest has " +
