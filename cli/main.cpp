@@ -3,6 +3,8 @@
 #include <exception>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "command.hpp"
 #include "dermcds/error.hpp"
@@ -15,6 +17,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "dermcds " DERMCDS_VERSION);
   app.require_subcommand(1);
   app.fallthrough(false);
+  // Results go to stdout, diagnostics to stderr, so `--json` output can be piped as is.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("dermcds"));
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "Diagnostics on stderr: trace, debug, info, warn, error, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.parse_complete_callback([&log_level] { spdlog::set_level(spdlog::level::from_str(log_level)); });
 
   dermcds::cli::register_classify_command(app);
   dermcds::cli::register_models_command(app);
