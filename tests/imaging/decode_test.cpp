@@ -109,6 +109,7 @@ TEST(DecodeRefusesBadInput, HugeHeadersBeforeAllocatingPixels) {
           }
         },
         Error);
+    std::printf("[ refuse   ] %-30s largest C++ allocation %zu bytes\n", name, probe.largest());
     EXPECT_LT(probe.largest(), std::size_t{1} << 20) << "largest C++ allocation while refusing " << name;
   }
 }

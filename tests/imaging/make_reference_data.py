@@ -259,6 +259,11 @@ def decode_cases(photos: Path, grace_hopper: Path):
     cmyk = base.convert("CMYK")
     cmyk_data = jpeg_bytes(cmyk, quality=90)
     yield "jpeg_cmyk_adobe", "jpeg", cmyk_data, SYNTHETIC_SPECS
+    # Every (C, K) pair once, nearly losslessly: exercises the rounding of Pillow's formula.
+    levels = np.arange(256, dtype=np.uint8)
+    c_plane, k_plane = np.meshgrid(levels, levels)
+    all_levels = Image.fromarray(np.dstack([c_plane, k_plane, 255 - c_plane, k_plane]), "CMYK")
+    yield "jpeg_cmyk_all_levels", "jpeg", jpeg_bytes(all_levels, quality=100, subsampling=0), ["mobile_bicubic"]
     yield "jpeg_cmyk_no_adobe_marker", "jpeg", strip_segment(cmyk_data, 0xEE), ["mobile_bicubic"]
     # Same coefficients, declared YCCK: libjpeg converts YCCK->CMYK, then Pillow's formula.
     yield "jpeg_ycck", "jpeg", set_adobe_transform(cmyk_data, 2), SYNTHETIC_SPECS
@@ -345,6 +350,14 @@ def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
     yield "jpeg_missing_eoi", jpeg[:-2], "invalid_image", "truncated JPEG"
     progressive = jpeg_bytes(Image.open(grace_hopper), progressive=True)
     yield "jpeg_progressive_truncated", progressive[: len(progressive) * 2 // 3], "invalid_image", "truncated JPEG"
+    # A small progressive JPEG whose first (DC) scan is repeated 1200 times: each scan costs a
+    # pass over the coefficients, the classic way to make a tiny file take minutes.
+    tiny = jpeg_bytes(photo_patch(photos / "chelsea.png", (0, 0, 16, 16)), progressive=True)
+    first_scan = scan_start(tiny) - 2 - jpeg_segments(tiny)[-1][2]
+    end = first_scan + 2
+    while not (tiny[end] == 0xFF and tiny[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+        end += 1
+    yield "jpeg_too_many_scans", tiny[:end] + tiny[first_scan:end] * 1200 + tiny[end:], "invalid_image", "more than 1000 scans"
     yield "jpeg_header_only", jpeg[: scan_start(jpeg)], "invalid_image", "truncated JPEG"
     # EOI in the middle of the entropy-coded data, then nothing: libjpeg would grey-fill the rest.
     cut = scan_start(jpeg) + 5000
