@@ -1,0 +1,66 @@
+// Configuration of pms-derm-cds: defaults that serve `make models`' repository out of the box,
+// overridden by a JSON file (--config), then by the environment (DERMCDS_ADMIN_KEY), then by
+// flags. docs/service.md lists every key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model_manager.hpp"
+
+namespace dermcds::service {
+
+struct ServiceConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port
+  std::filesystem::path repository = "models";
+  std::vector<std::string> models;                // loaded at start-up; empty: all in the repository
+  std::string default_model = "derm-effnet-b4";   // for requests that name none
+  std::vector<std::string> runtimes{"auto"};
+  std::string precision = "auto";
+  std::string provider = "auto";
+  int threads = 0;  // inference threads per model; 0: the runtime's choice
+  std::map<std::string, std::string> provider_options;
+
+  bool batching = true;
+  int max_batch_size = 8;
+  double max_queue_delay_ms = 5;
+  int max_queue_size = 64;
+
+  int request_timeout_ms = 30000;
+  std::uint64_t max_body_bytes = 20u << 20;
+  std::uint64_t max_image_pixels = 64ull * 1000 * 1000;
+  int http_threads = 64;
+  int warmup_runs = 1;
+
+  std::string admin_key;  // empty: the repository API answers 403
+  std::string log_level = "info";
+  std::filesystem::path port_file;  // when set, the bound port is written there once listening
+  bool banner = true;               // print how to call the service once it is ready
+};
+
+// Reads a JSON object of the keys above. Unknown keys and values of the wrong type are
+// kInvalidArgument naming the file and key; a missing file is kNotFound.
+ServiceConfig read_config_file(const std::filesystem::path& path, ServiceConfig base = {});
+
+// Ranges and combinations; throws kInvalidArgument naming the setting.
+void validate(const ServiceConfig& config);
+
+// The effective configuration, for the start-up log (the admin key shows only whether it is set).
+nlohmann::ordered_json describe(const ServiceConfig& config);
+
+ModelManagerOptions model_manager_options(const ServiceConfig& config);
+
+enum class ParseOutcome { kRun, kExit };
+
+// Parses argv into `config` (file, environment and flags applied in that order). kExit means
+// --help or --version was answered, or the flags were wrong and the error printed; `exit_code`
+// says which.
+ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, int& exit_code);
+
+}  // namespace dermcds::service

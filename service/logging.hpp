@@ -1,0 +1,27 @@
+// Structured logs: one JSON object per line on stderr.
+//
+//   {"ts":"2026-03-01T10:15:02.123Z","level":"info","event":"request","request_id":"9f2c...",
+//    "method":"POST","route":"/v1/classify","status":200,"duration_ms":61.2,"model":"derm-effnet-b4"}
+//
+// Messages the library logs through spdlog (model loads, provider fallbacks) come out as
+// {"ts","level","logger","msg"} lines on the same stream.
+// What is never logged: image bytes, multipart file names, and the messages of errors caused by
+// an image (see http_server.cpp); nothing that could identify a patient reaches the log.
+// Thread safety: log_event may be called from any thread once install_json_logging has run.
+#pragma once
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/common.h>
+
+namespace dermcds::service {
+
+// Makes JSON lines the format of the default spdlog logger and of log_event; `level` is one of
+// trace, debug, info, warn, error, critical, off. Throws kInvalidArgument for another level.
+void install_json_logging(std::string_view level);
+
+// One structured line: {"ts", "level", "event", ...fields}.
+void log_event(spdlog::level::level_enum level, std::string_view event, const nlohmann::ordered_json& fields = {});
+
+}  // namespace dermcds::service

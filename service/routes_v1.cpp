@@ -1,0 +1,111 @@
+// The service's own API: POST /v1/classify and GET /v1/models (docs/service.md).
+#include <cmath>
+
+#include "dermcds/error.hpp"
+#include "dermcds/manifest.hpp"
+#include "dermcds/result.hpp"
+#include "image_upload.hpp"
+#include "routes.hpp"
+
+namespace dermcds::service {
+
+namespace {
+
+using ordered_json = nlohmann::ordered_json;
+
+double rounded_ms(double ms) { return std::round(ms * 1e3) / 1e3; }
+
+HttpResponse classify(const HttpRequest& request, ServiceContext& context) {
+  MediaTypeRefusal refusal;
+  const std::optional<ImageUpload> upload = read_image_upload(request, refusal);
+  if (!upload) {
+    HttpResponse response = HttpResponse::json(
+        {{"error", refusal.message}, {"code", "unsupported_media_type"}, {"request_id", request.request_id}}, 415);
+    response.log_fields["error_code"] = "unsupported_media_type";
+    return response;
+  }
+  const std::string model = upload->model.empty() ? context.config.default_model : upload->model;
+  const std::shared_ptr<const LoadedVersion> version = context.models.serving(model, upload->version);
+  const ServedInstance& instance = version->instance(upload->runtime);
+  require_queue_space(*version, instance, context.metrics);
+
+  const Deadline deadline = request_deadline(context.config);
+  PreparedImage prepared = instance.classifier->prepare(
+      std::span(reinterpret_cast<const std::uint8_t*>(upload->bytes.data()), upload->bytes.size()));
+  const ClassifiedImage answer = classify_in_batch(*version, instance, std::move(prepared), context, deadline);
+
+  const ClassificationResult& result = answer.result;
+  Histogram& stages = context.metrics.stage_duration;
+  stages.observe({version->name(), version->version(), "decode"}, result.timings.decode_ms / 1e3);
+  stages.observe({version->name(), version->version(), "preprocess"}, result.timings.preprocess_ms / 1e3);
+  stages.observe({version->name(), version->version(), "postprocess"}, result.timings.postprocess_ms / 1e3);
+
+  ordered_json body = {{"request_id", request.request_id}};
+  ordered_json document = to_json(result);
+  for (auto& [key, value] : document.items()) body[key] = std::move(value);
+  body["timings_ms"]["queue"] = rounded_ms(answer.queue_ms);
+
+  HttpResponse response = HttpResponse::json(body);
+  response.log_fields = {{"model", result.model_name},
+                         {"version", result.model_version},
+                         {"runtime", result.runtime},
+                         {"batch_size", result.batch_size},
+                         {"queue_ms", rounded_ms(answer.queue_ms)}};
+  return response;
+}
+
+ordered_json instance_json(const ServedInstance& instance) {
+  const BackendInfo& info = instance.classifier->backend_info();
+  return {{"runtime", info.runtime},
+          {"runtime_version", info.runtime_version},
+          {"execution_provider", info.provider},
+          {"precision", info.precision},
+          {"input_layout", to_string(instance.classifier->input_layout())},
+          {"fallbacks", info.fallbacks},
+          {"queue_depth", instance.batcher->queue_depth()}};
+}
+
+ordered_json version_json(const ModelRepository& repository, const ModelStatus& model, const VersionStatus& v) {
+  ordered_json out = {{"version", v.version}, {"state", v.state}, {"active", v.active}};
+  try {
+    // Loaded versions describe themselves; others are read from their manifest.
+    const Manifest manifest = v.loaded ? v.loaded->manifest() : read_manifest(repository.package_dir(model.name, v.version));
+    out["architecture"] = manifest.architecture;
+    out["input_size"] = manifest.input.crop_size;
+    ordered_json labels = ordered_json::array();
+    for (const Label& label : manifest.labels) labels.push_back(label.code);
+    out["labels"] = std::move(labels);
+    out["usable_runtimes"] = usable_runtimes(manifest);
+  } catch (const Error& e) {
+    out["manifest_error"] = std::string(to_string(e.code()));
+  }
+  ordered_json instances = ordered_json::array();
+  if (v.loaded)
+    for (const auto& instance : v.loaded->instances()) instances.push_back(instance_json(*instance));
+  out["loaded_runtimes"] = std::move(instances);
+  if (!v.reason.empty() && v.state != "READY") out["reason"] = v.reason;
+  return out;
+}
+
+HttpResponse list_models(ServiceContext& context) {
+  ordered_json models = ordered_json::array();
+  for (const ModelStatus& model : context.models.status()) {
+    ordered_json versions = ordered_json::array();
+    for (const VersionStatus& v : model.versions) versions.push_back(version_json(context.models.repository(), model, v));
+    models.push_back({{"name", model.name},
+                      {"active_version", model.active_version.empty() ? ordered_json(nullptr) : ordered_json(model.active_version)},
+                      {"ready", model.ready},
+                      {"default", model.name == context.config.default_model},
+                      {"versions", std::move(versions)}});
+  }
+  return HttpResponse::json({{"default_model", context.config.default_model}, {"models", std::move(models)}});
+}
+
+}  // namespace
+
+void add_v1_routes(HttpServer& server, ServiceContext& context) {
+  server.post("/v1/classify", [&context](const HttpRequest& request) { return classify(request, context); });
+  server.get("/v1/models", [&context](const HttpRequest&) { return list_models(context); });
+}
+
+}  // namespace dermcds::service

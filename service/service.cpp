@@ -1,0 +1,158 @@
+#include "service.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "dermcds/error.hpp"
+#include "logging.hpp"
+
+namespace dermcds::service {
+
+namespace {
+
+HttpServerOptions http_options(const ServiceConfig& config) {
+  HttpServerOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  options.threads = config.http_threads;
+  options.max_body_bytes = static_cast<std::size_t>(config.max_body_bytes);
+  return options;
+}
+
+// Probes and scrapes arrive every few seconds; their log lines would bury the requests.
+bool is_routine(const std::string& route) {
+  return route == "/metrics" || route.rfind("/v2/health/", 0) == 0 || route.find("/ready") != std::string::npos;
+}
+
+void write_port_file(const std::filesystem::path& path, int port) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << port << "\n";
+    if (!out.flush()) throw Error(ErrorCode::kIoError, "cannot write the port file " + temporary.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);  // readers never see a half-written number
+  if (ec) throw Error(ErrorCode::kIoError, "cannot write the port file " + path.string());
+}
+
+}  // namespace
+
+Service::Service(ServiceConfig config)
+    : config_(std::move(config)),
+      models_(model_manager_options(config_), metrics_),
+      context_{config_, models_, metrics_, shutting_down_},
+      http_(http_options(config_)) {
+  add_v1_routes(http_, context_);
+  add_v2_routes(http_, context_);
+  add_repository_routes(http_, context_);
+  add_site_routes(http_, context_);
+  http_.set_observer([this](const RequestRecord& record) { observe(record); });
+}
+
+Service::~Service() = default;
+
+void Service::observe(const RequestRecord& record) {
+  const HttpRequest& request = *record.request;
+  const HttpResponse& response = *record.response;
+  const std::string status = std::to_string(response.status);
+  metrics_.http_requests.increment({request.route, request.method, status});
+  metrics_.http_duration.observe({request.route}, record.duration_ms / 1e3);
+
+  nlohmann::ordered_json fields = {{"request_id", request.request_id},
+                                   {"method", request.method},
+                                   {"route", request.route},
+                                   {"status", response.status},
+                                   {"duration_ms", std::round(record.duration_ms * 1000) / 1000},
+                                   {"request_bytes", record.request_bytes}};
+  for (const auto& [key, value] : response.log_fields.items()) fields[key] = value;
+  const auto level = response.status >= 500 ? spdlog::level::err
+                     : is_routine(request.route) && response.status < 400 ? spdlog::level::debug
+                                                                          : spdlog::level::info;
+  log_event(level, "request", fields);
+}
+
+void Service::run() {
+  const int port = http_.bind();
+  if (!config_.port_file.empty()) write_port_file(config_.port_file, port);
+  log_event(spdlog::level::info, "listening", {{"host", config_.host}, {"port", port}, {"config", describe(config_)}});
+  // Serving starts before the models load: liveness answers at once, readiness once they are warm.
+  std::thread serving([this] { http_.serve(); });
+  // stop() only takes effect on a running server, so shutdown() leaves stopping to us until the
+  // server runs; nothing else stops it, so this wait ends.
+  while (!http_.running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  {
+    std::lock_guard lock(serving_mutex_);
+    serving_ = true;
+    if (shutting_down_) http_.stop();
+  }
+
+  try {
+    const int loaded = models_.load_startup_models();
+    const std::vector<ModelStatus> status = models_.status();
+    const bool default_known = std::any_of(status.begin(), status.end(),
+                                           [&](const ModelStatus& m) { return m.name == config_.default_model; });
+    if (!default_known)
+      log_event(spdlog::level::warn, "default_model_missing",
+                {{"default_model", config_.default_model},
+                 {"hint", "requests that name no model will get 404; set --default-model"}});
+    if (models_.ready() && !shutting_down_) {
+      log_event(spdlog::level::info, "ready", {{"models_loaded", loaded}});
+      if (config_.banner) print_banner(port);
+    } else {
+      log_event(spdlog::level::err, "not_ready",
+                {{"models_loaded", loaded}, {"hint", "POST /v2/repository/index shows why; the server keeps running"}});
+    }
+  } catch (...) {
+    // A repository that cannot be read at all: nothing to serve.
+    shutdown();
+    serving.join();
+    throw;
+  }
+  serving.join();
+  log_event(spdlog::level::info, "stopped");
+}
+
+void Service::shutdown() {
+  if (shutting_down_.exchange(true)) return;
+  log_event(spdlog::level::info, "shutting_down", {{"note", "finishing requests in progress"}});
+  models_.flush_queues();
+  std::lock_guard lock(serving_mutex_);
+  if (serving_) http_.stop();  // else run() stops it as soon as it is running
+}
+
+void Service::print_banner(int port) const {
+  const std::string host = config_.host == "0.0.0.0" || config_.host == "::" ? "127.0.0.1" : config_.host;
+  const std::string url = "http://" + host + ":" + std::to_string(port);
+  std::string image = "lesion.jpg";
+  for (const char* sample : {"/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"})
+    if (std::filesystem::exists(sample)) image = sample;
+  std::string models;
+  for (const ModelStatus& m : models_.status())
+    if (m.ready) models += "  " + m.name + " version " + m.active_version + (m.name == config_.default_model ? " (default)" : "") + "\n";
+  std::printf(
+      "\npms-derm-cds is ready at %s serving:\n%s\n"
+      "  web page       %s/\n"
+      "  classify       curl -s -H 'Content-Type: image/jpeg' --data-binary @%s %s/v1/classify\n"
+      "  as a form      curl -s -F image=@%s -F model=%s %s/v1/classify\n"
+      "  models         curl -s %s/v1/models\n"
+      "  KServe v2      curl -s %s/v2/models/%s   (POST .../infer with JSON tensors)\n"
+      "  metrics        curl -s %s/metrics\n"
+      "  API reference  %s/openapi.yaml\n"
+      "  admin          %s\n\n"
+      "Stop with Ctrl-C or SIGTERM: requests in progress are finished first.\n\n",
+      url.c_str(), models.c_str(), url.c_str(), image.c_str(), url.c_str(), image.c_str(), config_.default_model.c_str(),
+      url.c_str(), url.c_str(), url.c_str(), config_.default_model.c_str(), url.c_str(), url.c_str(),
+      config_.admin_key.empty() ? "disabled; set DERMCDS_ADMIN_KEY to load, unload, activate and roll back versions"
+                                : ("curl -s -X POST -H 'Authorization: Bearer $DERMCDS_ADMIN_KEY' " + url +
+                                   "/v2/repository/index")
+                                      .c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace dermcds::service

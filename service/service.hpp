@@ -1,0 +1,49 @@
+// pms-derm-cds put together: configuration -> model manager, metrics, HTTP server and routes.
+//
+// Lifecycle: run() binds, starts answering (live at once, ready once every model is loaded and
+// warmed up), loads the models, prints how to call the service, and returns after shutdown().
+// shutdown() (from the signal watcher) makes readiness false, stops accepting connections,
+// lets every request in progress finish (batch queues stop waiting for stragglers), and only
+// then are the models released.
+// Thread safety: shutdown() may be called from any thread, at any time, more than once.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "config.hpp"
+#include "http_server.hpp"
+#include "model_manager.hpp"
+#include "routes.hpp"
+#include "service_metrics.hpp"
+
+namespace dermcds::service {
+
+class Service {
+ public:
+  explicit Service(ServiceConfig config);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Returns when the server has stopped; throws kIoError if it cannot listen, kNotFound if the
+  // repository has no model.
+  void run();
+  void shutdown();
+
+ private:
+  void observe(const RequestRecord& record);
+  void print_banner(int port) const;
+
+  ServiceConfig config_;
+  ServiceMetrics metrics_;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex serving_mutex_;
+  bool serving_ = false;  // the HTTP server runs, so stop() takes effect
+  ModelManager models_;  // after metrics_, which its batchers report to
+  ServiceContext context_;
+  HttpServer http_;      // last: destroyed first, before what its handlers use
+};
+
+}  // namespace dermcds::service
