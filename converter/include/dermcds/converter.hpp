@@ -1,0 +1,144 @@
+// The ONNX -> TensorFlow Lite converter (docs/converter.md).
+//
+//   dermcds::converter::ConvertOptions options;
+//   options.precision = dermcds::converter::Precision::kInt8;
+//   options.calibration.samples = load_calibration_images(dir, spec).samples;
+//   auto result = dermcds::converter::convert_onnx_file("model.onnx", options);
+//   dermcds::converter::write_file_atomically("model_int8.tflite", result.flatbuffer);
+//
+// The converter reads the ONNX model with the ONNX library (checker, shape inference), rewrites
+// it (constant folding, batch-norm folding, Identity/Dropout removal), lowers every node to TFLite
+// builtin operators in NHWC layout, and serializes the flatbuffer. fp16 stores large weights as
+// float16 behind DEQUANTIZE; int8 is full-integer post-training quantization calibrated by
+// running the float model in TensorFlow Lite on the calibration samples.
+//
+// Errors: dermcds::Error with kInvalidArgument (not an ONNX model, malformed model, bad
+// options or calibration input), kUnsupportedModel (an operator, attribute or form the converter
+// does not handle, naming the node and the op), kRuntimeFailure (TFLite could not run the model
+// during calibration), kIoError (writing). Nothing is written on failure.
+// Thread safety: the functions are reentrant; nothing is shared between calls.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dermcds/preprocess.hpp"
+#include "dermcds/tensor.hpp"
+
+namespace dermcds::converter {
+
+enum class Precision { kFp32, kFp16, kInt8 };
+std::string_view to_string(Precision precision) noexcept;
+// "fp32", "fp16", "int8"; throws kInvalidArgument for anything else.
+Precision parse_precision(std::string_view text);
+
+// How int8 calibration turns observed activation values into a quantization range.
+enum class CalibrationMethod {
+  kMinMax,      // the observed minimum and maximum
+  kPercentile,  // the `percentile` and 100 - `percentile` points of the observed values
+  kMse,         // the range minimizing the expected squared quantization error (clipping + rounding)
+};
+std::string_view to_string(CalibrationMethod method) noexcept;
+CalibrationMethod parse_calibration_method(std::string_view text);
+
+struct CalibrationOptions {
+  // Model inputs, each a batch of one in the layout the TFLite model takes (NHWC for images),
+  // already preprocessed exactly as at inference.
+  std::vector<Tensor> samples;
+  CalibrationMethod method = CalibrationMethod::kMse;
+  double percentile = 99.99;
+};
+
+struct ConvertOptions {
+  Precision precision = Precision::kFp32;
+  // int8 only: quantized int8 input and output tensors instead of float ones with QUANTIZE /
+  // DEQUANTIZE inside the model.
+  bool int8_io = false;
+  CalibrationOptions calibration;  // int8 only; at least one sample
+  // fp16 only: constants with fewer elements stay float32 (biases, small vectors).
+  std::int64_t fp16_min_elements = 1024;
+  // Progress lines for long conversions ("calibrating: 40/200 samples").
+  std::function<void(const std::string&)> progress;
+};
+
+struct ConversionReport {
+  std::int64_t onnx_opset = 0;
+  std::size_t onnx_nodes = 0;        // as read
+  std::size_t tflite_operators = 0;  // as written
+  std::map<std::string, std::size_t> operator_counts;  // TFLite operator -> count
+  std::string input_name;
+  std::vector<std::int64_t> input_shape;  // as the TFLite model takes it (NHWC for images)
+  std::string output_name;
+  std::vector<std::int64_t> output_shape;
+  bool dynamic_batch = false;  // the ONNX input had a symbolic batch (the TFLite model has 1)
+  std::size_t folded_batch_norms = 0;
+  std::size_t fused_activations = 0;
+  // int8
+  std::size_t calibration_samples = 0;
+  std::string calibration_method;
+  std::size_t quantized_tensors = 0;
+};
+
+struct ConversionResult {
+  std::vector<std::uint8_t> flatbuffer;  // the .tflite file's bytes
+  ConversionReport report;
+};
+
+// `origin` names the model in error messages (its path).
+ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const std::string& origin, const ConvertOptions& options);
+ConversionResult convert_onnx_file(const std::filesystem::path& onnx_file, const ConvertOptions& options);
+
+// The ONNX operators the converter lowers, sorted.
+std::vector<std::string> supported_onnx_operators();
+
+// Writes `bytes` to a temporary file next to `path`, then renames it over `path`: readers never
+// see a partial file, and a failure leaves `path` as it was. Throws kIoError.
+void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
+
+// ---- Calibration images ----
+
+struct CalibrationSet {
+  std::vector<Tensor> samples;                // [1, S, S, 3] each, NHWC
+  std::vector<std::filesystem::path> files;   // sorted by name, one per sample
+  // sha256 over the sorted list of "<file name> <file sha256>" lines: identifies the set.
+  std::string sha256;
+};
+
+// Decodes and preprocesses every JPEG/PNG directly inside `dir` (sorted by name, at most
+// `max_images`, 0 = all) with the core's preprocessing. Throws kNotFound (no such directory),
+// kInvalidArgument (not a directory, no images, an image that does not decode — naming it).
+CalibrationSet load_calibration_images(const std::filesystem::path& dir, const InputSpec& spec, std::size_t max_images = 0,
+                                       const std::function<void(const std::string&)>& progress = {});
+
+// ---- Model packages (docs/model-package.md) ----
+
+struct PackageConversion {
+  std::filesystem::path package_dir;
+  Precision precision = Precision::kFp32;
+  bool int8_io = false;
+  std::filesystem::path calibration_dir;  // int8
+  std::size_t calibration_limit = 0;      // 0 = every image in the directory
+  CalibrationMethod calibration_method = CalibrationMethod::kMse;
+  std::function<void(const std::string&)> progress;
+};
+
+struct PackageConversionResult {
+  std::filesystem::path artifact;  // <package>/model_<precision>.tflite
+  ConversionReport report;
+  std::uint64_t bytes = 0;
+  std::string sha256;
+};
+
+// Converts the package's ONNX Runtime artifact, writes <package>/model_<precision>.tflite
+// atomically, and records it in manifest.json (replacing an earlier tflite artifact of that
+// precision) with its source artifact's sha256 and, for int8, the calibration set. Calibration
+// images are preprocessed with the manifest's input specification.
+PackageConversionResult convert_package(const PackageConversion& request);
+
+}  // namespace dermcds::converter

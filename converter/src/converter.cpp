@@ -1,0 +1,148 @@
+#include "dermcds/converter.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
+#include "fp16.hpp"
+#include "graph_passes.hpp"
+#include "lowering.hpp"
+#include "onnx_import.hpp"
+#include "tflite_passes.hpp"
+#include "tflite_writer.hpp"
+
+namespace dermcds::converter {
+
+std::string_view to_string(Precision precision) noexcept {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kFp16: return "fp16";
+    case Precision::kInt8: return "int8";
+  }
+  return "?";
+}
+
+Precision parse_precision(std::string_view text) {
+  if (text == "fp32") return Precision::kFp32;
+  if (text == "fp16") return Precision::kFp16;
+  if (text == "int8") return Precision::kInt8;
+  throw Error(ErrorCode::kInvalidArgument, "precision must be fp32, fp16 or int8, not '" + std::string(text) + "'");
+}
+
+std::string_view to_string(CalibrationMethod method) noexcept {
+  switch (method) {
+    case CalibrationMethod::kMinMax: return "minmax";
+    case CalibrationMethod::kPercentile: return "percentile";
+    case CalibrationMethod::kMse: return "mse";
+  }
+  return "?";
+}
+
+CalibrationMethod parse_calibration_method(std::string_view text) {
+  if (text == "minmax") return CalibrationMethod::kMinMax;
+  if (text == "percentile") return CalibrationMethod::kPercentile;
+  if (text == "mse") return CalibrationMethod::kMse;
+  throw Error(ErrorCode::kInvalidArgument, "calibration method must be minmax, percentile or mse, not '" + std::string(text) + "'");
+}
+
+std::vector<std::string> supported_onnx_operators() { return supported_operators(); }
+
+namespace {
+
+void check_options(const ConvertOptions& options) {
+  if (options.int8_io && options.precision != Precision::kInt8)
+    throw Error(ErrorCode::kInvalidArgument, "int8 input/output needs --precision int8");
+  if (options.precision == Precision::kInt8 && options.calibration.samples.empty())
+    throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs calibration samples (images preprocessed as at inference)");
+  if (options.precision != Precision::kInt8 && !options.calibration.samples.empty())
+    throw Error(ErrorCode::kInvalidArgument, "calibration samples are only used by int8 conversion");
+}
+
+void progress(const ConvertOptions& options, const std::string& line) {
+  if (options.progress) options.progress(line);
+}
+
+}  // namespace
+
+ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const std::string& origin, const ConvertOptions& options) {
+  check_options(options);
+  ConversionResult result;
+  ConversionReport& report = result.report;
+
+  Graph graph = import_onnx(onnx_bytes, origin);
+  report.onnx_opset = graph.opset;
+  report.onnx_nodes = graph.nodes.size();
+  report.dynamic_batch = !graph.dynamic_batch_inputs.empty();
+  const SimplifyReport simplified = simplify_graph(graph);
+  report.folded_batch_norms = simplified.folded_batch_norms;
+  progress(options, "read " + origin + ": opset " + std::to_string(graph.opset) + ", " + std::to_string(report.onnx_nodes) + " nodes, " +
+                        std::to_string(graph.nodes.size()) + " after simplification");
+
+  TflModel model = lower_graph(graph);
+  report.fused_activations = optimize_tflite(model).fused_activations;
+  model.description = "dermcds converter: " + std::string(to_string(options.precision)) + " from " + origin;
+
+  switch (options.precision) {
+    case Precision::kFp32:
+      break;
+    case Precision::kFp16:
+      store_weights_as_fp16(model, options.fp16_min_elements);
+      break;
+    case Precision::kInt8:
+      throw Error(ErrorCode::kInvalidArgument, "int8 conversion is not available in this build yet");
+  }
+
+  result.flatbuffer = serialize_tflite(model);
+  report.tflite_operators = model.operators.size();
+  for (const TflOperator& op : model.operators) ++report.operator_counts[std::string(operator_name(op.code))];
+  if (!model.inputs.empty()) {
+    const TflTensor& in = model.tensors[static_cast<std::size_t>(model.inputs[0])];
+    report.input_name = in.name;
+    report.input_shape.assign(in.shape.begin(), in.shape.end());
+  }
+  if (!model.outputs.empty()) {
+    const TflTensor& out = model.tensors[static_cast<std::size_t>(model.outputs[0])];
+    report.output_name = out.name;
+    report.output_shape.assign(out.shape.begin(), out.shape.end());
+  }
+  progress(options, "wrote " + std::to_string(report.tflite_operators) + " TFLite operators, " + std::to_string(result.flatbuffer.size()) + " bytes");
+  return result;
+}
+
+ConversionResult convert_onnx_file(const std::filesystem::path& onnx_file, const ConvertOptions& options) {
+  // 2 GiB is the protobuf limit; read_file_bytes names the file in its errors.
+  const std::vector<std::uint8_t> bytes = read_file_bytes(onnx_file, std::uint64_t{2} << 30);
+  return convert_onnx(bytes, onnx_file.string(), options);
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes) {
+  std::random_device random;
+  // A hidden sibling, so the rename stays within one file system. (Built with append() rather
+  // than "." + string: GCC 12 warns falsely about the latter, -Wrestrict.)
+  std::string name(".");
+  name.append(path.filename().string()).append(".tmp-").append(std::to_string(random()));
+  const std::filesystem::path temporary = path.parent_path() / name;
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(ErrorCode::kIoError, "cannot create " + temporary.string() + " (to write " + path.string() + ")");
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(temporary, ignored);
+      throw Error(ErrorCode::kIoError, "writing " + path.string() + " failed (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw Error(ErrorCode::kIoError, "cannot move the finished file to " + path.string() + ": " + ec.message());
+  }
+}
+
+}  // namespace dermcds::converter

@@ -1,0 +1,40 @@
+#include "fp16.hpp"
+
+#include <cstring>
+
+#include "float16.hpp"
+
+namespace dermcds::converter {
+
+std::size_t store_weights_as_fp16(TflModel& model, std::int64_t min_elements) {
+  std::vector<TflOperator> dequantizes;
+  const std::size_t original = model.tensors.size();
+  for (std::size_t i = 0; i < original; ++i) {
+    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 || model.tensors[i].element_count() < min_elements)
+      continue;
+    const std::vector<float> values = float_values(model.tensors[i]);
+    TflTensor half;
+    half.name = model.tensors[i].name + "_fp16";
+    half.type = TensorType::FLOAT16;
+    half.shape = model.tensors[i].shape;
+    half.constant = true;
+    half.data.resize(values.size() * sizeof(std::uint16_t));
+    for (std::size_t j = 0; j < values.size(); ++j) {
+      const std::uint16_t h = float_to_half(values[j]);
+      std::memcpy(half.data.data() + 2 * j, &h, sizeof h);
+    }
+    const int half_index = model.add_tensor(std::move(half));
+    // The float32 tensor becomes the DEQUANTIZE's output; its readers are unchanged.
+    TflTensor& full = model.tensors[i];
+    full.constant = false;
+    full.data.clear();
+    full.data.shrink_to_fit();
+    dequantizes.push_back(TflOperator{BuiltinOperator::DEQUANTIZE, {half_index}, {static_cast<int>(i)}, {}});
+    dequantizes.back().options.Set(tflite::DequantizeOptionsT{});
+  }
+  // Dequantizations first: every operator after them may read their outputs.
+  model.operators.insert(model.operators.begin(), std::make_move_iterator(dequantizes.begin()), std::make_move_iterator(dequantizes.end()));
+  return dequantizes.size();
+}
+
+}  // namespace dermcds::converter

@@ -1,0 +1,87 @@
+// Converting a model package's ONNX artifact and recording the result in its manifest.
+#include <nlohmann/json.hpp>
+
+#include "dermcds/converter.hpp"
+#include "dermcds/error.hpp"
+#include "dermcds/manifest.hpp"
+#include "dermcds/sha256.hpp"
+
+namespace dermcds::converter {
+
+namespace {
+
+void check_signature(const ConversionReport& report, const Manifest& m, const std::string& origin) {
+  const std::vector<std::int64_t> input{1, m.input.crop_size, m.input.crop_size, 3};
+  const std::vector<std::int64_t> output{1, static_cast<std::int64_t>(m.labels.size())};
+  if (report.input_name != m.input_name || report.output_name != m.output_name || report.input_shape != input || report.output_shape != output)
+    throw Error(ErrorCode::kModelMismatch, origin + " converts to a model taking '" + report.input_name + "' and giving '" + report.output_name +
+                                               "', which does not fit the manifest's '" + m.input_name + "' [1," +
+                                               std::to_string(m.input.crop_size) + "," + std::to_string(m.input.crop_size) + ",3] -> '" +
+                                               m.output_name + "' [1," + std::to_string(m.labels.size()) + "]");
+}
+
+}  // namespace
+
+PackageConversionResult convert_package(const PackageConversion& request) {
+  const std::filesystem::path& dir = request.package_dir;
+  const Manifest manifest = read_manifest(dir);
+  const ArtifactEntry* source = manifest.find_artifact("onnxruntime");
+  if (!source) throw Error(ErrorCode::kNotFound, "package " + dir.string() + " has no ONNX (onnxruntime) artifact to convert");
+  const std::filesystem::path onnx = dir / source->file;
+  // Never convert something other than what the manifest vouches for.
+  const std::string onnx_sha256 = sha256_file_hex(onnx);
+  if (onnx_sha256 != source->sha256)
+    throw Error(ErrorCode::kInvalidPackage, onnx.string() + " does not match the sha256 in the manifest (modified or corrupt)");
+
+  ConvertOptions options;
+  options.precision = request.precision;
+  options.int8_io = request.int8_io;
+  options.progress = request.progress;
+  options.calibration.method = request.calibration_method;
+  CalibrationSet calibration;
+  if (request.precision == Precision::kInt8) {
+    if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs a calibration image directory");
+    calibration = load_calibration_images(request.calibration_dir, manifest.input, request.calibration_limit, request.progress);
+    options.calibration.samples = calibration.samples;
+  }
+
+  ConversionResult converted = convert_onnx_file(onnx, options);
+  check_signature(converted.report, manifest, onnx.string());
+
+  PackageConversionResult result;
+  const std::string file = "model_" + std::string(to_string(request.precision)) + ".tflite";
+  result.artifact = dir / file;
+  write_file_atomically(result.artifact, converted.flatbuffer);
+  result.bytes = converted.flatbuffer.size();
+  result.sha256 = sha256_hex(converted.flatbuffer);
+  result.report = std::move(converted.report);
+
+  nlohmann::json entry{
+      {"runtime", "tflite"},
+      {"precision", to_string(request.precision)},
+      {"file", file},
+      {"sha256", result.sha256},
+      {"bytes", result.bytes},
+      {"layout", "NHWC"},
+      {"io", request.int8_io ? "int8" : "float"},
+      {"source", {{"file", source->file}, {"sha256", onnx_sha256}}},
+      {"converter", {{"name", "dermcds convert"}, {"onnx_opset", result.report.onnx_opset}}},
+  };
+  if (request.precision == Precision::kInt8)
+    entry["calibration"] = {{"images", calibration.samples.size()},
+                            {"sha256", calibration.sha256},
+                            {"method", to_string(request.calibration_method)},
+                            {"preprocessing", "the manifest's input specification"}};
+
+  nlohmann::json document = manifest.document;
+  nlohmann::json artifacts = nlohmann::json::array();
+  for (const auto& a : document.value("artifacts", nlohmann::json::array()))
+    if (!(a.value("runtime", "") == "tflite" && a.value("precision", "") == to_string(request.precision))) artifacts.push_back(a);
+  artifacts.push_back(std::move(entry));
+  document["artifacts"] = std::move(artifacts);
+  write_manifest(dir, document);
+  if (request.progress) request.progress("recorded " + file + " in " + (dir / std::string(kManifestFileName)).string());
+  return result;
+}
+
+}  // namespace dermcds::converter

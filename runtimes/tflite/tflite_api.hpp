@@ -1,0 +1,88 @@
+// RAII over the TensorFlow Lite 2.9 C API, and the XNNPACK delegate declarations its package
+// does not ship.
+//
+// Interpreter owns, in destruction order, the interpreter, its options, the delegate and the
+// model (and the model bytes when built from memory): TFLite requires the delegate and the model
+// data to outlive the interpreter. Errors TFLite reports through its error reporter are kept and
+// included in the dermcds::Error thrown (kRuntimeFailure, kInvalidArgument).
+// Thread safety: an Interpreter is used by one thread at a time; separate Interpreters are
+// independent.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <tensorflow/lite/c/c_api.h>
+
+// ---- XNNPACK delegate (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h, not shipped) ----
+//
+// The library's own ABI, read from its machine code rather than from a header (headers of other
+// TF versions differ): TfLiteXNNPackDelegateOptionsDefault returns the struct in one 64-bit
+// register (x86_64: `xor eax,eax; ret`; arm64: `mov x0,#0; ret`) and TfLiteXNNPackDelegateCreate
+// copies exactly 8 bytes from *options. So in this TF 2.9.0 build the options are two 32-bit
+// fields: there is no weights_cache pointer, which later versions add. The static_assert below
+// keeps our declaration at that size.
+extern "C" {
+struct DermcdsXnnpackOptions {
+  std::int32_t num_threads;  // 0 or negative: no thread pool
+  std::uint32_t flags;       // kXnnpackFlag* bits
+};
+TfLiteDelegate* TfLiteXNNPackDelegateCreate(const DermcdsXnnpackOptions* options);
+void TfLiteXNNPackDelegateDelete(TfLiteDelegate* delegate);
+}
+static_assert(sizeof(DermcdsXnnpackOptions) == 8, "TF 2.9's TfLiteXNNPackDelegateOptions is 8 bytes");
+
+namespace dermcds::tflite_runtime {
+
+// XNNPACK delegate flags (TF 2.9): accelerate signed int8 (QS8) / unsigned uint8 (QU8) operators.
+// Without them XNNPACK takes only float operators and int8 models run on TFLite's own kernels.
+inline constexpr std::uint32_t kXnnpackFlagQs8 = 0x1;
+inline constexpr std::uint32_t kXnnpackFlagQu8 = 0x2;
+
+// "2.9.0"
+std::string version();
+
+enum class Accelerator { kNone, kXnnpack, kNnapi };
+
+struct InterpreterOptions {
+  int threads = 0;  // 0: TFLite's default (one thread for its own kernels)
+  Accelerator accelerator = Accelerator::kNone;
+  std::uint32_t xnnpack_flags = 0;
+};
+
+class Interpreter {
+ public:
+  // Throws kNotFound / kInvalidArgument (not a TFLite model) / kRuntimeFailure (TFLite refuses
+  // it: unknown operator versions, bad tensors; or the accelerator fails), with TFLite's words.
+  static Interpreter from_file(const std::filesystem::path& path, const InterpreterOptions& options);
+  static Interpreter from_buffer(std::vector<std::uint8_t> bytes, const InterpreterOptions& options, const std::string& origin);
+
+  Interpreter(Interpreter&&) noexcept;
+  Interpreter& operator=(Interpreter&&) noexcept;
+  ~Interpreter();
+
+  int input_count() const;
+  int output_count() const;
+  TfLiteTensor* input(int index);
+  const TfLiteTensor* output(int index) const;
+  void invoke();
+
+  // Messages TFLite reported so far (warnings included).
+  const std::string& messages() const;
+
+ private:
+  struct State;
+  explicit Interpreter(std::unique_ptr<State> state);
+  static std::unique_ptr<State> build(std::unique_ptr<State> state, const InterpreterOptions& options, const std::string& origin);
+  std::unique_ptr<State> state_;
+};
+
+// Shape of a tensor as TFLite reports it.
+std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor);
+const char* type_name(TfLiteType type);
+
+}  // namespace dermcds::tflite_runtime

@@ -1,0 +1,51 @@
+// Running the same inputs through ONNX Runtime (the reference) and TensorFlow Lite (the
+// converted model), for the converter tests.
+//
+// Inputs and outputs are in ONNX layout. The converter stores rank-4 inputs channels-last, so
+// run_tflite() transposes those inputs NCHW -> NHWC; outputs come back in ONNX layout already
+// (the converter's contract for model outputs).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dermcds/tensor.hpp"
+
+namespace dermcds::test {
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
+// An ONNX model loaded in ONNX Runtime (CPU provider, all graph optimizations).
+class OrtModel {
+ public:
+  explicit OrtModel(const std::filesystem::path& onnx_file);
+  ~OrtModel();
+  OrtModel(const OrtModel&) = delete;
+  OrtModel& operator=(const OrtModel&) = delete;
+  std::vector<Tensor> run(const std::vector<NamedTensor>& inputs);
+
+ private:
+  struct Session;
+  std::unique_ptr<Session> session_;
+};
+
+enum class TfliteKernels { kBuiltin, kXnnpack };
+
+std::vector<Tensor> run_tflite(const std::vector<std::uint8_t>& model, const std::vector<Tensor>& onnx_layout_inputs,
+                               TfliteKernels kernels = TfliteKernels::kBuiltin, int threads = 1);
+
+Tensor nchw_to_nhwc(const Tensor& t);
+Tensor random_tensor(const std::vector<std::int64_t>& shape, std::uint32_t seed, float low, float high);
+double max_abs_difference(const Tensor& a, const Tensor& b);
+// max |a - b| / (atol + rtol |b|) over elements: <= 1 means within tolerance.
+double tolerance_ratio(const Tensor& actual, const Tensor& expected, double atol, double rtol);
+
+std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path);
+
+}  // namespace dermcds::test
