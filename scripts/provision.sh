@@ -86,6 +86,21 @@ debian_mirror() {
   printf '%s' "${uri%/}"
 }
 
+# The security mirror, when this machine's apt configuration has one (arm64 sysroot packages may
+# carry security updates); empty otherwise.
+debian_security_mirror() {
+  local uri=""
+  if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+    uri=$(awk '/^URIs:/ && !found {for (i = 2; i <= NF; i++) if ($i ~ /debian-security\/?$/) {print $i; found = 1; exit}}' \
+      /etc/apt/sources.list.d/*.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/ && $i ~ /debian-security\/?$/) {print $i; exit}}' \
+      /etc/apt/sources.list)
+  fi
+  printf '%s' "${uri%/}"
+}
+
 # apt-get with a private list directory, so Debian 13 (trixie) indexes never reach the system's apt.
 trixie_apt() {
   local dir="$deps/apt-trixie"
@@ -99,11 +114,39 @@ trixie_apt() {
 }
 trixie_updated=0
 
+# apt-get for Debian 12 arm64 packages with an entirely private configuration: its own sources,
+# lists, package cache, an empty dpkg status and APT::Architecture=arm64. The system's apt state
+# and dpkg architectures are never touched; the packages are only unpacked (dpkg -x), never
+# installed.
+arm64_apt() {
+  local dir="$deps/apt-arm64"
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/cache"
+  [ -f "$dir/status" ] || : >"$dir/status"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring) to verify bookworm arm64 indexes"
+  local mirror security
+  mirror=$(debian_mirror)
+  security=$(debian_security_mirror)
+  {
+    echo "deb [arch=arm64 signed-by=$keyring] $mirror bookworm main"
+    echo "deb [arch=arm64 signed-by=$keyring] $mirror bookworm-updates main"
+    [ -z "$security" ] || echo "deb [arch=arm64 signed-by=$keyring] $security bookworm-security main"
+  } >"$dir/sources.list"
+  apt-get -q -o APT::Architecture=arm64 -o APT::Architectures=arm64 \
+    -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
+    -o Dir::State::Lists="$dir/lists" -o Dir::State::status="$dir/status" \
+    -o Dir::Cache="$dir/cache" -o Dir::Cache::Archives="$dir/archives" \
+    -o APT::Sandbox::User=root "$@"
+}
+arm64_updated=0
+
 fetch_archive() { # name kind package version sha256 -> prints the cached file path
   local name=$1 kind=$2 pkg=$3 ver=$4 sha=$5 file
   case "$kind" in
     npm) file="$cache/$pkg-$ver.tgz" ;;
     deb|deb-trixie) file="$cache/${pkg}_${ver//:/%3a}.deb" ;;
+    deb-arm64) file="$cache/${pkg}_${ver//:/%3a}_arm64.deb" ;;
     *) die "deps.lock: unknown kind '$kind' for $name" ;;
   esac
   if [ -f "$file" ]; then verify_sha256 "$file" "$sha"; printf '%s' "$file"; return; fi
@@ -128,6 +171,14 @@ fetch_archive() { # name kind package version sha256 -> prints the cached file p
       fi
       (cd "$tmp" && trixie_apt download "$pkg=$ver" >/dev/null) ||
         die "could not download $pkg=$ver from trixie (version no longer published?)"
+      mv "$tmp"/*.deb "$file" ;;
+    deb-arm64)
+      if [ $arm64_updated -eq 0 ]; then
+        arm64_apt update >/dev/null || die "could not read the bookworm arm64 package index from $(debian_mirror)"
+        arm64_updated=1
+      fi
+      (cd "$tmp" && arm64_apt download "$pkg=$ver" >/dev/null) ||
+        die "could not download arm64 $pkg=$ver from bookworm (superseded by a point or security release? update scripts/deps.lock)"
       mv "$tmp"/*.deb "$file" ;;
   esac
   rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
@@ -190,13 +241,38 @@ unpack_photos() { # deb: real photographs from scikit-image's bundled sample dat
   rm -rf "$tmp" && touch "$out/.complete"
 }
 
+# The aarch64 sysroot for cross builds (cmake/toolchains/aarch64-linux-gnu.cmake): every deb-arm64
+# archive unpacked into one tree. libc and libstdc++ come from Debian's cross packages in
+# /usr/aarch64-linux-gnu instead. Absolute symlinks inside the packages (libz.so -> /lib/...)
+# are made relative so they resolve inside the sysroot, not on the host.
+unpack_sysroot_arm64() { # deb...
+  local out="$deps/sysroot-arm64" tmp="$deps/.sysroot-arm64.tmp" stamp
+  stamp=$(sha256sum "$@" | cut -d' ' -f1 | sort | sha256sum | cut -d' ' -f1)
+  [ -f "$out/.complete" ] && [ "$(cat "$out/.complete")" = "$stamp" ] && return
+  say "unpacking the arm64 sysroot ($# packages) into $out"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  local deb
+  for deb in "$@"; do dpkg-deb -x "$deb" "$tmp"; done
+  local link target
+  while IFS= read -r -d '' link; do
+    target=$(readlink "$link")
+    case "$target" in
+      /*) ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$tmp$target")" "$link" ;;
+    esac
+  done < <(find "$tmp" -type l -print0)
+  echo "$stamp" >"$tmp/.complete"
+  rm -rf "$out" && mv "$tmp" "$out"
+}
+
 # --- main ------------------------------------------------------------------------------------
 [ $skip_apt -eq 1 ] || install_debian_packages
 mkdir -p "$cache"
+sysroot_arm64_debs=()
 while read -r name kind pkg ver sha; do
   case "$name" in ''|\#*) continue ;; esac
   if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then continue; fi
   file=$(fetch_archive "$name" "$kind" "$pkg" "$ver" "$sha")
+  if [ "$kind" = deb-arm64 ]; then sysroot_arm64_debs+=("$file"); continue; fi
   case "$name" in
     onnxruntime) unpack_onnxruntime "$file" ;;
     onnxruntime-headers) unpack_onnxruntime_headers "$file" ;;
@@ -206,4 +282,5 @@ while read -r name kind pkg ver sha; do
     *) die "deps.lock: no unpack step for '$name'" ;;
   esac
 done <"$root/scripts/deps.lock"
+[ ${#sysroot_arm64_debs[@]} -eq 0 ] || unpack_sysroot_arm64 "${sysroot_arm64_debs[@]}"
 say "ready: $deps"
