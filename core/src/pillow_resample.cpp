@@ -70,6 +70,12 @@ AxisWeights axis_weights(int in_size, int out_size, int begin, int count, Filter
   const double support = filter.radius * filter_scale;
   const double inverse_filter_scale = 1.0 / filter_scale;
 
+  // Far beyond any real downscale (a 64-megapixel image to one pixel is a factor of 8000), and
+  // it keeps the tap count and the weight table within int and memory.
+  if (support > (1 << 20))
+    throw Error(ErrorCode::kInvalidArgument,
+                "resample: downscaling " + std::to_string(in_size) + " samples to " + std::to_string(out_size) +
+                    " is beyond the supported factor");
   AxisWeights axis;
   axis.stride = static_cast<int>(std::ceil(support)) * 2 + 1;
   axis.first.resize(static_cast<std::size_t>(count));

@@ -1,13 +1,17 @@
 // Decoding encoded lesion photographs (JPEG, PNG) into 8-bit RGB.
 //
 // Conventions, chosen to match how the training pipeline reads images with Pillow
-// (python/dermcds_export/reference_transform.py is the reference):
-//  - EXIF orientation (JPEG APP1) is applied, as PIL.ImageOps.exif_transpose does.
+// (python/dermcds_export/reference_transform.py is the reference; docs/preprocessing.md has the
+// details and the measured agreement, bit-exact on the test corpus):
+//  - EXIF orientation is applied, as PIL.ImageOps.exif_transpose does: from the first Exif APP1
+//    segment of a JPEG; from a PNG's eXIf chunk, "Raw profile type exif" text or XMP.
 //  - Grayscale is replicated to three channels; CMYK/YCCK JPEGs are converted as Pillow does.
-//  - Alpha is dropped (not composited), as Image.convert("RGB") does.
+//  - Alpha and tRNS transparency are dropped (not composited), as Image.convert("RGB") does.
 //  - 16-bit samples keep their high byte.
 //  - The pixel count is checked against DecodeLimits from the header, before any pixel buffer
 //    is allocated, so a small file that claims huge dimensions is refused cheaply.
+//  - Damaged data is refused rather than patched: a truncated JPEG or PNG, or a JPEG whose
+//    entropy-coded data libjpeg can only decode by filling in blocks.
 // Errors: throws dermcds::Error with kUnsupportedFormat, kInvalidImage or kImageTooLarge.
 // Thread safety: all functions are reentrant.
 #pragma once

@@ -26,7 +26,9 @@ struct InputSpec {
 };
 
 // Resize the shorter side to `size` keeping the aspect ratio, as torchvision computes the other
-// side (truncated, not rounded), resampled as Pillow's Image.resize does for 8-bit RGB.
+// side (truncated, not rounded), resampled as Pillow's Image.resize does for 8-bit RGB (bit for
+// bit). Throws kInvalidArgument for a non-positive size or an image whose pixel buffer does not
+// hold 3 * width * height bytes, kImageTooLarge when the result would exceed 2^28 pixels.
 RgbImage resize_shorter_side(const RgbImage& image, int size, Interpolation interpolation);
 
 // Centre crop with torchvision's offsets (Python round() of half the excess, ties to even).
@@ -34,7 +36,9 @@ RgbImage resize_shorter_side(const RgbImage& image, int size, Interpolation inte
 RgbImage center_crop(const RgbImage& image, int size);
 
 // Writes one preprocessed image, 3 * crop_size^2 floats, into `out` in the given layout
-// (NCHW means CHW for the single image). Throws kInvalidArgument if `out` has the wrong size.
+// (NCHW means CHW for the single image). Only the cropped part of the resized image is computed.
+// Throws kInvalidArgument if `out` has the wrong size or the spec is unusable (crop_size < 1,
+// resize_size < crop_size, a zero or non-finite std, a non-finite mean).
 void preprocess_into(const RgbImage& image, const InputSpec& spec, TensorLayout layout,
                      std::span<float> out);
 
