@@ -6,6 +6,7 @@
 // The key travels as "Authorization: Bearer <key>" or "X-API-Key: <key>".
 #include "dermcds/error.hpp"
 #include "dermcds/sha256.hpp"
+#include "http_status.hpp"
 #include "routes.hpp"
 
 namespace dermcds::service {
@@ -78,7 +79,16 @@ using AdminAction = std::function<HttpResponse(const HttpRequest&, const json& b
 void admin_route(HttpServer& server, ServiceContext& context, const std::string& pattern, AdminAction action) {
   server.post(pattern, [&context, action = std::move(action)](const HttpRequest& request) {
     if (auto refusal = refuse_unauthorized(request, context.config)) return *refusal;
-    HttpResponse response = action(request, body_object(request));
+    HttpResponse response;
+    try {
+      response = action(request, body_object(request));
+    } catch (const Error& e) {
+      // Callers here are authenticated operators acting on the repository: they get the whole
+      // message (which file failed which check) that the public API keeps to the log.
+      response = HttpResponse::error(http_status_for(e.code()), e.what());
+      response.log_fields["error_code"] = to_string(e.code());
+      response.log_fields["error"] = e.what();
+    }
     response.log_fields["admin"] = true;
     return response;
   }, ErrorBody::kProtocol);
