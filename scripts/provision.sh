@@ -264,6 +264,14 @@ unpack_sysroot_arm64() { # deb...
   rm -rf "$out" && mv "$tmp" "$out"
 }
 
+unpack_playwright_core() { # tgz: drives Debian's chromium in the web page test (tests/service)
+  local out="$deps/node_modules/playwright-core" tmp="$deps/.playwright-core.tmp"
+  [ -f "$out/package.json" ] && return
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  tar -xzf "$1" -C "$tmp"
+  mkdir -p "$deps/node_modules" && rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
+}
+
 # --- main ------------------------------------------------------------------------------------
 [ $skip_apt -eq 1 ] || install_debian_packages
 mkdir -p "$cache"
@@ -279,6 +287,7 @@ while read -r name kind pkg ver sha; do
     tflite) unpack_tflite "$file" ;;
     qemu-user) unpack_qemu_user "$file" ;;
     photos) unpack_photos "$file" ;;
+    playwright-core) unpack_playwright_core "$file" ;;
     *) die "deps.lock: no unpack step for '$name'" ;;
   esac
 done <"$root/scripts/deps.lock"
