@@ -3,7 +3,7 @@
 
 // Chart geometry, in SVG user units (one per CSS pixel): a label column, then a track of
 // BAR_WIDTH on which each class's bar is drawn to probability * BAR_WIDTH.
-const LABEL_WIDTH = 190;
+const LABEL_WIDTH = 230;
 const BAR_WIDTH = 360;
 const ROW_HEIGHT = 30;
 const BAR_HEIGHT = 18;
