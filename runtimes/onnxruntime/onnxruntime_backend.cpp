@@ -35,12 +35,11 @@ Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
 OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
     : cpu_memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   Ort::Env& env = ort_environment();
-  check_provider_options(request.options);
   info_.runtime = "onnxruntime";
   info_.runtime_version = ort_version();
-  info_.precision = request.precision;
+  int provider_max_batch = 0;
 
-  for (const ProviderAttempt& attempt : provider_chain(request.options)) {
+  for (const ProviderAttempt& attempt : plan_providers(request, ProviderEnvironment::current())) {
     const std::string name(provider_name(attempt.provider));
     if (!attempt.skip_reason.empty()) {
       if (attempt.report_skip) info_.fallbacks.push_back(name + ": " + attempt.skip_reason);
@@ -49,20 +48,25 @@ OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
     }
     try {
       Ort::SessionOptions session_options = base_session_options(request.options);
-      append_provider(session_options, attempt.provider, request.options);
+      append_provider(session_options, attempt);
       session_.emplace(env, request.model_file.c_str(), session_options);
       info_.provider = name;
+      info_.precision = attempt.precision;
+      provider_max_batch = attempt.max_batch;
       break;
     } catch (const Ort::Exception& e) {
       if (attempt.provider == Provider::kCpu)
         throw Error(ErrorCode::kRuntimeFailure, "ONNX Runtime cannot load " + request.model_file.string() + ": " + e.what());
       // A GPU provider that is built in but cannot start (no device, missing CUDA libraries)
       // is always worth reporting: it is the silent CPU fallback users complain about.
-      info_.fallbacks.push_back(name + ": " + e.what());
-      spdlog::warn("onnxruntime: {} provider failed, falling back: {}", name, e.what());
+      const std::string reason = concise_failure(e.what());
+      info_.fallbacks.push_back(name + ": " + reason);
+      spdlog::warn("onnxruntime: {} provider failed, falling back: {}", name, reason);
     }
   }
   check_signature(request);
+  // A TensorRT engine built for batches up to N takes no more than N.
+  if (provider_max_batch > 0 && (max_batch_ == 0 || provider_max_batch < max_batch_)) max_batch_ = provider_max_batch;
 }
 
 void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
