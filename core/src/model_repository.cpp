@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "dermcds/error.hpp"
@@ -25,6 +26,17 @@ void check_model_name(std::string_view model) {
     throw Error(ErrorCode::kInvalidArgument, "'" + std::string(model) + "' is not a model name ([a-z0-9][a-z0-9._-]*)");
 }
 
+// A version the lifecycle refused (its parity gate failed) carries "lifecycle": {"status":
+// "rejected"} in its manifest (docs/lifecycle.md); it stays in the repository as evidence but
+// must never serve. A manifest that cannot be read is not judged here: opening it fails later.
+bool is_rejected(const std::filesystem::path& package_dir) {
+  std::ifstream in(package_dir / kManifestFileName);
+  const nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object()) return false;
+  const auto lifecycle = document.find("lifecycle");
+  return lifecycle != document.end() && lifecycle->is_object() && lifecycle->value("status", "") == "rejected";
+}
+
 }  // namespace
 
 ModelRepository::ModelRepository(std::filesystem::path root) : root_(std::move(root)) {}
@@ -35,7 +47,9 @@ std::vector<std::string> ModelRepository::model_names() const {
   if (!std::filesystem::is_directory(root_, ec))
     throw Error(ErrorCode::kNotFound, "no model repository at " + root_.string());
   for (const auto& entry : std::filesystem::directory_iterator(root_, ec))
-    if (entry.is_directory() && !versions(entry.path().filename().string()).empty())
+    // Hidden directories are tools' staging areas, never models.
+    if (entry.is_directory() && !entry.path().filename().string().starts_with(".") &&
+        !versions(entry.path().filename().string()).empty())
       names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
@@ -61,18 +75,26 @@ std::optional<std::string> ModelRepository::active_version(std::string_view mode
   std::ifstream marker(root_ / std::string(model) / kActiveVersionFileName);
   std::string version;
   if (marker >> version) {
-    if (std::find(present.begin(), present.end(), version) != present.end()) return version;
-    throw Error(ErrorCode::kNotFound, (root_ / std::string(model) / kActiveVersionFileName).string() + " names version " +
-                                          version + ", which is not in the repository");
+    if (std::find(present.begin(), present.end(), version) == present.end())
+      throw Error(ErrorCode::kNotFound, (root_ / std::string(model) / kActiveVersionFileName).string() + " names version " +
+                                            version + ", which is not in the repository");
+    if (is_rejected(package_dir(model, version)))
+      throw Error(ErrorCode::kInvalidPackage, (root_ / std::string(model) / kActiveVersionFileName).string() +
+                                                  " names version " + version + ", a rejected candidate that must not serve");
+    return version;
   }
-  if (present.empty()) return std::nullopt;
-  return present.back();
+  for (auto it = present.rbegin(); it != present.rend(); ++it)
+    if (!is_rejected(package_dir(model, *it))) return *it;
+  return std::nullopt;
 }
 
 void ModelRepository::set_active_version(std::string_view model, std::string_view version) const {
   const std::vector<std::string> present = versions(model);
   if (std::find(present.begin(), present.end(), version) == present.end())
     throw Error(ErrorCode::kNotFound, "model " + std::string(model) + " has no version " + std::string(version));
+  if (is_rejected(package_dir(model, version)))
+    throw Error(ErrorCode::kInvalidPackage, "version " + std::string(version) + " of model " + std::string(model) +
+                                                " is a rejected candidate (its parity gate failed) and cannot be made active");
   const std::filesystem::path marker = root_ / std::string(model) / kActiveVersionFileName;
   const std::filesystem::path temporary = marker.string() + ".tmp-" + std::to_string(::getpid());
   {
