@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
     // --help and --version arrive here as "successes"; real parse errors become status 2.
     const int status = app.exit(e);
     return status == 0 ? dermcds::cli::kExitOk : dermcds::cli::kExitUsage;
+  } catch (const dermcds::cli::CheckFailed& e) {
+    std::fprintf(stderr, "dermcds: check failed: %s\n", e.what());
+    return dermcds::cli::kExitCheckFailed;
   } catch (const dermcds::Error& e) {
     std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
     return dermcds::cli::exit_status_for(e.code());
