@@ -5,11 +5,14 @@
 #include <random>
 
 #include "dermcds/error.hpp"
+#include "calibration.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "fp16.hpp"
 #include "graph_passes.hpp"
+#include "int8_rewrites.hpp"
 #include "lowering.hpp"
 #include "onnx_import.hpp"
+#include "quantize.hpp"
 #include "tflite_passes.hpp"
 #include "tflite_writer.hpp"
 
@@ -90,8 +93,16 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
     case Precision::kFp16:
       store_weights_as_fp16(model, options.fp16_min_elements);
       break;
-    case Precision::kInt8:
-      throw Error(ErrorCode::kInvalidArgument, "int8 conversion is not available in this build yet");
+    case Precision::kInt8: {
+      rewrite_for_int8(model);
+      const std::map<int, TensorRange> ranges = calibrate(model, options.calibration, options.progress);
+      const QuantizeReport quantized = quantize_int8(model, ranges, options.int8_io);
+      report.calibration_samples = options.calibration.samples.size();
+      report.calibration_method = std::string(to_string(options.calibration.method));
+      report.quantized_tensors = quantized.quantized_activations + quantized.quantized_weights;
+      remove_unused_tensors(model);
+      break;
+    }
   }
 
   result.flatbuffer = serialize_tflite(model);

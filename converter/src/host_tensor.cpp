@@ -12,7 +12,10 @@ std::int64_t element_count(const Shape& shape) {
 
 std::string shape_text(const Shape& shape) {
   std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + (shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ',';
+    out += shape[i] < 0 ? std::string("?") : std::to_string(shape[i]);
+  }
   return out + "]";
 }
 

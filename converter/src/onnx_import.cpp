@@ -116,17 +116,19 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const std::string& origin
   Graph graph;
   graph.opset = check_opsets(model, origin);
   check_no_external_data(model, origin);
-  try {
-    onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::kInvalidArgument, origin + ": the ONNX checker rejects the model: " + e.what());
-  }
   fix_input_shapes(model, graph, origin);
   try {
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true));
   } catch (const std::exception& e) {
     throw Error(ErrorCode::kInvalidArgument, origin + ": ONNX shape inference fails: " + e.what());
+  }
+  // After inference, which also fills in output shapes a writer left out (the checker insists
+  // on them).
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInvalidArgument, origin + ": the ONNX checker rejects the model: " + e.what());
   }
 
   const onnx::GraphProto& g = model.graph();

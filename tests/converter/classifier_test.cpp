@@ -63,12 +63,13 @@ class ClassifierTest : public ::testing::TestWithParam<Architecture> {
     options.precision = precision;
     const converter::ConversionResult converted = converter::convert_onnx_file(onnx, options);
     OrtModel reference(onnx);
+    TfliteModel model(converted.flatbuffer, TfliteKernels::kXnnpack, 2);
 
     Comparison c;
     std::vector<std::vector<float>> reference_probabilities;
     for (const PreparedInput& in : inputs(a)) {
       const Tensor expected = reference.run({{"image", in.nchw}}).at(0);
-      const Tensor actual = run_tflite(converted.flatbuffer, {in.nchw}, TfliteKernels::kXnnpack, 2).at(0);
+      const Tensor actual = model.run({in.nchw}).at(0);
       const std::vector<float> p = probabilities(expected), q = probabilities(actual);
       c.max_logit_difference = std::max(c.max_logit_difference, max_abs_difference(actual, expected));
       for (std::size_t k = 0; k < p.size(); ++k)

@@ -70,12 +70,22 @@ Tensor nchw_to_nhwc(const Tensor& t) {
   return out;
 }
 
-std::vector<Tensor> run_tflite(const std::vector<std::uint8_t>& model, const std::vector<Tensor>& onnx_layout_inputs, TfliteKernels kernels,
-                               int threads) {
+struct TfliteModel::State {
+  tflite_runtime::Interpreter interpreter;
+};
+
+TfliteModel::TfliteModel(const std::vector<std::uint8_t>& model, TfliteKernels kernels, int threads) {
   tflite_runtime::InterpreterOptions options;
   options.threads = threads;
-  options.accelerator = kernels == TfliteKernels::kXnnpack ? tflite_runtime::Accelerator::kXnnpack : tflite_runtime::Accelerator::kNone;
-  tflite_runtime::Interpreter interpreter = tflite_runtime::Interpreter::from_buffer(model, options, "converted model");
+  options.accelerator = kernels == TfliteKernels::kBuiltin ? tflite_runtime::Accelerator::kNone : tflite_runtime::Accelerator::kXnnpack;
+  options.xnnpack_flags = kernels == TfliteKernels::kXnnpackInt8 ? tflite_runtime::kXnnpackFlagQs8 : 0u;
+  state_ = std::make_unique<State>(State{tflite_runtime::Interpreter::from_buffer(model, options, "converted model")});
+}
+
+TfliteModel::~TfliteModel() = default;
+
+std::vector<Tensor> TfliteModel::run(const std::vector<Tensor>& onnx_layout_inputs) {
+  tflite_runtime::Interpreter& interpreter = state_->interpreter;
   if (interpreter.input_count() != static_cast<int>(onnx_layout_inputs.size())) throw std::runtime_error("input count differs");
   for (std::size_t i = 0; i < onnx_layout_inputs.size(); ++i) {
     const Tensor in = nchw_to_nhwc(onnx_layout_inputs[i]);
@@ -96,6 +106,11 @@ std::vector<Tensor> run_tflite(const std::vector<std::uint8_t>& model, const std
     outputs.push_back(std::move(t));
   }
   return outputs;
+}
+
+std::vector<Tensor> run_tflite(const std::vector<std::uint8_t>& model, const std::vector<Tensor>& onnx_layout_inputs, TfliteKernels kernels,
+                               int threads) {
+  return TfliteModel(model, kernels, threads).run(onnx_layout_inputs);
 }
 
 Tensor random_tensor(const std::vector<std::int64_t>& shape, std::uint32_t seed, float low, float high) {

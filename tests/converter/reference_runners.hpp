@@ -35,7 +35,22 @@ class OrtModel {
   std::unique_ptr<Session> session_;
 };
 
-enum class TfliteKernels { kBuiltin, kXnnpack };
+// kXnnpack: float operators on XNNPACK; kXnnpackInt8: int8 operators too (TFLITE_XNNPACK_DELEGATE_FLAG_QS8).
+enum class TfliteKernels { kBuiltin, kXnnpack, kXnnpackInt8 };
+
+// A converted model loaded once in a TFLite interpreter, for many runs.
+class TfliteModel {
+ public:
+  TfliteModel(const std::vector<std::uint8_t>& model, TfliteKernels kernels, int threads = 1);
+  ~TfliteModel();
+  TfliteModel(const TfliteModel&) = delete;
+  TfliteModel& operator=(const TfliteModel&) = delete;
+  std::vector<Tensor> run(const std::vector<Tensor>& onnx_layout_inputs);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 std::vector<Tensor> run_tflite(const std::vector<std::uint8_t>& model, const std::vector<Tensor>& onnx_layout_inputs,
                                TfliteKernels kernels = TfliteKernels::kBuiltin, int threads = 1);
