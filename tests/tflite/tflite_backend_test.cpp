@@ -1,0 +1,327 @@
+// The TensorFlow Lite backend behind dermcds::Classifier, on a model package that the converter
+// fills with fp32, fp16 and int8 artifacts (MobileNetV3-Small exported by the Python pipeline).
+// ONNX Runtime on the package's ONNX artifact is the reference.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "dermcds/classifier.hpp"
+#include "dermcds/converter.hpp"
+#include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
+#include "dermcds/manifest.hpp"
+#include "dermcds/sha256.hpp"
+#include "test_support.hpp"
+
+namespace dermcds::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::filesystem::path packages() { return work_dir() / "tflite-packages"; }
+std::filesystem::path full_package() { return packages() / "derm-tflite-test" / "1"; }
+std::filesystem::path int8_io_package() { return packages() / "derm-tflite-int8io" / "1"; }
+std::filesystem::path tflite_only_package() { return packages() / "derm-tflite-only" / "1"; }
+
+constexpr std::size_t kCalibrationImages = 32;
+
+nlohmann::json manifest_for(const std::string& name, const std::filesystem::path& onnx) {
+  nlohmann::json labels = nlohmann::json::array();
+  for (const auto& [code, label] : std::vector<std::pair<std::string, std::string>>{
+           {"MEL", "Melanoma"}, {"NV", "Melanocytic nevus"}, {"BCC", "Basal cell carcinoma"}, {"AK", "Actinic keratosis"},
+           {"BKL", "Benign keratosis"}, {"DF", "Dermatofibroma"}, {"VASC", "Vascular lesion"}, {"SCC", "Squamous cell carcinoma"}})
+    labels.push_back({{"code", code}, {"name", label}});
+  return {
+      {"format", "dermcds-model-package"},
+      {"format_version", 1},
+      {"name", name},
+      {"version", "1"},
+      {"architecture", "mobilenet_v3_small"},
+      {"input",
+       {{"name", "image"}, {"layout", "NCHW"}, {"color", "RGB"}, {"size", 224},
+        {"resize", {{"policy", "shorter_side_then_center_crop"}, {"shorter_side", 256}, {"interpolation", "bilinear"}}},
+        {"scale", 255}, {"mean", {0.485, 0.456, 0.406}}, {"std", {0.229, 0.224, 0.225}}}},
+      {"output", {{"name", "logits"}, {"kind", "logits"}}},
+      {"labels", labels},
+      {"triage",
+       {{"rules",
+         {{{"tier", "urgent_referral"}, {"classes", {"MEL", "BCC", "SCC"}}, {"threshold", 0.30}},
+          {{"tier", "dermatology_review"}, {"classes", {"MEL", "BCC", "SCC", "AK"}}, {"threshold", 0.15}}}},
+        {"default_tier", "routine"}}},
+      {"artifacts",
+       {{{"runtime", "onnxruntime"}, {"precision", "fp32"}, {"file", "model.onnx"}, {"sha256", sha256_file_hex(onnx)},
+         {"bytes", std::filesystem::file_size(onnx)}, {"layout", "NCHW"}}}},
+  };
+}
+
+void make_package(const std::filesystem::path& dir, const std::string& name) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(work_dir() / "converter-classifiers" / "mobilenet_v3_small.onnx", dir / "model.onnx");
+  write_manifest(dir, manifest_for(name, dir / "model.onnx"));
+}
+
+class TfliteBackendTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    make_package(full_package(), "derm-tflite-test");
+    for (const char* precision : {"fp32", "fp16", "int8"}) {
+      converter::PackageConversion c;
+      c.package_dir = full_package();
+      c.precision = converter::parse_precision(precision);
+      c.calibration_dir = work_dir() / "converter-calibration";
+      c.calibration_limit = kCalibrationImages;
+      if (c.precision != converter::Precision::kInt8) c.calibration_dir.clear();
+      converter::convert_package(c);
+    }
+    make_package(int8_io_package(), "derm-tflite-int8io");
+    converter::PackageConversion io;
+    io.package_dir = int8_io_package();
+    io.precision = converter::Precision::kInt8;
+    io.int8_io = true;
+    io.calibration_dir = work_dir() / "converter-calibration";
+    io.calibration_limit = kCalibrationImages;
+    converter::convert_package(io);
+
+    // A package with nothing but a TFLite artifact, as a phone would get it.
+    std::filesystem::remove_all(tflite_only_package());
+    std::filesystem::create_directories(tflite_only_package());
+    std::filesystem::copy_file(full_package() / "model_fp32.tflite", tflite_only_package() / "model_fp32.tflite");
+    nlohmann::json m = read_manifest(full_package()).document;
+    m["name"] = "derm-tflite-only";
+    nlohmann::json only = nlohmann::json::array();
+    for (const auto& a : m["artifacts"])
+      if (a["runtime"] == "tflite" && a["precision"] == "fp32") only.push_back(a);
+    m["artifacts"] = only;
+    write_manifest(tflite_only_package(), m);
+  }
+
+  static std::vector<std::vector<std::uint8_t>> images() {
+    std::vector<std::vector<std::uint8_t>> out;
+    for (const auto& p : real_photographs()) out.push_back(read_file_bytes(p));
+    std::size_t lesions = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(work_dir() / "converter-heldout")) {
+      if (entry.path().extension() != ".png" || lesions++ >= 6) continue;
+      out.push_back(read_file_bytes(entry.path()));
+    }
+    return out;
+  }
+
+  static std::unique_ptr<Classifier> open(const std::filesystem::path& package, const std::string& runtime, const std::string& precision,
+                                          const std::string& provider = "auto", int threads = 0) {
+    ClassifierOptions o;
+    o.package = package;
+    o.runtime = runtime;
+    o.precision = precision;
+    o.execution.provider = provider;
+    o.execution.threads = threads;
+    return Classifier::create(o);
+  }
+
+  // max |p - q| over every class of every image.
+  static double max_difference(const Classifier& a, const Classifier& b) {
+    double worst = 0;
+    for (const auto& image : images()) {
+      const ClassificationResult x = a.classify(image), y = b.classify(image);
+      for (std::size_t k = 0; k < x.probabilities.size(); ++k)
+        worst = std::max(worst, std::fabs(static_cast<double>(x.probabilities[k]) - y.probabilities[k]));
+    }
+    return worst;
+  }
+};
+
+TEST_F(TfliteBackendTest, RuntimeIsCompiledIn) {
+  const RuntimeDescriptor* tflite = find_runtime("tflite");
+  ASSERT_NE(tflite, nullptr);
+  EXPECT_TRUE(tflite->available());
+  EXPECT_EQ(tflite->version(), "2.9.0");
+}
+
+TEST_F(TfliteBackendTest, ManifestRecordsEveryConversion) {
+  const ModelPackage package = ModelPackage::open(full_package());  // verifies every sha256
+  const Manifest& m = package.manifest();
+  const std::string onnx_sha = sha256_file_hex(full_package() / "model.onnx");
+  for (const char* precision : {"fp32", "fp16", "int8"}) {
+    const ArtifactEntry* a = m.find_artifact("tflite", precision);
+    ASSERT_NE(a, nullptr) << precision;
+    EXPECT_EQ(a->file, std::string("model_") + precision + ".tflite");
+    EXPECT_EQ(a->layout, TensorLayout::kNHWC);
+    EXPECT_EQ(a->sha256, sha256_file_hex(full_package() / a->file));
+    EXPECT_EQ(a->bytes, std::filesystem::file_size(full_package() / a->file));
+    EXPECT_EQ(a->details.at("source").at("file"), "model.onnx");
+    EXPECT_EQ(a->details.at("source").at("sha256"), onnx_sha);
+  }
+  const nlohmann::json calibration = m.find_artifact("tflite", "int8")->details.at("calibration");
+  EXPECT_EQ(calibration.at("images"), kCalibrationImages);
+  EXPECT_EQ(calibration.at("method"), "mse");
+  EXPECT_EQ(calibration.at("sha256").get<std::string>().size(), 64u);
+  EXPECT_EQ(m.find_artifact("tflite", "fp32")->details.count("calibration"), 0u);
+  // fp16 halves the file; int8 quarters it.
+  EXPECT_LT(m.find_artifact("tflite", "fp16")->bytes, m.find_artifact("tflite", "fp32")->bytes * 6 / 10);
+  EXPECT_LT(m.find_artifact("tflite", "int8")->bytes, m.find_artifact("tflite", "fp32")->bytes * 35 / 100);
+}
+
+TEST_F(TfliteBackendTest, ReconvertingReplacesTheArtifactEntry) {
+  converter::PackageConversion c;
+  c.package_dir = full_package();
+  c.precision = converter::Precision::kFp32;
+  converter::convert_package(c);
+  const Manifest m = read_manifest(full_package());
+  EXPECT_EQ(std::count_if(m.artifacts.begin(), m.artifacts.end(), [](const ArtifactEntry& a) { return a.runtime == "tflite" && a.precision == "fp32"; }),
+            1);
+  EXPECT_EQ(m.artifacts.size(), 4u);
+}
+
+TEST_F(TfliteBackendTest, Fp32MatchesOnnxRuntimeAndNamesWhatRan) {
+  const auto tflite = open(full_package(), "tflite", "fp32");
+  const auto ort = open(full_package(), "onnxruntime", "fp32");
+  EXPECT_LE(max_difference(*tflite, *ort), 1e-4);
+  const ClassificationResult r = tflite->classify(images().front());
+  EXPECT_EQ(r.runtime, "tflite");
+  EXPECT_EQ(r.runtime_version, "2.9.0");
+  EXPECT_EQ(r.provider, "xnnpack");
+  EXPECT_EQ(r.precision, "fp32");
+  EXPECT_TRUE(r.fallbacks.empty());
+  EXPECT_EQ(tflite->input_layout(), TensorLayout::kNHWC);
+}
+
+TEST_F(TfliteBackendTest, OutputsDependOnTheImage) {
+  const auto tflite = open(full_package(), "tflite", "fp32");
+  const auto all = images();
+  const ClassificationResult first = tflite->classify(all.front());
+  double spread = 0;
+  for (const auto& image : all) {
+    const ClassificationResult r = tflite->classify(image);
+    for (std::size_t k = 0; k < r.probabilities.size(); ++k)
+      spread = std::max(spread, std::fabs(static_cast<double>(r.probabilities[k]) - first.probabilities[k]));
+  }
+  EXPECT_GT(spread, 0.01);
+}
+
+TEST_F(TfliteBackendTest, BuiltinKernelsAndThreadsAgree) {
+  const auto xnnpack = open(full_package(), "tflite", "fp32", "xnnpack", 1);
+  const auto builtin = open(full_package(), "tflite", "fp32", "builtin", 2);
+  EXPECT_EQ(builtin->backend_info().provider, "builtin");
+  EXPECT_LE(max_difference(*xnnpack, *builtin), 1e-4);
+}
+
+TEST_F(TfliteBackendTest, Fp16MatchesOnnxRuntime) {
+  const auto tflite = open(full_package(), "tflite", "fp16");
+  EXPECT_EQ(tflite->backend_info().precision, "fp16");
+  EXPECT_LE(max_difference(*tflite, *open(full_package(), "onnxruntime", "fp32")), 2e-3);
+}
+
+TEST_F(TfliteBackendTest, Int8RunsOnXnnpackWithoutFallback) {
+  const auto int8 = open(full_package(), "tflite", "int8");
+  EXPECT_EQ(int8->backend_info().provider, "xnnpack");
+  EXPECT_TRUE(int8->backend_info().fallbacks.empty());  // the int8 delegate prepared the whole model
+  // XNNPACK's int8 operators and TFLite's own compute the same quantized network; they may round
+  // differently in places. (int8 against float: tests/converter/int8_quality_test.cpp.)
+  EXPECT_LE(max_difference(*int8, *open(full_package(), "tflite", "int8", "builtin")), 0.05);
+}
+
+TEST_F(TfliteBackendTest, Int8InputAndOutputAreHandledTransparently) {
+  const auto float_io = open(full_package(), "tflite", "int8", "builtin");
+  const auto int8_io = open(int8_io_package(), "tflite", "int8", "builtin");
+  // The same quantized network; only where input quantization and output dequantization happen
+  // differs (inside the model, or in the backend).
+  EXPECT_LE(max_difference(*float_io, *int8_io), 1e-3);
+  EXPECT_EQ(read_manifest(int8_io_package()).find_artifact("tflite", "int8")->details.at("io"), "int8");
+}
+
+TEST_F(TfliteBackendTest, BatchesEqualSingleImages) {
+  const auto tflite = open(full_package(), "tflite", "fp32");
+  const auto all = images();
+  std::vector<PreparedImage> prepared;
+  for (std::size_t i = 0; i < 3; ++i) prepared.push_back(tflite->prepare(all[i]));
+  const std::vector<ClassificationResult> batch = tflite->classify_batch(prepared);
+  ASSERT_EQ(batch.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(batch[i].batch_size, 3);
+    EXPECT_EQ(batch[i].probabilities, tflite->classify(all[i]).probabilities);
+  }
+}
+
+TEST_F(TfliteBackendTest, NnapiFallsBackOutsideAndroid) {
+  const auto c = open(full_package(), "tflite", "fp32", "nnapi");
+  EXPECT_EQ(c->backend_info().provider, "xnnpack");
+  ASSERT_EQ(c->backend_info().fallbacks.size(), 1u);
+  EXPECT_THAT(c->backend_info().fallbacks[0], HasSubstr("nnapi"));
+}
+
+TEST_F(TfliteBackendTest, AutoChoosesByPackageAndMachine) {
+#if !defined(__aarch64__)
+  // x86_64: the ONNX model on ONNX Runtime when the package has one...
+  EXPECT_EQ(open(full_package(), "auto", "auto")->backend_info().runtime, "onnxruntime");
+#endif
+  // ...TFLite when that is all the package carries, or when the precision asked for is TFLite's.
+  EXPECT_EQ(open(tflite_only_package(), "auto", "auto")->backend_info().runtime, "tflite");
+  const auto int8 = open(full_package(), "auto", "int8");
+  EXPECT_EQ(int8->backend_info().runtime, "tflite");
+  EXPECT_EQ(int8->backend_info().precision, "int8");
+}
+
+BackendRequest request_for(const std::filesystem::path& file) {
+  BackendRequest r;
+  r.model_file = file;
+  r.precision = "fp32";
+  r.input_name = "image";
+  r.output_name = "logits";
+  r.input_size = 224;
+  r.num_classes = 8;
+  return r;
+}
+
+TEST_F(TfliteBackendTest, BadRequestsAreRefused) {
+  const RuntimeDescriptor* tflite = find_runtime("tflite");
+  BackendRequest r = request_for(full_package() / "model_fp32.tflite");
+  r.options.provider = "gpu";
+  try {
+    tflite->create(r);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(e.what(), HasSubstr("gpu"));
+  }
+  r = request_for(full_package() / "model_fp32.tflite");
+  r.options.provider_options["trt_fp16"] = "1";
+  EXPECT_THROW(tflite->create(r), Error);
+  r = request_for(full_package() / "model_fp32.tflite");
+  r.output_name = "probabilities";
+  try {
+    tflite->create(r);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kModelMismatch);
+    EXPECT_THAT(e.what(), HasSubstr("probabilities"));
+  }
+  r = request_for(full_package() / "model_fp32.tflite");
+  r.num_classes = 7;
+  EXPECT_THROW(tflite->create(r), Error);
+}
+
+TEST_F(TfliteBackendTest, CorruptModelFilesAreRefused) {
+  TemporaryDirectory dir;
+  const std::vector<std::uint8_t> model = read_file_bytes(full_package() / "model_fp32.tflite");
+  std::ofstream(dir.path() / "garbage.tflite") << "this is not a flatbuffer at all";
+  {
+    std::ofstream cut(dir.path() / "cut.tflite", std::ios::binary);
+    cut.write(reinterpret_cast<const char*>(model.data()), static_cast<std::streamsize>(model.size() / 3));
+  }
+  for (const char* name : {"garbage.tflite", "cut.tflite"}) {
+    try {
+      find_runtime("tflite")->create(request_for(dir.path() / name));
+      ADD_FAILURE() << name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << name << ": " << e.what();
+      EXPECT_THAT(e.what(), HasSubstr(name));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dermcds::test
