@@ -1,0 +1,256 @@
+#include "dermcds/pipeline/model_build.hpp"
+
+#include <algorithm>
+
+#include "artifact_conversion.hpp"
+#include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
+#include "dermcds/manifest.hpp"
+#include "dermcds/model_repository.hpp"
+#include "dermcds/pipeline/export.hpp"
+#include "dermcds/pipeline/lifecycle.hpp"
+#include "dermcds/pipeline/parity_report.hpp"
+#include "dermcds/sha256.hpp"
+#include "file_lock.hpp"
+#include "scratch_directory.hpp"
+#include "utc_time.hpp"
+
+namespace dermcds::pipeline {
+
+namespace {
+
+const std::vector<std::string> kPrecisionOrder = {"fp32", "fp16", "int8"};
+
+std::vector<std::string> normalized_precisions(const std::vector<std::string>& requested) {
+  for (const auto& p : requested)
+    if (std::find(kPrecisionOrder.begin(), kPrecisionOrder.end(), p) == kPrecisionOrder.end())
+      throw Error(ErrorCode::kInvalidArgument, "unknown TFLite precision '" + p + "' (fp32, fp16, int8)");
+  std::vector<std::string> out;
+  for (const auto& p : kPrecisionOrder)
+    if (std::find(requested.begin(), requested.end(), p) != requested.end()) out.push_back(p);
+  return out;
+}
+
+// Asks the Python pipeline for its version and the checkpoint (training the demo one if needed).
+nlohmann::json python_inputs(const BuildRequest& request, const std::filesystem::path& work_dir) {
+  const std::filesystem::path out = work_dir / "build-inputs.json";
+  std::vector<std::string> arguments = {"build-inputs", "--arch", request.architecture, "--out", out.string()};
+  if (!request.checkpoint.empty()) {
+    arguments.push_back("--checkpoint");
+    arguments.push_back(std::filesystem::absolute(request.checkpoint).string());
+  }
+  request.python.run(arguments);
+  try {
+    return nlohmann::json::parse(read_file_bytes(out));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kRuntimeFailure, out.string() + " is not the pipeline's build-inputs document: " + e.what());
+  }
+}
+
+// Versions of the model that lifecycle builds made from the same inputs, newest first.
+std::optional<std::pair<std::string, std::string>> version_with_fingerprint(const ModelRepository& repository,
+                                                                            const std::string& model,
+                                                                            const std::string& fingerprint) {
+  std::vector<std::string> versions = repository.versions(model);
+  std::reverse(versions.begin(), versions.end());
+  for (const std::string& version : versions) {
+    try {
+      const Manifest m = read_manifest(repository.package_dir(model, version));
+      const nlohmann::json& d = m.document;
+      if (d.contains("lifecycle") && d["lifecycle"].is_object() && d["lifecycle"].value("fingerprint", "") == fingerprint)
+        return std::make_pair(version, d["lifecycle"].value("status", ""));
+    } catch (const Error&) {
+      // A broken package is nobody's match; `models verify` reports it.
+    }
+  }
+  return std::nullopt;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
+std::string rejection_reason(const ParityReport& report) {
+  std::vector<std::string> reasons;
+  for (const PairResult& pair : report.pairs)
+    for (const std::string& v : pair.check.violations) reasons.push_back(pair.candidate + " vs " + pair.reference + ": " + v);
+  if (report.pairs.empty()) reasons.push_back("no pair of runtimes was compared");
+  return join(reasons, "; ");
+}
+
+}  // namespace
+
+nlohmann::ordered_json BuildInputs::to_json() const {
+  nlohmann::ordered_json j;
+  j["architecture"] = architecture;
+  j["name"] = package_name;
+  j["checkpoint"] = checkpoint;
+  j["exporter_version"] = exporter_version;
+  j["tflite_precisions"] = tflite_precisions;
+  if (!tflite_precisions.empty()) j["converter_version"] = converter_version;
+  if (calibration)
+    j["calibration"] = {{"sha256", calibration->sha256}, {"images", calibration->files.size()}, {"limit", calibration_limit}};
+  return j;
+}
+
+std::string BuildInputs::fingerprint() const {
+  // The checkpoint's location is not an input: the same bytes elsewhere build the same package.
+  nlohmann::ordered_json j = to_json();
+  j["checkpoint"] = checkpoint.value("sha256", "");
+  const std::string text = j.dump();
+  return sha256_hex({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+}
+
+BuildInputs resolve_build_inputs(const BuildRequest& request) {
+  if (request.architecture.empty()) throw Error(ErrorCode::kInvalidArgument, "a build needs an architecture (--arch)");
+  BuildInputs inputs;
+  inputs.architecture = request.architecture;
+  inputs.package_name = request.name.empty() ? default_package_name(request.architecture) : request.name;
+  ModelRepository(request.repository).package_dir(inputs.package_name, "1");  // validates the name early
+  inputs.tflite_precisions = normalized_precisions(request.tflite_precisions);
+  if (!inputs.tflite_precisions.empty()) {
+    if (!converter_compiled_in())
+      throw Error(ErrorCode::kRuntimeUnavailable, "TFLite artifacts were asked for, but this build of dermcds has no converter");
+    inputs.converter_version = converter_version();
+  }
+  const bool int8 = std::find(inputs.tflite_precisions.begin(), inputs.tflite_precisions.end(), "int8") != inputs.tflite_precisions.end();
+  if (int8) {
+    if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "an int8 artifact needs --calibration DIR");
+    inputs.calibration = list_image_set(request.calibration_dir, request.calibration_limit, "calibration image");
+    inputs.calibration_limit = request.calibration_limit;
+  } else if (!request.calibration_dir.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 artifacts only");
+  }
+
+  ScratchDirectory scratch("dermcds-build-inputs");
+  const nlohmann::json python = python_inputs(request, scratch.path());
+  try {
+    inputs.exporter_version = python.at("exporter").at("version").get<std::string>();
+    const nlohmann::json& c = python.at("checkpoint");
+    inputs.checkpoint = {{"source", c.at("source").get<std::string>()},
+                         {"file", c.at("file").get<std::string>()},
+                         {"sha256", c.at("sha256").get<std::string>()}};
+    if (c.contains("path")) inputs.checkpoint["path"] = c["path"].get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kRuntimeFailure, std::string("the pipeline's build-inputs document lacks a field: ") + e.what());
+  }
+  return inputs;
+}
+
+BuildOutcome build_model(const BuildRequest& request) {
+  if (request.validation_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "a build needs validation images (--images DIR)");
+  list_image_set(request.validation_dir, 0, "validation image");  // fail before any work if there are none
+  const BuildInputs inputs = resolve_build_inputs(request);
+  const std::string fingerprint = inputs.fingerprint();
+  const std::string& name = inputs.package_name;
+
+  std::filesystem::create_directories(request.repository / name);
+  const ModelRepository repository(request.repository);
+  // One build of a model at a time; promotions take their own lock.
+  FileLock build_lock(request.repository / name / ".build.lock");
+
+  BuildOutcome outcome;
+  outcome.fingerprint = fingerprint;
+  if (!request.force) {
+    if (const auto match = version_with_fingerprint(repository, name, fingerprint)) {
+      outcome.result = BuildResult::kUpToDate;
+      outcome.version = match->first;
+      outcome.package_dir = repository.package_dir(name, match->first);
+      outcome.reason = "version " + match->first + " (" + match->second + ") was built from these inputs";
+      return outcome;
+    }
+  }
+
+  const std::string version = repository.next_version(name);
+  const std::filesystem::path destination = repository.package_dir(name, version);
+  // Inside the model's folder, hidden: the repository never lists it, and the final move is a
+  // rename on one file system.
+  ScratchDirectory staging(".build-" + version, request.repository / name);
+  request.progress("building " + name + " version " + version + " (inputs " + fingerprint.substr(0, 12) + ")");
+
+  ExportRequest export_request;
+  export_request.architecture = request.architecture;
+  export_request.checkpoint = request.checkpoint;
+  export_request.repository = staging.path();
+  export_request.name = name;
+  export_request.version = version;
+  export_request.check_samples = request.check_samples;
+  export_request.python = request.python;
+  export_request.progress = request.progress;
+  const std::filesystem::path package = export_package(export_request).package_dir;
+
+  // The exporter must have used the very checkpoint the inputs were resolved from.
+  {
+    const Manifest exported = read_manifest(package);
+    const std::string exported_sha = exported.document.value("/provenance/checkpoint/sha256"_json_pointer, std::string());
+    if (exported_sha != inputs.checkpoint.value("sha256", ""))
+      throw Error(ErrorCode::kInternal, "the exporter recorded checkpoint sha256 " + exported_sha + ", the build resolved " +
+                                            inputs.checkpoint.value("sha256", "") + "; nothing installed");
+  }
+
+  for (const std::string& precision : inputs.tflite_precisions) {
+    request.progress("converting to TFLite " + precision);
+    TfliteConversion conversion;
+    conversion.package_dir = package;
+    conversion.precision = precision;
+    if (precision == "int8") {
+      conversion.calibration_dir = request.calibration_dir;
+      conversion.calibration_limit = request.calibration_limit;
+    }
+    conversion.progress = request.progress;
+    convert_package_to_tflite(conversion);
+  }
+
+  {
+    nlohmann::json document = read_manifest(package).document;
+    if (request.policy) document["policy"]["parity"] = *request.policy;
+    document["lifecycle"] = {{"status", "pending"},
+                             {"fingerprint", fingerprint},
+                             {"inputs", nlohmann::json::parse(inputs.to_json().dump())},
+                             {"built", utc_timestamp()}};
+    write_manifest(package, document);
+  }
+
+  ParityRequest parity;
+  parity.package_dir = package;
+  parity.images_dir = request.validation_dir;
+  parity.checkpoint = request.checkpoint;
+  parity.threads = request.threads;
+  parity.python = request.python;
+  parity.progress = request.progress;
+  ParityReport report = run_parity(parity);
+  ParityReport shown = report;  // the files name the package where it will be, not the staging area
+  shown.package_dir = destination;
+  const ReportFiles files = write_report_files(shown, package / "parity", request.python);
+  record_in_manifest(report, files);
+
+  nlohmann::json document = read_manifest(package).document;
+  document["lifecycle"]["status"] = report.passed ? "accepted" : "rejected";
+  if (!report.passed) document["lifecycle"]["reason"] = rejection_reason(report);
+  write_manifest(package, document);
+
+  if (std::filesystem::exists(destination))
+    throw Error(ErrorCode::kInvalidArgument, destination.string() + " appeared during the build; versions are never overwritten");
+  std::filesystem::rename(package, destination);
+  request.progress("installed " + destination.string() + (report.passed ? " (accepted)" : " (REJECTED)"));
+
+  outcome.version = version;
+  outcome.package_dir = destination;
+  outcome.result = report.passed ? BuildResult::kAccepted : BuildResult::kRejected;
+  outcome.reason = report.passed ? "" : rejection_reason(report);
+  report.package_dir = destination;
+  outcome.parity = std::move(report);
+
+  ModelLifecycle lifecycle(request.repository, name);
+  lifecycle.record({utc_timestamp(), "build", version, "",
+                    outcome.result == BuildResult::kAccepted ? "accepted" : "rejected: " + outcome.reason});
+  if (outcome.result == BuildResult::kAccepted && request.promote) {
+    lifecycle.promote(version, "promoted by the build that made it");
+    outcome.promoted = true;
+  }
+  return outcome;
+}
+
+}  // namespace dermcds::pipeline
