@@ -103,6 +103,7 @@ void register_models_command(CLI::App& app) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   export_command->callback([request] { export_model(*request); });
+  register_models_lifecycle_commands(models);
 }
 
 }  // namespace dermcds::cli
