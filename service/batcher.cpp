@@ -147,30 +147,35 @@ void DynamicBatcher::execute(std::vector<Job>& batch) {
   BatchReport report;
   for (Job* job : images) report.queue_ms.push_back(ms_between(job->enqueued, start));
   for (Job* job : tensors) report.queue_ms.push_back(ms_between(job->enqueued, start));
-  if (!images.empty()) run_images(images, report);
-  if (!tensors.empty()) run_tensors(tensors, report);
+  std::vector<Delivery> deliveries;
+  if (!images.empty()) deliveries.push_back(run_images(images, report));
+  if (!tensors.empty()) deliveries.push_back(run_tensors(tensors, report));
   if (listener_ && report.requests > 0) listener_(report);
+  for (const Delivery& deliver : deliveries) deliver();
 }
 
-void DynamicBatcher::run_images(std::vector<Job*>& jobs, BatchReport& report) {
+DynamicBatcher::Delivery DynamicBatcher::run_images(const std::vector<Job*>& jobs, BatchReport& report) {
   const auto start = Clock::now();
   std::vector<PreparedImage> inputs;
   inputs.reserve(jobs.size());
   for (Job* job : jobs) inputs.push_back(std::move(std::get<ImageWork>(job->work).image));
   try {
-    std::vector<ClassificationResult> results = classifier_->classify_batch(inputs);
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-      std::get<ImageWork>(jobs[i]->work).promise.set_value({std::move(results[i]), ms_between(jobs[i]->enqueued, start)});
+    auto results = std::make_shared<std::vector<ClassificationResult>>(classifier_->classify_batch(inputs));
     report.images += static_cast<int>(jobs.size());
     report.requests += static_cast<int>(jobs.size());
     report.inference_ms += ms_between(start, Clock::now());
+    return [jobs, results, start] {
+      for (std::size_t i = 0; i < jobs.size(); ++i)
+        std::get<ImageWork>(jobs[i]->work).promise.set_value({std::move((*results)[i]), ms_between(jobs[i]->enqueued, start)});
+    };
   } catch (...) {
-    const auto error = std::current_exception();
-    for (Job* job : jobs) fail(std::get<ImageWork>(job->work).promise, error);
+    return [jobs, error = std::current_exception()] {
+      for (Job* job : jobs) fail(std::get<ImageWork>(job->work).promise, error);
+    };
   }
 }
 
-void DynamicBatcher::run_tensors(std::vector<Job*>& jobs, BatchReport& report) {
+DynamicBatcher::Delivery DynamicBatcher::run_tensors(const std::vector<Job*>& jobs, BatchReport& report) {
   const auto start = Clock::now();
   try {
     Tensor batch;
@@ -186,25 +191,28 @@ void DynamicBatcher::run_tensors(std::vector<Job*>& jobs, BatchReport& report) {
       }
     }
     const int total = static_cast<int>(batch.shape[0]);
-    const Tensor logits = classifier_->infer(batch);
-    const auto classes = static_cast<std::size_t>(logits.shape[1]);
-    std::size_t row = 0;
-    for (Job* job : jobs) {
-      InferredTensor answer;
-      answer.logits.shape = {job->images, logits.shape[1]};
-      const auto begin = logits.data.begin() + static_cast<std::ptrdiff_t>(row * classes);
-      answer.logits.data.assign(begin, begin + static_cast<std::ptrdiff_t>(job->images * classes));
-      answer.queue_ms = ms_between(job->enqueued, start);
-      answer.batch_images = total;
-      row += static_cast<std::size_t>(job->images);
-      std::get<TensorWork>(job->work).promise.set_value(std::move(answer));
-    }
+    auto logits = std::make_shared<const Tensor>(classifier_->infer(batch));
     report.images += total;
     report.requests += static_cast<int>(jobs.size());
     report.inference_ms += ms_between(start, Clock::now());
+    return [jobs, logits, total, start] {
+      const auto classes = static_cast<std::size_t>(logits->shape[1]);
+      std::size_t row = 0;
+      for (Job* job : jobs) {
+        InferredTensor answer;
+        answer.logits.shape = {job->images, logits->shape[1]};
+        const auto begin = logits->data.begin() + static_cast<std::ptrdiff_t>(row * classes);
+        answer.logits.data.assign(begin, begin + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(job->images) * classes));
+        answer.queue_ms = ms_between(job->enqueued, start);
+        answer.batch_images = total;
+        row += static_cast<std::size_t>(job->images);
+        std::get<TensorWork>(job->work).promise.set_value(std::move(answer));
+      }
+    };
   } catch (...) {
-    const auto error = std::current_exception();
-    for (Job* job : jobs) fail(std::get<TensorWork>(job->work).promise, error);
+    return [jobs, error = std::current_exception()] {
+      for (Job* job : jobs) fail(std::get<TensorWork>(job->work).promise, error);
+    };
   }
 }
 

@@ -102,8 +102,11 @@ class DynamicBatcher {
   void run();
   std::vector<Job> take_batch();
   void execute(std::vector<Job>& batch);
-  void run_images(std::vector<Job*>& jobs, BatchReport& report);
-  void run_tensors(std::vector<Job*>& jobs, BatchReport& report);
+  // Each runs one inference for its jobs and returns how to answer them; execute() answers only
+  // after reporting the batch, so that whoever sees an answer also sees its batch in the metrics.
+  using Delivery = std::function<void()>;
+  Delivery run_images(const std::vector<Job*>& jobs, BatchReport& report);
+  Delivery run_tensors(const std::vector<Job*>& jobs, BatchReport& report);
 
   std::shared_ptr<const Classifier> classifier_;
   BatchingOptions options_;

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <regex>
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -71,6 +73,15 @@ std::string library_error_message(int status, std::size_t max_body_bytes) {
   }
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian
+// compiled the library). A burst of new connections overflows it: the kernel drops handshakes
+// and falls back to SYN cookies, and under load clients see connections reset. listen() on a
+// listening socket only changes its backlog, so the adapter repeats it with the system maximum.
+class Engine final : public httplib::Server {
+ public:
+  void widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
+
 }  // namespace
 
 // --- request and response values ------------------------------------------------------------
@@ -132,7 +143,7 @@ HttpResponse HttpResponse::error(int status, std::string_view message) {
 
 struct HttpServer::Impl {
   HttpServerOptions options;
-  httplib::Server server;
+  Engine server;
   std::vector<CompiledRoute> routes;  // for naming the route of requests the library refuses
   Observer observer;
 
@@ -157,6 +168,9 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   // The library's default closes a keep-alive connection after 5 requests; clients of an
   // inference service send thousands over one connection.
   server.set_keep_alive_max_count(100000);
+  // Headers and body leave in separate writes; with Nagle's algorithm the body would wait for
+  // the client's delayed ACK of the headers (tens of milliseconds on every keep-alive request).
+  server.set_tcp_nodelay(true);
   // Classifications are medical data: no cache between us and the clinician keeps a copy.
   server.set_default_headers({{"Cache-Control", "no-store"}, {"X-Content-Type-Options", "nosniff"}});
   server.set_error_handler(httplib::Server::HandlerWithResponse(
@@ -168,9 +182,10 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   });
   // A client announcing a body over the limit is refused before it sends the body.
   server.set_expect_100_continue_handler([limit = impl_->options.max_body_bytes](const httplib::Request& req,
-                                                                                  httplib::Response&) {
-    const auto length = req.get_header_value<std::uint64_t>("Content-Length");
-    return length > limit ? 413 : 100;
+                                                                                  httplib::Response& res) {
+    if (req.get_header_value<std::uint64_t>("Content-Length") <= limit) return 100;
+    res.status = 413;  // the library answers with `res` (through library_error) for anything but 100 and 417
+    return 413;
   });
 }
 
@@ -260,7 +275,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::library_error(const httplib::
 }
 
 int HttpServer::bind() {
-  httplib::Server& server = impl_->server;
+  Engine& server = impl_->server;
   const std::string& host = impl_->options.host;
   int port = impl_->options.port;
   if (port == 0) {
@@ -270,6 +285,7 @@ int HttpServer::bind() {
     throw Error(ErrorCode::kIoError, "cannot listen on " + host + ":" + std::to_string(port) +
                                          " (address in use, or not an address of this machine)");
   }
+  server.widen_backlog();
   return port;
 }
 

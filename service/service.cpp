@@ -64,6 +64,10 @@ void Service::observe(const RequestRecord& record) {
   metrics_.http_requests.increment({request.route, request.method, status});
   metrics_.http_duration.observe({request.route}, record.duration_ms / 1e3);
 
+  if (response.log_fields.value("error_code", "") == "resource_exhausted") {
+    report_refusal(request.route);
+    return;
+  }
   nlohmann::ordered_json fields = {{"request_id", request.request_id},
                                    {"method", request.method},
                                    {"route", request.route},
@@ -75,6 +79,19 @@ void Service::observe(const RequestRecord& record) {
                      : is_routine(request.route) && response.status < 400 ? spdlog::level::debug
                                                                           : spdlog::level::info;
   log_event(level, "request", fields);
+}
+
+void Service::report_refusal(const std::string& route) {
+  // Under overload thousands of requests a second are refused, each one line saying the same;
+  // one line a second with the count says it too, without the log becoming the bottleneck.
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(refusals_mutex_);
+  ++refusals_since_report_;
+  if (now - last_refusal_report_ < std::chrono::seconds(1)) return;
+  log_event(spdlog::level::warn, "overloaded",
+            {{"route", route}, {"refused", refusals_since_report_}, {"hint", "queue full: answered 503 with Retry-After"}});
+  refusals_since_report_ = 0;
+  last_refusal_report_ = now;
 }
 
 void Service::run() {

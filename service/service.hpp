@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -34,6 +35,7 @@ class Service {
 
  private:
   void observe(const RequestRecord& record);
+  void report_refusal(const std::string& route);
   void print_banner(int port) const;
 
   ServiceConfig config_;
@@ -41,6 +43,9 @@ class Service {
   std::atomic<bool> shutting_down_{false};
   std::mutex serving_mutex_;
   bool serving_ = false;  // the HTTP server runs, so stop() takes effect
+  std::mutex refusals_mutex_;
+  long refusals_since_report_ = 0;
+  std::chrono::steady_clock::time_point last_refusal_report_{};
   ModelManager models_;  // after metrics_, which its batchers report to
   ServiceContext context_;
   HttpServer http_;      // last: destroyed first, before what its handlers use

@@ -1,0 +1,346 @@
+// Serving throughput and latency of pms-derm-cds under load, with dynamic batching on and off,
+// side by side in one run with an offline batched run of the same model at the same batch size.
+//
+//   offline   ONNX Runtime through Classifier::infer on a ready batch of N preprocessed images:
+//             no HTTP, no decoding, no queue. The throughput a server could at best reach.
+//   served    the real pms-derm-cds binary on loopback (service/harness), started twice:
+//             batching on (--max-batch-size N) and off (--no-batching). For each:
+//               single    one client, one request at a time: the single-request latency
+//               saturated C clients in a closed loop: the served throughput
+//               half load requests arriving at a fixed rate of half the saturated throughput;
+//                         latency counted from each request's scheduled time, so a late start
+//                         is part of the latency (no coordinated omission)
+//
+// The goals (docs/service.md): served throughput with batching >= 0.9x the offline batched
+// throughput, and p99 at half load <= 2x the single-request latency (median).
+// The load generator shares the machine with the server; on a small machine that costs the
+// server some CPU, which the figures include.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "bench_stats.hpp"
+#include "dermcds/classifier.hpp"
+#include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
+#include "dermcds/model_repository.hpp"
+#include "server_process.hpp"
+
+namespace {
+
+using dermcds::bench::Clock;
+using dermcds::bench::elapsed_ms;
+using dermcds::bench::Summary;
+using dermcds::bench::summarize;
+using nlohmann::ordered_json;
+
+struct Options {
+  std::string model = "models/derm-effnet-b4";
+  std::string image = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+  int batch = 8;
+  double delay_ms = 5;
+  int clients = 0;  // 0: twice the batch size, enough to keep a batch forming while one runs
+  double seconds = 15;
+  int single_requests = 40;
+  int offline_runs = 20;
+  int threads = 0;
+  std::string server;
+  std::string json_out;
+};
+
+// Answers received in one load phase.
+struct Load {
+  double seconds = 0;
+  int ok = 0;
+  int failed = 0;
+  std::vector<double> latency_ms;  // of the successful requests
+  double throughput() const { return seconds > 0 ? ok / seconds : 0; }
+};
+
+class Endpoint {
+ public:
+  Endpoint(const dermcds::service::harness::ServerProcess& server, std::string body) : server_(server), body_(std::move(body)) {}
+
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>(server_.host(), server_.port());
+    c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);  // the body would otherwise wait for the server's delayed ACK of the headers
+    c->set_read_timeout(std::chrono::seconds(120));
+    return c;
+  }
+  bool classify(httplib::Client& client) const {
+    const auto result = client.Post("/v1/classify", body_, "image/jpeg");
+    return result && result->status == 200;
+  }
+
+ private:
+  const dermcds::service::harness::ServerProcess& server_;
+  std::string body_;
+};
+
+void record(Load& load, std::mutex& mutex, bool ok, double ms) {
+  std::lock_guard lock(mutex);
+  if (ok) {
+    ++load.ok;
+    load.latency_ms.push_back(ms);
+  } else {
+    ++load.failed;
+  }
+}
+
+Load sequential(const Endpoint& endpoint, int count) {
+  Load load;
+  std::mutex mutex;
+  const auto client = endpoint.client();
+  for (int i = 0; i < 3; ++i) endpoint.classify(*client);  // connection and caches
+  const auto start = Clock::now();
+  for (int i = 0; i < count; ++i) {
+    const auto t = Clock::now();
+    const bool ok = endpoint.classify(*client);
+    record(load, mutex, ok, elapsed_ms(t));
+  }
+  load.seconds = elapsed_ms(start) / 1e3;
+  return load;
+}
+
+Load closed_loop(const Endpoint& endpoint, int clients, double seconds) {
+  Load load;
+  std::mutex mutex;
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&] {
+      const auto client = endpoint.client();
+      while (Clock::now() < end) {
+        const auto t = Clock::now();
+        const bool ok = endpoint.classify(*client);
+        record(load, mutex, ok, elapsed_ms(t));
+      }
+    });
+  for (auto& t : threads) t.join();
+  load.seconds = elapsed_ms(start) / 1e3;
+  return load;
+}
+
+Load open_loop(const Endpoint& endpoint, double rate, double seconds, int workers) {
+  Load load;
+  std::mutex mutex;
+  const auto start = Clock::now() + std::chrono::milliseconds(50);
+  const auto total = static_cast<long>(rate * seconds);
+  std::atomic<long> next{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w)
+    threads.emplace_back([&] {
+      const auto client = endpoint.client();
+      for (long i = next++; i < total; i = next++) {
+        const auto scheduled = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate));
+        std::this_thread::sleep_until(scheduled);
+        const bool ok = endpoint.classify(*client);
+        record(load, mutex, ok, elapsed_ms(scheduled));
+      }
+    });
+  for (auto& t : threads) t.join();
+  load.seconds = elapsed_ms(start) / 1e3;
+  return load;
+}
+
+ordered_json load_json(const Load& load) {
+  const Summary s = summarize(load.latency_ms);
+  return {{"requests_ok", load.ok},  {"requests_failed", load.failed}, {"seconds", load.seconds},
+          {"throughput_per_s", load.throughput()}, {"p50_ms", s.median}, {"p90_ms", s.p90}, {"p99_ms", s.p99},
+          {"max_ms", s.max}};
+}
+
+void print_load(const char* name, const Load& load) {
+  const Summary s = summarize(load.latency_ms);
+  std::printf("  %-34s %8.2f img/s   p50 %8.1f ms   p99 %8.1f ms   (%d ok, %d failed)\n", name, load.throughput(), s.median,
+              s.p99, load.ok, load.failed);
+}
+
+struct Served {
+  Load single, saturated, half;
+  double half_rate = 0;
+};
+
+Served serve_and_measure(const Options& options, const std::filesystem::path& package, bool batching,
+                         const std::string& body, const std::filesystem::path& work) {
+  const std::filesystem::path model_dir = package.parent_path();
+  dermcds::service::harness::ServerOptions server_options;
+  server_options.binary = options.server;
+  server_options.work_dir = work / (batching ? "batching-on" : "batching-off");
+  const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
+  server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", model_dir.filename().string(),
+                              "--default-model", model_dir.filename().string(), "--no-banner", "--log-level", "warn",
+                              "--max-queue-size", "4096", "--http-threads", std::to_string(std::max(64, 2 * clients + 8)),
+                              "--threads", std::to_string(options.threads), "--warmup-runs", "2"};
+  if (batching) {
+    server_options.arguments.insert(server_options.arguments.end(),
+                                    {"--max-batch-size", std::to_string(options.batch), "--max-queue-delay-ms",
+                                     std::to_string(options.delay_ms)});
+  } else {
+    server_options.arguments.push_back("--no-batching");
+  }
+  std::printf("starting pms-derm-cds, batching %s ...\n", batching ? "on" : "off");
+  std::fflush(stdout);
+  dermcds::service::harness::ServerProcess server(server_options);
+  const Endpoint endpoint(server, body);
+
+  Served served;
+  served.single = sequential(endpoint, options.single_requests);
+  closed_loop(endpoint, clients, 2.0);  // warm-up under load, not measured
+  served.saturated = closed_loop(endpoint, clients, options.seconds);
+  served.half_rate = served.saturated.throughput() / 2;
+  served.half = open_loop(endpoint, served.half_rate, options.seconds, clients);
+  if (server.stop() != 0) throw dermcds::Error(dermcds::ErrorCode::kInternal, "pms-derm-cds did not exit cleanly");
+  return served;
+}
+
+struct Offline {
+  double batch_throughput = 0;
+  std::vector<double> batch_ms;
+  std::vector<double> single_ms;
+};
+
+Offline offline_runs(const Options& options, const std::filesystem::path& package, const std::vector<std::uint8_t>& bytes) {
+  dermcds::ClassifierOptions classifier_options;
+  classifier_options.package = package;
+  classifier_options.runtime = "onnxruntime";
+  classifier_options.execution.threads = options.threads;
+  const auto classifier = dermcds::Classifier::create(classifier_options);
+  const auto prepared = classifier->prepare(bytes);
+  const std::int64_t s = classifier->manifest().input.crop_size;
+  dermcds::Tensor single{{1, 3, s, s}, prepared.input};
+  dermcds::Tensor batch{{options.batch, 3, s, s}, {}};
+  for (int i = 0; i < options.batch; ++i) batch.data.insert(batch.data.end(), prepared.input.begin(), prepared.input.end());
+
+  Offline offline;
+  for (int i = 0; i < 3; ++i) {
+    classifier->infer(batch);
+    classifier->infer(single);
+  }
+  const auto start = Clock::now();
+  for (int i = 0; i < options.offline_runs; ++i) {
+    const auto t = Clock::now();
+    classifier->infer(batch);
+    offline.batch_ms.push_back(elapsed_ms(t));
+  }
+  offline.batch_throughput = options.batch * options.offline_runs / (elapsed_ms(start) / 1e3);
+  for (int i = 0; i < options.offline_runs; ++i) {
+    const auto t = Clock::now();
+    classifier->infer(single);
+    offline.single_ms.push_back(elapsed_ms(t));
+  }
+  return offline;
+}
+
+int run(const Options& options) {
+  const std::filesystem::path package = dermcds::resolve_package_dir(options.model);
+  const auto bytes = dermcds::read_file_bytes(options.image);
+  const std::string body(bytes.begin(), bytes.end());
+  const std::filesystem::path work = std::filesystem::temp_directory_path() / ("service-bench-" + std::to_string(::getpid()));
+  const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
+  const auto manifest = dermcds::read_manifest(package);
+  std::printf("service_bench: %s/%s (%dx%d), batch %d, queue delay %.1f ms, %d clients, %.0f s per phase, image %s\n",
+              manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size,
+              options.batch, options.delay_ms, clients, options.seconds, options.image.c_str());
+
+  std::printf("offline ONNX Runtime runs ...\n");
+  std::fflush(stdout);
+  const Offline offline = offline_runs(options, package, bytes);
+  const Served on = serve_and_measure(options, package, true, body, work);
+  const Served off = serve_and_measure(options, package, false, body, work);
+  std::filesystem::remove_all(work);
+
+  const Summary batch_s = summarize(offline.batch_ms), single_s = summarize(offline.single_ms);
+  std::printf("\nresults (throughput in images per second; latency per request)\n");
+  std::printf("  %-34s %8.2f img/s   batch p50 %6.1f ms   p99 %6.1f ms\n",
+              ("offline ONNX Runtime, batch " + std::to_string(options.batch)).c_str(), offline.batch_throughput,
+              batch_s.median, batch_s.p99);
+  std::printf("  %-34s %8.2f img/s   p50 %8.1f ms   p99 %8.1f ms\n", "offline ONNX Runtime, batch 1", 1e3 / single_s.median,
+              single_s.median, single_s.p99);
+  for (const auto& [name, served] : {std::pair{"batching on", &on}, std::pair{"batching off", &off}}) {
+    std::printf(" served, %s:\n", name);
+    print_load("single request (1 client)", served->single);
+    print_load(("saturated (" + std::to_string(clients) + " clients)").c_str(), served->saturated);
+    char half[64];
+    std::snprintf(half, sizeof half, "half load (%.2f req/s)", served->half_rate);
+    print_load(half, served->half);
+  }
+  const double throughput_ratio = on.saturated.throughput() / offline.batch_throughput;
+  const double single_median = summarize(on.single.latency_ms).median;
+  const double latency_ratio = summarize(on.half.latency_ms).p99 / single_median;
+  const double off_latency_ratio = summarize(off.half.latency_ms).p99 / summarize(off.single.latency_ms).median;
+  std::printf("\nserved (batching on) / offline batched throughput: %.3f   (goal >= 0.9)\n", throughput_ratio);
+  std::printf("served (batching off) / offline batched throughput: %.3f\n", off.saturated.throughput() / offline.batch_throughput);
+  std::printf("p99 at half load / single-request p50, batching on: %.2f   (goal <= 2)\n", latency_ratio);
+  std::printf("p99 at half load / single-request p50, batching off: %.2f\n", off_latency_ratio);
+
+  if (!options.json_out.empty()) {
+    auto served_json = [](const Served& s) {
+      return ordered_json{{"single", load_json(s.single)}, {"saturated", load_json(s.saturated)},
+                          {"half_load_rate_per_s", s.half_rate}, {"half_load", load_json(s.half)}};
+    };
+    const ordered_json report = {
+        {"model", manifest.name + "/" + manifest.version},
+        {"image", options.image},
+        {"batch", options.batch},
+        {"queue_delay_ms", options.delay_ms},
+        {"clients", clients},
+        {"seconds_per_phase", options.seconds},
+        {"offline", {{"batch_throughput_per_s", offline.batch_throughput}, {"batch_p50_ms", batch_s.median},
+                     {"batch_p99_ms", batch_s.p99}, {"single_p50_ms", single_s.median}, {"single_p99_ms", single_s.p99}}},
+        {"served_batching_on", served_json(on)},
+        {"served_batching_off", served_json(off)},
+        {"ratio_served_to_offline_throughput", throughput_ratio},
+        {"ratio_half_load_p99_to_single_p50", latency_ratio},
+    };
+    std::ofstream(options.json_out) << report.dump(2) << "\n";
+  }
+  return 0;
+}
+
+std::string default_server_binary() {
+  // The benchmark is built next to pms-derm-cds (build/bin).
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "pms-derm-cds" : (self.parent_path() / "pms-derm-cds").string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  options.server = default_server_binary();
+  CLI::App app{"service_bench: pms-derm-cds throughput and p50/p99 latency under load, dynamic batching on and off, "
+               "against an offline batched ONNX Runtime run of the same model"};
+  app.add_option("-m,--model", options.model, "Model directory (its active version) or package directory")->capture_default_str();
+  app.add_option("--image", options.image, "JPEG photograph every request sends")->check(CLI::ExistingFile)->capture_default_str();
+  app.add_option("--batch", options.batch, "Batch size: the service's --max-batch-size and the offline batch")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--delay-ms", options.delay_ms, "The service's --max-queue-delay-ms with batching on")->capture_default_str();
+  app.add_option("--clients", options.clients, "Concurrent clients when saturating (0: twice the batch)")->capture_default_str();
+  app.add_option("--seconds", options.seconds, "Duration of each load phase")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--single-requests", options.single_requests, "Sequential requests for the single-request latency")
+      ->check(CLI::Range(5, 100000))->capture_default_str();
+  app.add_option("--offline-runs", options.offline_runs, "Offline batches timed")->check(CLI::Range(3, 100000))->capture_default_str();
+  app.add_option("--threads", options.threads, "Inference threads (0: the runtime's choice), offline and served")
+      ->capture_default_str();
+  app.add_option("--server", options.server, "The pms-derm-cds binary")->capture_default_str();
+  app.add_option("--json-out", options.json_out, "Also write the figures as JSON here");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "service_bench: %s\n", e.what());
+    return 1;
+  }
+}
