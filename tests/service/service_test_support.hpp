@@ -69,6 +69,7 @@ inline std::unique_ptr<ServerProcess> start_server_with(std::vector<std::string>
 
 inline std::unique_ptr<httplib::Client> client_for(const ServerProcess& server) {
   auto client = std::make_unique<httplib::Client>(server.host(), server.port());
+  client->set_tcp_nodelay(true);
   client->set_read_timeout(std::chrono::seconds(60));
   client->set_write_timeout(std::chrono::seconds(60));
   return client;
