@@ -181,9 +181,13 @@ std::string ModelLifecycle::promote(const std::string& version, const std::strin
   State state = load();
   reconcile(state);
   const std::string previous = state.stack.empty() ? "" : state.stack.back();
-  if (previous == version) return previous;
+  // Without a marker the highest version serves implicitly; promoting it still writes ACTIVE, so
+  // that a later build does not take its place unasked.
+  std::error_code ec;
+  const bool marked = std::filesystem::exists(model_dir_ / kActiveVersionFileName, ec);
+  if (previous == version && marked) return previous;
   repository_.set_active_version(model_, version);  // what the service follows: first
-  state.stack.push_back(version);
+  if (previous != version) state.stack.push_back(version);
   state.events.push_back({utc_timestamp(), "promote", version, previous, detail});
   save(state);
   return previous;
