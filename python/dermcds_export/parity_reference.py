@@ -1,0 +1,147 @@
+"""PyTorch ground truth for the parity validator (docs/parity.md).
+
+`python -m dermcds_export torch-reference --package DIR --images LIST --out OUT.json` loads the
+checkpoint a model package was exported from, checks it against the sha256 the package's
+provenance records, and runs every listed image through the PyTorch model with the training
+pipeline's own image code (reference_transform.py: Pillow decoding, torchvision transforms). The
+C++ side (dermcds parity) compares these logits with ONNX Runtime's: nothing of the C++ decoder,
+preprocessing or runtimes is on this path.
+
+Where the checkpoint is looked for, in order: --checkpoint; provenance.checkpoint.path (absolute,
+or relative to the package); lifecycle.inputs.checkpoint.path; the demo checkpoint cache
+(demo_training.cache_dir()) under provenance.checkpoint.file. The first file whose sha256 matches
+is used; a file that exists but does not match is reported, never used.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+BATCH = 8
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _candidates(manifest: dict, package: Path, override: Optional[str]) -> List[Path]:
+    from . import demo_training
+
+    out: List[Path] = []
+    if override:
+        out.append(Path(override))
+    checkpoint = manifest.get("provenance", {}).get("checkpoint", {})
+    if checkpoint.get("path"):
+        out.append(package / checkpoint["path"])  # an absolute path stays absolute
+    lifecycle_path = manifest.get("lifecycle", {}).get("inputs", {}).get("checkpoint", {}).get("path")
+    if lifecycle_path:
+        out.append(package / lifecycle_path)
+    if checkpoint.get("file"):
+        out.append(demo_training.cache_dir() / Path(checkpoint["file"]).name)
+    return out
+
+
+def find_checkpoint(manifest: dict, package: Path, override: Optional[str] = None) -> Path:
+    """The checkpoint file the package was exported from, verified by sha256."""
+    expected = manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
+    tried = []
+    for path in _candidates(manifest, package, override):
+        if not path.is_file():
+            tried.append(f"{path} (missing)")
+            continue
+        actual = _sha256(path)
+        if expected is None or actual == expected:
+            return path
+        tried.append(f"{path} (sha256 {actual[:12]}..., the package was exported from {expected[:12]}...)")
+    if not tried:
+        raise LookupError("the package's provenance names no checkpoint; give --checkpoint FILE")
+    raise LookupError("no checkpoint matching the package's provenance; tried: " + "; ".join(tried))
+
+
+def _load_state_dict(path: Path):
+    import torch
+
+    state = torch.load(path, map_location="cpu")
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import architectures
+    from .reference_transform import load_rgb, transform_from_manifest_input
+
+    package = Path(args.package)
+    manifest = json.loads((package / "manifest.json").read_text())
+    try:
+        checkpoint = find_checkpoint(manifest, package, args.checkpoint)
+    except LookupError as e:
+        print(f"torch-reference: {manifest.get('name')}/{manifest.get('version')}: {e}", file=sys.stderr)
+        return 3
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    model = architectures.get(manifest["architecture"]).build()
+    model.load_state_dict(_load_state_dict(checkpoint))
+    model.eval()
+    transform = transform_from_manifest_input(manifest["input"])
+    images = [line.strip() for line in Path(args.images).read_text().splitlines() if line.strip()]
+    print(f"torch-reference: {len(images)} images through {manifest['architecture']} ({checkpoint.name})",
+          file=sys.stderr, flush=True)
+
+    results = [None] * len(images)
+    pending = []  # (index, tensor)
+
+    def flush():
+        if not pending:
+            return
+        with torch.no_grad():
+            logits = model(torch.stack([t for _, t in pending]))
+        for (index, _), row in zip(pending, logits):
+            results[index] = {"image": images[index], "logits": [float(v) for v in row]}
+        pending.clear()
+
+    for index, image in enumerate(images):
+        try:
+            tensor = transform(load_rgb(image))
+        except Exception as e:  # Pillow's refusal is a result, not a crash: the report lists it
+            results[index] = {"image": image, "error": f"{type(e).__name__}: {e}"}
+            continue
+        pending.append((index, tensor))
+        if len(pending) == BATCH:
+            flush()
+    flush()
+
+    document = {
+        "torch": torch.__version__,
+        "architecture": manifest["architecture"],
+        "checkpoint": {"file": checkpoint.name, "path": str(checkpoint.resolve()), "sha256": _sha256(checkpoint)},
+        "results": results,
+    }
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(document) + "\n")
+    os.replace(tmp, out)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "torch-reference", help="PyTorch logits for images, from the checkpoint a package was exported from",
+        description=__doc__.split("\n\n")[0])
+    parser.add_argument("--package", required=True, help="model package directory (manifest.json)")
+    parser.add_argument("--images", required=True, help="text file, one image path per line")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--checkpoint", help="checkpoint file (default: found from the manifest's provenance)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.set_defaults(func=run)
