@@ -6,6 +6,7 @@ SHELL := /bin/bash
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_ARM64 ?= build-arm64
 JOBS ?= 2
 REPOSITORY ?= models
 HOST ?= 127.0.0.1
@@ -13,7 +14,7 @@ PORT ?= 8080
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 DERMCDS := $(BUILD)/bin/dermcds
 
-.PHONY: help setup configure build models test test-unit test-asan run clean
+.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean
 
 help:
 	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
@@ -21,6 +22,7 @@ help:
 	@echo "make setup    install Debian packages and fetch pinned archives into .deps/"
 	@echo "make build    configure and build into $(BUILD)/"
 	@echo "make models   build the model packages in $(REPOSITORY)/ (no-op when up to date)"
+	@echo "make test-arm64  cross-build for aarch64, run the tests under qemu-aarch64, compare with x86_64"
 	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
 
 setup:
@@ -47,10 +49,22 @@ test-asan: setup models
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L sanitize --timeout 900
 
+# The library, CLI, C API and their tests cross-built for aarch64 (cmake/toolchains/), run under
+# qemu-aarch64, plus a side-by-side comparison with the x86_64 build's results (docs/edge.md).
+# The service, the converter and the benchmarks are not cross-built; the CLI's black-box test
+# starts the binary itself, which only an arm64 host (or binfmt_misc) can do.
+test-arm64: build models
+	cmake -S . -B $(BUILD_ARM64) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CCACHE) \
+	  -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
+	  -DDERMCDS_BUILD_SERVICE=OFF -DDERMCDS_BUILD_CONVERTER=OFF -DDERMCDS_BUILD_BENCH=OFF \
+	  -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY)) -DDERMCDS_HOST_CLI=$(abspath $(DERMCDS))
+	cmake --build $(BUILD_ARM64) -j$(JOBS)
+	ctest --test-dir $(BUILD_ARM64) --output-on-failure -j$(JOBS) --timeout 1800 -E '^cli\.black_box$$'
+
 test: test-unit test-asan
 
 run: build models
 	$(BUILD)/bin/pms-derm-cds --repository $(REPOSITORY) --host $(HOST) --port $(PORT)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_ARM64)
