@@ -246,7 +246,8 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    exit_code = app.exit(e);
+    // --help and --version arrive here too, as "successes" (0); every real parse error is 2.
+    exit_code = app.exit(e) == 0 ? 0 : 2;
     return ParseOutcome::kExit;
   }
 

@@ -59,8 +59,9 @@ ModelManagerOptions model_manager_options(const ServiceConfig& config);
 enum class ParseOutcome { kRun, kExit };
 
 // Parses argv into `config` (file, environment and flags applied in that order). kExit means
-// --help or --version was answered, or the flags were wrong and the error printed; `exit_code`
-// says which.
+// --help, --version or --print-config was answered (exit_code 0), or the flags were wrong and
+// the error printed (exit_code 2). A configuration that parses but is wrong (a bad file, an out
+// of range value) throws kInvalidArgument naming the setting.
 ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, int& exit_code);
 
 }  // namespace dermcds::service

@@ -31,7 +31,7 @@ namespace dermcds::service {
 struct FormPart {
   std::string name;          // the form field's name
   std::string content_type;  // as the client declared it ("" when absent)
-  std::string content;
+  std::string_view content;  // into the library's request: valid while the handler runs
   bool is_file = false;      // sent as a file (the name itself is not kept; see above)
 };
 
@@ -40,7 +40,9 @@ struct HttpRequest {
   std::string path;        // without the query string
   std::string route;       // the pattern that matched, e.g. "/v2/models/{name}/infer"
   std::string request_id;  // the client's X-Request-Id when well-formed, else generated
-  std::string body;        // empty for multipart requests, whose content is in parts
+  // Views into the library's request, valid while the handler runs (no copy of a photo or a
+  // tensor document). Empty for multipart requests, whose content is in parts.
+  std::string_view body;
   std::vector<FormPart> parts;
   std::map<std::string, std::string, std::less<>> path_params;  // "{name}" -> value
   std::vector<std::pair<std::string, std::string>> query_params;

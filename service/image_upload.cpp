@@ -19,7 +19,7 @@ bool acceptable_part_type(std::string type) {
 
 std::string field_or_query(const HttpRequest& request, std::string_view name) {
   for (const FormPart& part : request.parts)
-    if (!part.is_file && part.name == name) return part.content;
+    if (!part.is_file && part.name == name) return std::string(part.content);
   return request.query(name).value_or("");
 }
 
