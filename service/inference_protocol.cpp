@@ -57,10 +57,26 @@ ModelSignature signature_of(const Manifest& manifest, TensorLayout layout) {
   return sig;
 }
 
-InferRequest parse_infer_request(std::string_view body, const ModelSignature& signature) {
-  const json document = json::parse(body, nullptr, false);
+json parse_request_document(std::string_view body) {
+  json document = json::parse(body, nullptr, false);
   if (document.is_discarded()) bad("the request body is not valid JSON");
   if (!document.is_object()) bad("the request body must be a JSON object with \"inputs\"");
+  return document;
+}
+
+std::string requested_runtime(const json& document) {
+  const json* parameters = find(document, "parameters");
+  const json* runtime = parameters && parameters->is_object() ? find(*parameters, "runtime") : nullptr;
+  if (!runtime) return "";
+  if (!runtime->is_string()) bad("parameter \"runtime\" must be a string");
+  return runtime->get<std::string>();
+}
+
+InferRequest parse_infer_request(std::string_view body, const ModelSignature& signature) {
+  return read_infer_request(parse_request_document(body), signature);
+}
+
+InferRequest read_infer_request(const json& document, const ModelSignature& signature) {
   InferRequest request;
 
   if (const json* id = find(document, "id")) {
@@ -70,10 +86,7 @@ InferRequest parse_infer_request(std::string_view body, const ModelSignature& si
   if (const json* parameters = find(document, "parameters")) {
     if (!parameters->is_object()) bad("\"parameters\" must be an object");
     if (binary_requested(parameters)) bad("binary tensor data is not supported; send the tensors as JSON");
-    if (const json* runtime = find(*parameters, "runtime")) {
-      if (!runtime->is_string()) bad("parameter \"runtime\" must be a string");
-      request.runtime = runtime->get<std::string>();
-    }
+    request.runtime = requested_runtime(document);
   }
 
   const json* inputs = find(document, "inputs");

@@ -46,8 +46,17 @@ struct InferRequest {
   std::string runtime;                   // the "runtime" request parameter, "" when absent
 };
 
-// Throws kInvalidArgument (malformed JSON, wrong input name, datatype, shape or element count,
-// unknown output, binary data).
+// An inference request document, parsed once. Throws kInvalidArgument for malformed JSON or a
+// document that is not an object.
+nlohmann::json parse_request_document(std::string_view body);
+
+// The server-specific "runtime" request parameter, "" when absent: which instance (and so which
+// input layout) the request is for, needed before the input can be checked.
+std::string requested_runtime(const nlohmann::json& document);
+
+// Throws kInvalidArgument (wrong input name, datatype, shape or element count, unknown output,
+// binary data).
+InferRequest read_infer_request(const nlohmann::json& document, const ModelSignature& signature);
 InferRequest parse_infer_request(std::string_view body, const ModelSignature& signature);
 
 nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version,

@@ -30,24 +30,18 @@ HttpResponse metadata(ServiceContext& context, const HttpRequest& request, const
 
 HttpResponse infer(ServiceContext& context, const HttpRequest& request, const std::string& version) {
   const auto loaded = context.models.serving(request.param("name"), version);
-  // The signature depends on the instance's layout; parse against the default instance first
-  // and re-check when the request asks for another runtime.
-  const ServedInstance* instance = &loaded->instance("");
-  ModelSignature signature = signature_of(loaded->manifest(), instance->classifier->input_layout());
-  InferRequest parsed = parse_infer_request(request.body, signature);
-  if (!parsed.runtime.empty()) {
-    instance = &loaded->instance(parsed.runtime);
-    const ModelSignature wanted = signature_of(loaded->manifest(), instance->classifier->input_layout());
-    if (wanted.input_shape != signature.input_shape) parsed = parse_infer_request(request.body, wanted);
-    signature = wanted;
-  }
-  require_queue_space(*loaded, *instance, context.metrics);
+  const nlohmann::json document = parse_request_document(request.body);
+  // The runtime decides the instance, and the instance the input layout the tensor must have.
+  const ServedInstance& instance = loaded->instance(requested_runtime(document));
+  const ModelSignature signature = signature_of(loaded->manifest(), instance.classifier->input_layout());
+  InferRequest parsed = read_infer_request(document, signature);
+  require_queue_space(*loaded, instance, context.metrics);
   const Deadline deadline = request_deadline(context.config);
-  const InferredTensor answer = infer_in_batch(*loaded, *instance, std::move(parsed.input), context, deadline);
+  const InferredTensor answer = infer_in_batch(*loaded, instance, std::move(parsed.input), context, deadline);
   HttpResponse response = HttpResponse::json(infer_response(loaded->name(), loaded->version(), parsed, answer.logits, signature));
   response.log_fields = {{"model", loaded->name()},
                          {"version", loaded->version()},
-                         {"runtime", instance->classifier->backend_info().runtime},
+                         {"runtime", instance.classifier->backend_info().runtime},
                          {"images", answer.logits.shape.at(0)},
                          {"batch_size", answer.batch_images}};
   return response;

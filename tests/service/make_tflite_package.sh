@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Writes a repository with one package, tiny/1, carrying both the ONNX model and its TFLite fp32
+# conversion (dermcds convert --package), for the service's TFLite tests.
+# usage: make_tflite_package.sh DERMCDS FIXTURE_REPOSITORY OUT_REPOSITORY
+set -euo pipefail
+dermcds=${1:?usage: make_tflite_package.sh DERMCDS FIXTURE_REPOSITORY OUT_REPOSITORY}
+fixture=${2:?missing FIXTURE_REPOSITORY}
+out=${3:?missing OUT_REPOSITORY}
+rm -rf "$out"
+mkdir -p "$out/tiny"
+cp -r "$fixture/tiny/1" "$out/tiny/1"
+"$dermcds" convert --package "$out/tiny/1" --precision fp32
