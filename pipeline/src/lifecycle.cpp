@@ -188,9 +188,23 @@ std::string ModelLifecycle::promote(const std::string& version, const std::strin
   if (previous == version && marked) return previous;
   repository_.set_active_version(model_, version);  // what the service follows: first
   if (previous != version) state.stack.push_back(version);
-  state.events.push_back({utc_timestamp(), "promote", version, previous, detail});
+  state.events.push_back({utc_timestamp(), "promote", version, previous == version ? "" : previous, detail});
   save(state);
   return previous;
+}
+
+std::optional<std::string> ModelLifecycle::pin_active_version(const std::string& detail) {
+  std::error_code ec;
+  if (std::filesystem::exists(model_dir_ / kActiveVersionFileName, ec) || repository_.versions(model_).empty()) return std::nullopt;
+  FileLock lock(lifecycle_lock_path(model_dir_));
+  const std::optional<std::string> implicit = repository_.active_version(model_);
+  if (!implicit) return std::nullopt;
+  State state = load();
+  reconcile(state);
+  repository_.set_active_version(model_, *implicit);
+  state.events.push_back({utc_timestamp(), "pin", *implicit, "", detail});
+  save(state);
+  return implicit;
 }
 
 std::string ModelLifecycle::rollback(const std::string& detail) {

@@ -233,6 +233,10 @@ BuildOutcome build_model(const BuildRequest& request) {
 
   if (std::filesystem::exists(destination))
     throw Error(ErrorCode::kInvalidArgument, destination.string() + " appeared during the build; versions are never overwritten");
+  ModelLifecycle lifecycle(request.repository, name);
+  // The new version must not start serving by being the highest one: only promotion makes it active.
+  if (const auto pinned = lifecycle.pin_active_version("kept active while version " + version + " is installed"))
+    request.progress("version " + *pinned + " served without an ACTIVE marker; marked it active before installing " + version);
   std::filesystem::rename(package, destination);
   request.progress("installed " + destination.string() + (report.passed ? " (accepted)" : " (REJECTED)"));
 
@@ -243,7 +247,6 @@ BuildOutcome build_model(const BuildRequest& request) {
   report.package_dir = destination;
   outcome.parity = std::move(report);
 
-  ModelLifecycle lifecycle(request.repository, name);
   lifecycle.record({utc_timestamp(), "build", version, "",
                     outcome.result == BuildResult::kAccepted ? "accepted" : "rejected: " + outcome.reason});
   if (outcome.result == BuildResult::kAccepted && request.promote) {

@@ -1,8 +1,8 @@
 """The image sets the model lifecycle uses, produced at build time (docs/validation-images.md).
 
 `python -m dermcds_export image-set --name validation --out DIR` fills DIR with the set named in
-data/validation/image-sets.json: synthetic lesions drawn by our own generator (the synth
-subcommand, with the set's seed, count and format) and, for the validation set, the real
+data/validation/image-sets.json: synthetic lesions drawn by our own generator (synth.py, with the set's
+seed, count and format) and, for the validation set, the real
 photographs listed in data/validation/real_photographs.json, each copied from the Debian package
 that ships it after its sha256 is checked. DIR/image-set.json lists every file with its sha256 and
 origin. A second run with the same definitions and generator code does nothing; otherwise the set
@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,11 +31,12 @@ def _sha256(path: Path) -> str:
 
 
 def _generator_digest() -> str:
-    """The package's Python sources: the lesion generator and the synth writer among them."""
+    """The code that decides the synthetic images: the lesion generator and the set writer."""
+    from . import synth
+
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(synth.generator_digest().encode())
+    digest.update(Path(synth.__file__).read_bytes())
     return digest.hexdigest()
 
 
@@ -85,10 +85,9 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
         if synthetic:
             print(f"image-set: drawing {synthetic['count']} synthetic lesions (seed {synthetic['seed']})",
                   file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, "-m", "dermcds_export", "synth", "--out", str(staging),
-                            "--count", str(synthetic["count"]), "--seed", str(synthetic["seed"]),
-                            "--format", synthetic.get("format", "png")],
-                           check=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+            from . import synth
+
+            synth.write_set(staging, synthetic["count"], synthetic["seed"], synthetic.get("format", "png"))
             for path in sorted(staging.iterdir()):
                 if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
                     files.append({"file": path.name, "sha256": _sha256(path), "origin": "synthetic",

@@ -226,6 +226,21 @@ TEST_F(Lifecycle, ImplicitlyServingVersionIsWhereRollbackReturns) {
   EXPECT_EQ(active_marker(), "2");
 }
 
+TEST_F(Lifecycle, PinKeepsTheImplicitlyServingVersionWhenANewOneArrives) {
+  ModelLifecycle lifecycle(repo(), kModel);
+  EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);  // no model yet
+  add_version("1");  // e.g. made by `models export`: no evidence, no ACTIVE, serving implicitly
+  EXPECT_EQ(lifecycle.pin_active_version("test"), "1");
+  EXPECT_EQ(active_marker(), "1");
+  add_version("2");
+  EXPECT_EQ(ModelRepository(repo()).active_version(kModel), "1");
+  EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);  // ACTIVE exists: nothing to do
+  ASSERT_TRUE(check("2"));
+  EXPECT_EQ(lifecycle.promote("2"), "1");
+  EXPECT_EQ(lifecycle.rollback(), "1");
+  EXPECT_EQ(lifecycle.events().front().action, "pin");
+}
+
 TEST_F(Lifecycle, StateSurvivesAsReadableJson) {
   add_version("1");
   ASSERT_TRUE(check("1"));

@@ -32,7 +32,7 @@ inline constexpr std::string_view kLifecycleFormat = "dermcds-model-lifecycle";
 
 struct LifecycleEvent {
   std::string at;       // UTC ISO 8601
-  std::string action;   // "build", "promote", "rollback"
+  std::string action;   // "build", "promote", "rollback", "pin"
   std::string version;  // the version built or made active
   std::string from;     // promote/rollback: the version active before ("" if none)
   std::string detail;   // build: "accepted" or "rejected: <why>"; others: free text
@@ -71,6 +71,10 @@ class ModelLifecycle {
   // Makes the version that was active before the current one active again; skips versions that
   // have since been removed. Returns the version now active.
   std::string rollback(const std::string& detail = {});
+  // Without ACTIVE the highest non-rejected version serves implicitly, so installing a new one
+  // would switch the service unasked. Writes ACTIVE for the implicitly serving version (no
+  // evidence check: it already serves) and returns it; nullopt when ACTIVE exists or nothing serves.
+  std::optional<std::string> pin_active_version(const std::string& detail);
   // Appends an event to the log (builds record themselves here).
   void record(LifecycleEvent event);
 

@@ -1,0 +1,158 @@
+"""`dermcds models build | promote | rollback | history` end to end, black-box.
+
+A temporary repository receives builds of a small network (MobileNetV3-Small, ONNX plus TFLite
+fp32) from two checkpoints: checkpoint A (version 1, promoted), checkpoint B (version 2), and A
+again with --force under a policy no real export can meet (version 3, rejected). Each test then
+checks one rule of docs/lifecycle.md on that repository. models/ is never touched.
+
+Environment (set by CTest): DERMCDS_BIN, DERMCDS_CHECKPOINTS (make_checkpoints.py's output),
+DERMCDS_IMAGES (a small validation image directory).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ["DERMCDS_BIN"]
+CHECKPOINTS = os.environ["DERMCDS_CHECKPOINTS"]
+IMAGES = os.environ["DERMCDS_IMAGES"]
+NAME = "derm-small"
+EXIT_CHECK_FAILED, EXIT_NOT_FOUND, EXIT_PACKAGE = 1, 3, 5
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=900)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Lifecycle(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lifecycle-")
+        cls.repo = os.path.join(cls.tmp, "repository")
+        cls.strict = os.path.join(cls.tmp, "strict-policy.json")
+        with open(cls.strict, "w") as f:
+            json.dump({"parity": {"bounds": {"pytorch": {"max_abs_diff": 1e-12}}}}, f)
+        cls.builds = {
+            "a": cls.build("a", "--promote"),
+            "b": cls.build("b"),
+            "rejected": cls.build("a", "--force", "--policy", cls.strict),
+        }
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    @classmethod
+    def build(cls, checkpoint, *extra):
+        return run("models", "build", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", cls.repo,
+                   "--checkpoint", os.path.join(CHECKPOINTS, f"small-{checkpoint}.pt"), "--tflite", "fp32",
+                   "--images", IMAGES, "--check-samples", "2", "--json", *extra)
+
+    def package(self, version):
+        return os.path.join(self.repo, NAME, version)
+
+    def manifest(self, version):
+        return json.load(open(os.path.join(self.package(version), "manifest.json")))
+
+    def outcome(self, key):
+        result = self.builds[key]
+        return result.returncode, json.loads(result.stdout) if result.stdout.strip() else result.stderr
+
+    def active(self):
+        with open(os.path.join(self.repo, NAME, "ACTIVE")) as f:
+            return f.read().strip()
+
+    def test_builds_get_consecutive_versions(self):
+        for key, version, result in (("a", "1", "accepted"), ("b", "2", "accepted"), ("rejected", "3", "rejected")):
+            status, outcome = self.outcome(key)
+            self.assertEqual(status, EXIT_CHECK_FAILED if result == "rejected" else 0, outcome)
+            self.assertEqual(outcome["version"], version)
+            self.assertEqual(outcome["result"], result)
+            self.assertEqual(self.manifest(version)["version"], version)
+        entries = os.listdir(os.path.join(self.repo, NAME))
+        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "ACTIVE", "lifecycle.json"])
+        self.assertEqual([n for n in entries if n.startswith(".build-")], [], "a staging directory was left behind")
+
+    def test_unchanged_inputs_build_nothing(self):
+        before = sorted(os.listdir(os.path.join(self.repo, NAME)))
+        result = self.build("b")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        outcome = json.loads(result.stdout)
+        self.assertEqual(outcome["result"], "up-to-date")
+        self.assertEqual(outcome["version"], "2")
+        self.assertIn("nothing to build", result.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.repo, NAME))), before)
+
+    def test_changed_inputs_are_recorded_and_fingerprinted(self):
+        one, two = self.manifest("1"), self.manifest("2")
+        self.assertEqual(one["lifecycle"]["inputs"]["checkpoint"]["sha256"], sha256(os.path.join(CHECKPOINTS, "small-a.pt")))
+        self.assertEqual(two["lifecycle"]["inputs"]["checkpoint"]["sha256"], sha256(os.path.join(CHECKPOINTS, "small-b.pt")))
+        self.assertEqual(one["provenance"]["checkpoint"]["sha256"], one["lifecycle"]["inputs"]["checkpoint"]["sha256"])
+        self.assertNotEqual(one["lifecycle"]["fingerprint"], two["lifecycle"]["fingerprint"])
+        for key in ("exporter_version", "converter_version", "tflite_precisions"):
+            self.assertIn(key, one["lifecycle"]["inputs"])
+        # The forced rebuild of A has A's inputs: same fingerprint, a new version all the same.
+        self.assertEqual(self.manifest("3")["lifecycle"]["fingerprint"], one["lifecycle"]["fingerprint"])
+
+    def test_every_version_carries_its_artifacts_and_evidence(self):
+        for version in ("1", "2"):
+            manifest = self.manifest(version)
+            self.assertEqual(run("models", "verify", self.package(version)).returncode, 0)
+            artifacts = {(a["runtime"], a["precision"]) for a in manifest["artifacts"]}
+            self.assertEqual(artifacts, {("onnxruntime", "fp32"), ("tflite", "fp32")})
+            parity = manifest["parity"]
+            self.assertTrue(parity["passed"])
+            candidates = {p["candidate"] for p in parity["pairs"]}
+            self.assertIn("onnxruntime/fp32/cpu", candidates)  # against PyTorch
+            self.assertIn("tflite/fp32/xnnpack", candidates)
+            for file, digest in parity["report_files"].items():
+                self.assertEqual(sha256(os.path.join(self.package(version), file)), digest, file)
+            self.assertEqual(manifest["lifecycle"]["status"], "accepted")
+
+    def test_rejected_candidate_is_kept_and_never_active(self):
+        manifest = self.manifest("3")
+        self.assertEqual(manifest["lifecycle"]["status"], "rejected")
+        self.assertIn("pytorch/fp32/cpu", manifest["lifecycle"]["reason"])
+        self.assertFalse(manifest["parity"]["passed"])
+        self.assertNotEqual(self.active(), "3")
+        promote = run("models", "promote", NAME, "3", "--repository", self.repo)
+        self.assertEqual(promote.returncode, EXIT_PACKAGE)
+        self.assertIn("rejected candidate", promote.stderr)
+        self.assertNotEqual(self.active(), "3")
+        # Without ACTIVE the highest version would serve; a rejected one is passed over.
+        hidden = os.path.join(self.tmp, "no-marker")
+        shutil.copytree(os.path.join(self.repo, NAME), os.path.join(hidden, NAME))
+        os.remove(os.path.join(hidden, NAME, "ACTIVE"))
+        listed = json.loads(run("models", "list", "--repository", hidden, "--json").stdout)
+        self.assertEqual([e["version"] for e in listed if e["active"]], ["2"])
+        history = json.loads(run("models", "history", NAME, "--repository", self.repo, "--json").stdout)
+        self.assertEqual({v["version"]: v["status"] for v in history["versions"]}["3"], "rejected")
+
+    def test_promote_then_roll_back(self):
+        self.assertEqual(self.active(), "1")  # promoted by its build
+        result = run("models", "promote", NAME, "2", "--repository", self.repo)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.active(), "2")
+        result = run("models", "rollback", NAME, "--repository", self.repo)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.active(), "1")
+        result = run("models", "rollback", NAME, "--repository", self.repo)
+        self.assertEqual(result.returncode, EXIT_NOT_FOUND)
+        self.assertEqual(self.active(), "1")
+        history = json.loads(run("models", "history", NAME, "--repository", self.repo, "--json").stdout)
+        actions = [(e["action"], e["version"]) for e in history["events"]]
+        self.assertEqual(actions[-2:], [("promote", "2"), ("rollback", "1")])
+        self.assertIn(("build", "3"), actions)
+
+
+if __name__ == "__main__":
+    unittest.main()
