@@ -50,7 +50,7 @@ struct Options {
   int clients = 0;  // 0: twice the batch size, enough to keep a batch forming while one runs
   double seconds = 15;
   int single_requests = 40;
-  int offline_runs = 20;
+  int rounds = 3;
   int threads = 0;
   std::string server;
   std::string json_out;
@@ -166,18 +166,71 @@ void print_load(const char* name, const Load& load) {
               s.p99, load.ok, load.failed);
 }
 
-struct Served {
-  Load single, saturated, half;
-  double half_rate = 0;
+// Adds a round's answers to a phase's total.
+void accumulate(Load& total, const Load& round) {
+  total.seconds += round.seconds;
+  total.ok += round.ok;
+  total.failed += round.failed;
+  total.latency_ms.insert(total.latency_ms.end(), round.latency_ms.begin(), round.latency_ms.end());
+}
+
+// The offline reference: ONNX Runtime through Classifier::infer on ready tensors.
+class Offline {
+ public:
+  Offline(const Options& options, const std::filesystem::path& package, const std::vector<std::uint8_t>& bytes) {
+    dermcds::ClassifierOptions classifier_options;
+    classifier_options.package = package;
+    classifier_options.runtime = "onnxruntime";
+    classifier_options.execution.threads = options.threads;
+    classifier_ = dermcds::Classifier::create(classifier_options);
+    const auto prepared = classifier_->prepare(bytes);
+    const std::int64_t s = classifier_->manifest().input.crop_size;
+    single_ = {{1, 3, s, s}, prepared.input};
+    batch_ = {{options.batch, 3, s, s}, {}};
+    for (int i = 0; i < options.batch; ++i) batch_.data.insert(batch_.data.end(), prepared.input.begin(), prepared.input.end());
+    for (int i = 0; i < 2; ++i) {  // first runs allocate and tune; not measured
+      classifier_->infer(batch_);
+      classifier_->infer(single_);
+    }
+  }
+  // Whole batches for at least `seconds`; each batch's images count as answered.
+  Load batches(double seconds) const {
+    Load load;
+    const auto start = Clock::now();
+    while (elapsed_ms(start) < seconds * 1e3) {
+      const auto t = Clock::now();
+      classifier_->infer(batch_);
+      load.ok += static_cast<int>(batch_.shape[0]);
+      load.latency_ms.push_back(elapsed_ms(t));  // per batch
+    }
+    load.seconds = elapsed_ms(start) / 1e3;
+    return load;
+  }
+  Load singles(int count) const {
+    Load load;
+    const auto start = Clock::now();
+    for (int i = 0; i < count; ++i) {
+      const auto t = Clock::now();
+      classifier_->infer(single_);
+      ++load.ok;
+      load.latency_ms.push_back(elapsed_ms(t));
+    }
+    load.seconds = elapsed_ms(start) / 1e3;
+    return load;
+  }
+
+ private:
+  std::unique_ptr<dermcds::Classifier> classifier_;
+  dermcds::Tensor single_, batch_;
 };
 
-Served serve_and_measure(const Options& options, const std::filesystem::path& package, bool batching,
-                         const std::string& body, const std::filesystem::path& work) {
+std::unique_ptr<dermcds::service::harness::ServerProcess> start_server(const Options& options,
+                                                                        const std::filesystem::path& package, bool batching,
+                                                                        const std::filesystem::path& work, int clients) {
   const std::filesystem::path model_dir = package.parent_path();
   dermcds::service::harness::ServerOptions server_options;
   server_options.binary = options.server;
   server_options.work_dir = work / (batching ? "batching-on" : "batching-off");
-  const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
   server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", model_dir.filename().string(),
                               "--default-model", model_dir.filename().string(), "--no-banner", "--log-level", "warn",
                               "--max-queue-size", "4096", "--http-threads", std::to_string(std::max(64, 2 * clients + 8)),
@@ -189,57 +242,17 @@ Served serve_and_measure(const Options& options, const std::filesystem::path& pa
   } else {
     server_options.arguments.push_back("--no-batching");
   }
-  std::printf("starting pms-derm-cds, batching %s ...\n", batching ? "on" : "off");
-  std::fflush(stdout);
-  dermcds::service::harness::ServerProcess server(server_options);
-  const Endpoint endpoint(server, body);
-
-  Served served;
-  served.single = sequential(endpoint, options.single_requests);
-  closed_loop(endpoint, clients, 2.0);  // warm-up under load, not measured
-  served.saturated = closed_loop(endpoint, clients, options.seconds);
-  served.half_rate = served.saturated.throughput() / 2;
-  served.half = open_loop(endpoint, served.half_rate, options.seconds, clients);
-  if (server.stop() != 0) throw dermcds::Error(dermcds::ErrorCode::kInternal, "pms-derm-cds did not exit cleanly");
-  return served;
+  return std::make_unique<dermcds::service::harness::ServerProcess>(server_options);
 }
 
-struct Offline {
-  double batch_throughput = 0;
-  std::vector<double> batch_ms;
-  std::vector<double> single_ms;
+struct Served {
+  Load single, saturated, half;
+  double half_rate = 0;
 };
 
-Offline offline_runs(const Options& options, const std::filesystem::path& package, const std::vector<std::uint8_t>& bytes) {
-  dermcds::ClassifierOptions classifier_options;
-  classifier_options.package = package;
-  classifier_options.runtime = "onnxruntime";
-  classifier_options.execution.threads = options.threads;
-  const auto classifier = dermcds::Classifier::create(classifier_options);
-  const auto prepared = classifier->prepare(bytes);
-  const std::int64_t s = classifier->manifest().input.crop_size;
-  dermcds::Tensor single{{1, 3, s, s}, prepared.input};
-  dermcds::Tensor batch{{options.batch, 3, s, s}, {}};
-  for (int i = 0; i < options.batch; ++i) batch.data.insert(batch.data.end(), prepared.input.begin(), prepared.input.end());
-
-  Offline offline;
-  for (int i = 0; i < 3; ++i) {
-    classifier->infer(batch);
-    classifier->infer(single);
-  }
-  const auto start = Clock::now();
-  for (int i = 0; i < options.offline_runs; ++i) {
-    const auto t = Clock::now();
-    classifier->infer(batch);
-    offline.batch_ms.push_back(elapsed_ms(t));
-  }
-  offline.batch_throughput = options.batch * options.offline_runs / (elapsed_ms(start) / 1e3);
-  for (int i = 0; i < options.offline_runs; ++i) {
-    const auto t = Clock::now();
-    classifier->infer(single);
-    offline.single_ms.push_back(elapsed_ms(t));
-  }
-  return offline;
+ordered_json served_json(const Served& s) {
+  return {{"single", load_json(s.single)}, {"saturated", load_json(s.saturated)}, {"half_load_rate_per_s", s.half_rate},
+          {"half_load", load_json(s.half)}};
 }
 
 int run(const Options& options) {
@@ -249,46 +262,70 @@ int run(const Options& options) {
   const std::filesystem::path work = std::filesystem::temp_directory_path() / ("service-bench-" + std::to_string(::getpid()));
   const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
   const auto manifest = dermcds::read_manifest(package);
-  std::printf("service_bench: %s/%s (%dx%d), batch %d, queue delay %.1f ms, %d clients, %.0f s per phase, image %s\n",
+  const double round_seconds = options.seconds / options.rounds;
+  std::printf("service_bench: %s/%s (%dx%d), batch %d, queue delay %.1f ms, %d clients, %.0f s per phase and mode "
+              "in %d rounds, image %s\n",
               manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size,
-              options.batch, options.delay_ms, clients, options.seconds, options.image.c_str());
+              options.batch, options.delay_ms, clients, options.seconds, options.rounds, options.image.c_str());
 
-  std::printf("offline ONNX Runtime runs ...\n");
+  // Both servers and the offline session stay up for the whole run, and every phase alternates
+  // between them round by round, so that drift in the machine's load affects all three alike.
+  const Offline offline(options, package, bytes);
+  std::printf("starting pms-derm-cds twice (batching on, off) ...\n");
   std::fflush(stdout);
-  const Offline offline = offline_runs(options, package, bytes);
-  const Served on = serve_and_measure(options, package, true, body, work);
-  const Served off = serve_and_measure(options, package, false, body, work);
-  std::filesystem::remove_all(work);
+  const auto server_on = start_server(options, package, true, work, clients);
+  const auto server_off = start_server(options, package, false, work, clients);
+  const Endpoint on_endpoint(*server_on, body), off_endpoint(*server_off, body);
+  Served on, off;
+  const Endpoint* endpoints[2] = {&on_endpoint, &off_endpoint};
+  Served* served[2] = {&on, &off};
+  Load offline_single, offline_batches;
 
-  const Summary batch_s = summarize(offline.batch_ms), single_s = summarize(offline.single_ms);
+  for (int m = 0; m < 2; ++m) closed_loop(*endpoints[m], clients, 2.0);  // warm-up under load, not measured
+  const int singles = std::max(1, options.single_requests / options.rounds);
+  for (int r = 0; r < options.rounds; ++r) {
+    std::printf("round %d/%d: single requests, then saturation ...\n", r + 1, options.rounds);
+    std::fflush(stdout);
+    accumulate(offline_single, offline.singles(singles));
+    for (int m = 0; m < 2; ++m) accumulate(served[m]->single, sequential(*endpoints[m], singles));
+    accumulate(offline_batches, offline.batches(round_seconds));
+    for (int m = 0; m < 2; ++m) accumulate(served[m]->saturated, closed_loop(*endpoints[m], clients, round_seconds));
+  }
+  for (int m = 0; m < 2; ++m) served[m]->half_rate = served[m]->saturated.throughput() / 2;
+  for (int r = 0; r < options.rounds; ++r) {
+    std::printf("round %d/%d: half load ...\n", r + 1, options.rounds);
+    std::fflush(stdout);
+    for (int m = 0; m < 2; ++m)
+      accumulate(served[m]->half, open_loop(*endpoints[m], served[m]->half_rate, round_seconds, clients));
+  }
+  const bool clean = server_on->stop() == 0 && server_off->stop() == 0;
+  std::filesystem::remove_all(work);
+  if (!clean) throw dermcds::Error(dermcds::ErrorCode::kInternal, "pms-derm-cds did not exit cleanly");
+
+  const Summary batch_s = summarize(offline_batches.latency_ms);
   std::printf("\nresults (throughput in images per second; latency per request)\n");
   std::printf("  %-34s %8.2f img/s   batch p50 %6.1f ms   p99 %6.1f ms\n",
-              ("offline ONNX Runtime, batch " + std::to_string(options.batch)).c_str(), offline.batch_throughput,
+              ("offline ONNX Runtime, batch " + std::to_string(options.batch)).c_str(), offline_batches.throughput(),
               batch_s.median, batch_s.p99);
-  std::printf("  %-34s %8.2f img/s   p50 %8.1f ms   p99 %8.1f ms\n", "offline ONNX Runtime, batch 1", 1e3 / single_s.median,
-              single_s.median, single_s.p99);
-  for (const auto& [name, served] : {std::pair{"batching on", &on}, std::pair{"batching off", &off}}) {
+  print_load("offline ONNX Runtime, batch 1", offline_single);
+  for (const auto& [name, mode] : {std::pair{"batching on", &on}, std::pair{"batching off", &off}}) {
     std::printf(" served, %s:\n", name);
-    print_load("single request (1 client)", served->single);
-    print_load(("saturated (" + std::to_string(clients) + " clients)").c_str(), served->saturated);
+    print_load("single request (1 client)", mode->single);
+    print_load(("saturated (" + std::to_string(clients) + " clients)").c_str(), mode->saturated);
     char half[64];
-    std::snprintf(half, sizeof half, "half load (%.2f req/s)", served->half_rate);
-    print_load(half, served->half);
+    std::snprintf(half, sizeof half, "half load (%.2f req/s)", mode->half_rate);
+    print_load(half, mode->half);
   }
-  const double throughput_ratio = on.saturated.throughput() / offline.batch_throughput;
-  const double single_median = summarize(on.single.latency_ms).median;
-  const double latency_ratio = summarize(on.half.latency_ms).p99 / single_median;
+  const double throughput_ratio = on.saturated.throughput() / offline_batches.throughput();
+  const double latency_ratio = summarize(on.half.latency_ms).p99 / summarize(on.single.latency_ms).median;
   const double off_latency_ratio = summarize(off.half.latency_ms).p99 / summarize(off.single.latency_ms).median;
   std::printf("\nserved (batching on) / offline batched throughput: %.3f   (goal >= 0.9)\n", throughput_ratio);
-  std::printf("served (batching off) / offline batched throughput: %.3f\n", off.saturated.throughput() / offline.batch_throughput);
+  std::printf("served (batching off) / offline batched throughput: %.3f\n",
+              off.saturated.throughput() / offline_batches.throughput());
   std::printf("p99 at half load / single-request p50, batching on: %.2f   (goal <= 2)\n", latency_ratio);
   std::printf("p99 at half load / single-request p50, batching off: %.2f\n", off_latency_ratio);
 
   if (!options.json_out.empty()) {
-    auto served_json = [](const Served& s) {
-      return ordered_json{{"single", load_json(s.single)}, {"saturated", load_json(s.saturated)},
-                          {"half_load_rate_per_s", s.half_rate}, {"half_load", load_json(s.half)}};
-    };
     const ordered_json report = {
         {"model", manifest.name + "/" + manifest.version},
         {"image", options.image},
@@ -296,8 +333,9 @@ int run(const Options& options) {
         {"queue_delay_ms", options.delay_ms},
         {"clients", clients},
         {"seconds_per_phase", options.seconds},
-        {"offline", {{"batch_throughput_per_s", offline.batch_throughput}, {"batch_p50_ms", batch_s.median},
-                     {"batch_p99_ms", batch_s.p99}, {"single_p50_ms", single_s.median}, {"single_p99_ms", single_s.p99}}},
+        {"rounds", options.rounds},
+        {"offline", {{"batch_throughput_per_s", offline_batches.throughput()}, {"batch_p50_ms", batch_s.median},
+                     {"batch_p99_ms", batch_s.p99}, {"single", load_json(offline_single)}}},
         {"served_batching_on", served_json(on)},
         {"served_batching_off", served_json(off)},
         {"ratio_served_to_offline_throughput", throughput_ratio},
@@ -328,10 +366,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--delay-ms", options.delay_ms, "The service's --max-queue-delay-ms with batching on")->capture_default_str();
   app.add_option("--clients", options.clients, "Concurrent clients when saturating (0: twice the batch)")->capture_default_str();
-  app.add_option("--seconds", options.seconds, "Duration of each load phase")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seconds", options.seconds, "Duration of each load phase per mode (summed over the rounds)")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--single-requests", options.single_requests, "Sequential requests for the single-request latency")
       ->check(CLI::Range(5, 100000))->capture_default_str();
-  app.add_option("--offline-runs", options.offline_runs, "Offline batches timed")->check(CLI::Range(3, 100000))->capture_default_str();
+  app.add_option("--rounds", options.rounds, "Rounds each phase is split into, alternating offline, batching on and off")
+      ->check(CLI::Range(1, 100))->capture_default_str();
   app.add_option("--threads", options.threads, "Inference threads (0: the runtime's choice), offline and served")
       ->capture_default_str();
   app.add_option("--server", options.server, "The pms-derm-cds binary")->capture_default_str();
