@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <fstream>
 
@@ -28,10 +29,16 @@ void make_directories(const std::filesystem::path& dir) {
   if (ec) throw Error(ErrorCode::kIoError, "cannot create TensorRT cache directory " + dir.string() + ": " + ec.message());
 }
 
-// Writes through a process-unique temporary name and renames, so a reader never sees half a file
-// and two processes preparing the same key both succeed.
+// A name no other process or thread writes to at the same time.
+std::filesystem::path temporary_name(const std::filesystem::path& path) {
+  static std::atomic<unsigned> counter{0};
+  return path.string() + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
+}
+
+// Writes through a temporary name and renames, so a reader never sees half a file and several
+// processes or threads preparing the same key all succeed.
 void write_atomically(const std::filesystem::path& path, const std::string& content) {
-  const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  const std::filesystem::path tmp = temporary_name(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << content;
@@ -92,7 +99,7 @@ TensorRTFiles prepare_engine_cache(const std::filesystem::path& root, const Engi
     // The directory name already carries the table's sha256, so an existing copy is this table.
     const std::filesystem::path copy = layout.engine_dir / calibration_table.filename();
     if (!std::filesystem::exists(copy, ec)) {
-      const std::filesystem::path tmp = copy.string() + ".tmp" + std::to_string(::getpid());
+      const std::filesystem::path tmp = temporary_name(copy);
       std::filesystem::copy_file(calibration_table, tmp, std::filesystem::copy_options::overwrite_existing, ec);
       if (!ec) std::filesystem::rename(tmp, copy, ec);
       if (ec)
