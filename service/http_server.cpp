@@ -139,6 +139,13 @@ HttpResponse HttpResponse::error(int status, std::string_view message) {
   return json({{"error", message}}, status);
 }
 
+HttpResponse HttpResponse::detailed_error(int status, std::string_view message, std::string_view code,
+                                          std::string_view request_id) {
+  HttpResponse response = json({{"error", message}, {"code", code}, {"request_id", request_id}}, status);
+  response.log_fields["error_code"] = code;
+  return response;
+}
+
 // --- the server -----------------------------------------------------------------------------
 
 struct HttpServer::Impl {
@@ -239,9 +246,8 @@ void HttpServer::Impl::handle(const CompiledRoute& route, const Handler& handler
                                     ? std::string(e.what())
                                     : "the server failed to complete the request (" + code +
                                           "); its log has the details under request id " + request.request_id;
-    response = errors == ErrorBody::kProtocol
-                   ? HttpResponse::error(status, message)
-                   : HttpResponse::json({{"error", message}, {"code", code}, {"request_id", request.request_id}}, status);
+    response = errors == ErrorBody::kProtocol ? HttpResponse::error(status, message)
+                                              : HttpResponse::detailed_error(status, message, code, request.request_id);
     response.log_fields["error_code"] = code;
     // Public messages describe the caller's input and are already in the caller's hands; only
     // server-side failures are worth the log's space (they name packages and runtimes, never

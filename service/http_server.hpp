@@ -71,6 +71,9 @@ struct HttpResponse {
   static HttpResponse status_only(int status);
   // {"error": message}, the protocol's error shape.
   static HttpResponse error(int status, std::string_view message);
+  // {"error", "code", "request_id"}: the service's own API's error shape.
+  static HttpResponse detailed_error(int status, std::string_view message, std::string_view code,
+                                     std::string_view request_id);
 };
 
 // How a route reports a thrown error. kProtocol is the Open Inference Protocol's exact shape,

@@ -18,12 +18,7 @@ double rounded_ms(double ms) { return std::round(ms * 1e3) / 1e3; }
 HttpResponse classify(const HttpRequest& request, ServiceContext& context) {
   MediaTypeRefusal refusal;
   const std::optional<ImageUpload> upload = read_image_upload(request, refusal);
-  if (!upload) {
-    HttpResponse response = HttpResponse::json(
-        {{"error", refusal.message}, {"code", "unsupported_media_type"}, {"request_id", request.request_id}}, 415);
-    response.log_fields["error_code"] = "unsupported_media_type";
-    return response;
-  }
+  if (!upload) return HttpResponse::detailed_error(415, refusal.message, "unsupported_media_type", request.request_id);
   const std::string model = upload->model.empty() ? context.config.default_model : upload->model;
   const std::shared_ptr<const LoadedVersion> version = context.models.serving(model, upload->version);
   const ServedInstance& instance = version->instance(upload->runtime);
