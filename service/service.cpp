@@ -99,10 +99,14 @@ void Service::run() {
   if (!config_.port_file.empty()) write_port_file(config_.port_file, port);
   log_event(spdlog::level::info, "listening", {{"host", config_.host}, {"port", port}, {"config", describe(config_)}});
   // Serving starts before the models load: liveness answers at once, readiness once they are warm.
-  std::thread serving([this] { http_.serve(); });
+  std::atomic<bool> serve_returned{false};
+  std::thread serving([this, &serve_returned] {
+    http_.serve();
+    serve_returned = true;
+  });
   // stop() only takes effect on a running server, so shutdown() leaves stopping to us until the
-  // server runs; nothing else stops it, so this wait ends.
-  while (!http_.running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // server runs (or has given up: serve() returns at once if the socket fails).
+  while (!http_.running() && !serve_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   {
     std::lock_guard lock(serving_mutex_);
     serving_ = true;
