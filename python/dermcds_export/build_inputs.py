@@ -10,8 +10,9 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
+
+from .errors import NotFound
 
 
 def _sha256(path: Path) -> str:
@@ -29,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         path = Path(args.checkpoint)
         if not path.is_file():
-            print(f"build-inputs: no checkpoint file at {path}", file=sys.stderr)
-            return 3
+            raise NotFound(f"no checkpoint file at {path}")
         source = "file"
     else:
         from . import demo_training

@@ -17,6 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .errors import InvalidInput, NotFound
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO_ROOT / "data" / "validation" / "image-sets.json"
 INDEX = "image-set.json"
@@ -61,7 +63,7 @@ def _stamp(name: str, definition: dict, photographs: list) -> str:
 def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
     definitions = json.loads(definitions_path.read_text())
     if name not in definitions["sets"]:
-        raise ValueError(f"no image set {name!r} in {definitions_path} (sets: {', '.join(definitions['sets'])})")
+        raise InvalidInput(f"no image set {name!r} in {definitions_path} (sets: {', '.join(definitions['sets'])})")
     definition = definitions["sets"][name]
     photographs = _photographs(definition, definitions_path)
     stamp = _stamp(name, definition, photographs)
@@ -75,7 +77,7 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
             pass  # a damaged index: rebuild
 
     if out.exists() and any(out.iterdir()) and not index_path.exists():
-        raise ValueError(f"{out} holds files but no {INDEX}: not an image set this tool made, so it is left alone")
+        raise InvalidInput(f"{out} holds files but no {INDEX}: not an image set this tool made, so it is left alone")
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -95,11 +97,11 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
         for photo in photographs:
             source = _resolve(photo["source_path"])
             if not source.is_file():
-                raise FileNotFoundError(f"{source} is missing: install Debian's {photo['package']} "
+                raise NotFound(f"{source} is missing: install Debian's {photo['package']} "
                                         f"{photo['package_version']} (or run scripts/provision.sh)")
             actual = _sha256(source)
             if actual != photo["sha256"]:
-                raise ValueError(f"{source} has sha256 {actual}, real_photographs.json records {photo['sha256']} "
+                raise InvalidInput(f"{source} has sha256 {actual}, real_photographs.json records {photo['sha256']} "
                                  f"({photo['package']} {photo['package_version']})")
             shutil.copyfile(source, staging / photo["file"])
             files.append({"file": photo["file"], "sha256": actual, "origin": "real photograph",
@@ -124,11 +126,7 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        build(args.name, Path(args.out), Path(args.definitions))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"image-set: {e}", file=sys.stderr)
-        return 3 if isinstance(e, FileNotFoundError) else 2
+    build(args.name, Path(args.out), Path(args.definitions))
     return 0
 
 

@@ -9,8 +9,9 @@ log scale, with the pair's max_abs_diff bound as a dashed line.
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
+
+from .errors import InvalidInput, NotFound
 
 # Differences below this are drawn at this value: a log axis has no place for exact zeros.
 FLOOR = 1e-9
@@ -76,10 +77,12 @@ def plot(report: dict, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = json.loads(Path(args.report).read_text())
+    path = Path(args.report)
+    if not path.is_file():
+        raise NotFound(f"no parity report at {path}")
+    report = json.loads(path.read_text())
     if "per_image" not in report:
-        print(f"parity-plot: {args.report} has no per-image probabilities (written without them?)", file=sys.stderr)
-        return 2
+        raise InvalidInput(f"{path} has no per-image probabilities (dermcds parity --report writes them)")
     plot(report, Path(args.out))
     return 0
 

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .errors import NotFound
+
 BATCH = 8
 
 
@@ -50,7 +52,7 @@ def _candidates(manifest: dict, package: Path, override: Optional[str]) -> List[
 
 
 def find_checkpoint(manifest: dict, package: Path, override: Optional[str] = None) -> Path:
-    """The checkpoint file the package was exported from, verified by sha256."""
+    """The checkpoint file the package was exported from, verified by sha256; raises NotFound."""
     expected = manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
     tried = []
     for path in _candidates(manifest, package, override):
@@ -61,39 +63,28 @@ def find_checkpoint(manifest: dict, package: Path, override: Optional[str] = Non
         if expected is None or actual == expected:
             return path
         tried.append(f"{path} (sha256 {actual[:12]}..., the package was exported from {expected[:12]}...)")
+    origin = f"{manifest.get('name')}/{manifest.get('version')}"
     if not tried:
-        raise LookupError("the package's provenance names no checkpoint; give --checkpoint FILE")
-    raise LookupError("no checkpoint matching the package's provenance; tried: " + "; ".join(tried))
-
-
-def _load_state_dict(path: Path):
-    import torch
-
-    state = torch.load(path, map_location="cpu")
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    return state
+        raise NotFound(f"{origin}: the package's provenance names no checkpoint; give --checkpoint FILE")
+    raise NotFound(f"{origin}: no checkpoint matching the package's provenance; tried: " + "; ".join(tried))
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from . import architectures
+    from .checkpoints import load_checkpoint
     from .reference_transform import load_rgb, transform_from_manifest_input
 
     package = Path(args.package)
-    manifest = json.loads((package / "manifest.json").read_text())
-    try:
-        checkpoint = find_checkpoint(manifest, package, args.checkpoint)
-    except LookupError as e:
-        print(f"torch-reference: {manifest.get('name')}/{manifest.get('version')}: {e}", file=sys.stderr)
-        return 3
+    manifest_path = package / "manifest.json"
+    if not manifest_path.is_file():
+        raise NotFound(f"no model package at {package} (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    checkpoint = find_checkpoint(manifest, package, args.checkpoint)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-
-    model = architectures.get(manifest["architecture"]).build()
-    model.load_state_dict(_load_state_dict(checkpoint))
-    model.eval()
+    model = load_checkpoint(architectures.get(manifest["architecture"]), checkpoint)
     transform = transform_from_manifest_input(manifest["input"])
     images = [line.strip() for line in Path(args.images).read_text().splitlines() if line.strip()]
     print(f"torch-reference: {len(images)} images through {manifest['architecture']} ({checkpoint.name})",
