@@ -17,6 +17,11 @@ if (!playwrightDir) {
   console.error('usage: node web_page_test.mjs PMS_DERM_CDS FIXTURE_DIR WORK_DIR PLAYWRIGHT_CORE_DIR');
   process.exit(2);
 }
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+if (nodeMajor < 20) {
+  console.error(`web_page_test: playwright-core 1.65 needs Node.js 20 or newer; this is ${process.version}`);
+  process.exit(1);
+}
 if (!existsSync(path.join(playwrightDir, 'package.json'))) {
   console.error(`web_page_test: playwright-core is not at ${playwrightDir}; run scripts/provision.sh`);
   process.exit(1);
