@@ -10,7 +10,7 @@ when a difference exceeds the bound the test suite holds that precision to (1e-4
 threshold.
 
 usage: compare_architectures.py --host-cli X86_DERMCDS --arm64-cli ARM64_DERMCDS [--tiny DIR]
-           [--repository DIR] [--report FILE] PHOTO... -- QEMU [QEMU_ARG...]
+           [--repository DIR] [--report FILE] [--large-model-photos N] PHOTO... -- QEMU [QEMU_ARG...]
 """
 
 import argparse
@@ -35,6 +35,9 @@ def parse_args(argv):
     parser.add_argument("--tiny", help="repository of the tiny test packages")
     parser.add_argument("--repository", help="model repository with the real packages (make models)")
     parser.add_argument("--report", help="write the comparison as JSON here")
+    parser.add_argument("--large-model-photos", type=int, default=0,
+                        help="give models with inputs above 256x256 (EfficientNet-B4) only the first N photographs: "
+                             "under emulation each takes about half a minute (0: all)")
     parser.add_argument("photos", nargs="+")
     args = parser.parse_args(argv[:split])
     args.emulator = argv[split + 1:]
@@ -44,10 +47,10 @@ def parse_args(argv):
 
 
 def configurations(args):
-    """(label, package directory, runtime, precision) for every artifact to compare."""
+    """(label, package directory, runtime, precision, photographs) for every artifact to compare."""
     found = []
     if args.tiny:
-        found.append(("tiny", os.path.join(args.tiny, "tiny", "1"), "onnxruntime", "fp32"))
+        found.append(("tiny", os.path.join(args.tiny, "tiny", "1"), "onnxruntime", "fp32", args.photos))
     for name in REAL_MODELS:
         model_dir = os.path.join(args.repository or "", name)
         if not args.repository or not os.path.isdir(model_dir):
@@ -59,8 +62,11 @@ def configurations(args):
         package = os.path.join(model_dir, version)
         with open(os.path.join(package, "manifest.json")) as f:
             manifest = json.load(f)
+        photos = args.photos
+        if args.large_model_photos > 0 and manifest["input"]["size"] > 256:
+            photos = args.photos[:args.large_model_photos]
         for artifact in manifest["artifacts"]:
-            found.append((f"{name}/{version}", package, artifact["runtime"], artifact["precision"]))
+            found.append((f"{name}/{version}", package, artifact["runtime"], artifact["precision"], photos))
     return found
 
 
@@ -102,9 +108,9 @@ def main():
     rows, failures = [], []
     print(f"{'package':22} {'runtime':12} {'prec':5} {'provider x86/arm64':20} {'max |dp|':>10} {'bound':>7} "
           f"{'top1':>5} {'triage':>6} {'x86 s':>6} {'arm64 s':>8}")
-    for label, package, runtime, precision in configurations(args):
-        host, host_seconds = classify(host_command, package, runtime, precision, args.photos)
-        arm64, arm64_seconds = classify(arm64_command, package, runtime, precision, args.photos)
+    for label, package, runtime, precision, photos in configurations(args):
+        host, host_seconds = classify(host_command, package, runtime, precision, photos)
+        arm64, arm64_seconds = classify(arm64_command, package, runtime, precision, photos)
         bound = BOUNDS[precision]
         worst, top1, triage, unexplained = compare(host, arm64, bound)
         providers = f"{host[0]['execution_provider']}/{arm64[0]['execution_provider']}"
@@ -112,6 +118,7 @@ def main():
         print(f"{label:22} {runtime:12} {precision:5} {providers:20} {worst:10.2e} {bound:7.0e} "
               f"{n - top1:>2}/{n:<2} {n - triage:>3}/{n:<2} {host_seconds:6.1f} {arm64_seconds:8.1f}", flush=True)
         rows.append({"package": label, "runtime": runtime, "precision": precision, "providers": providers,
+                     "photos": [os.path.basename(p) for p in photos],
                      "images": n, "max_abs_probability_difference": worst, "bound": bound,
                      "top1_agreement": n - top1, "triage_agreement": n - triage,
                      "x86_64_seconds": round(host_seconds, 2), "arm64_qemu_seconds": round(arm64_seconds, 2),
@@ -123,7 +130,7 @@ def main():
         sys.exit("compare: nothing to compare")
     if args.report:
         with open(args.report, "w") as f:
-            json.dump({"photos": args.photos, "comparisons": rows}, f, indent=2)
+            json.dump({"photos": args.photos, "emulator": args.emulator, "comparisons": rows}, f, indent=2)
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)
     sys.exit(1 if failures else 0)
