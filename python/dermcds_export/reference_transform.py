@@ -15,6 +15,7 @@ core/src/preprocess.cpp) are tested against, so every choice here is one the C++
 """
 
 import io
+import os
 from typing import Sequence, Union
 
 import numpy as np

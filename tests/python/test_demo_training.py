@@ -32,20 +32,23 @@ def fresh_lesions(count, size, shorter_side):
     return torch.stack(images), torch.tensor(labels)
 
 
-def probabilities(builder, checkpoint, images):
+def logits_of(builder, checkpoint, images):
     model = builder(weights=None, num_classes=8)
     model.load_state_dict(torch.load(checkpoint))
     model.eval()
     with torch.no_grad():
-        return torch.softmax(model(images).double(), 1)
+        return model(images).double()
 
 
 class DemoModelTest(unittest.TestCase):
-    def assert_informative(self, probs, labels, min_accuracy, min_top1):
-        pairwise = (probs[:, None, :] - probs[None, :, :]).abs().max(-1).values
-        off_diagonal = pairwise[~torch.eye(len(probs), dtype=torch.bool)]
-        self.assertGreater(float(off_diagonal.min()), 1e-3, "two images got the same output")
-        self.assertGreater(float(off_diagonal.mean()), 0.2)
+    def assert_informative(self, logits, labels, min_accuracy, min_top1):
+        off_diagonal = ~torch.eye(len(logits), dtype=torch.bool)
+        # Logits, not probabilities: two confident answers for the same class both round to 1.0.
+        logit_gap = (logits[:, None, :] - logits[None, :, :]).abs().max(-1).values[off_diagonal]
+        self.assertGreater(float(logit_gap.min()), 1e-2, "two images got the same output")
+        probs = torch.softmax(logits, 1)
+        prob_gap = (probs[:, None, :] - probs[None, :, :]).abs().max(-1).values[off_diagonal]
+        self.assertGreater(float(prob_gap.mean()), 0.2, "probabilities hardly change between images")
         top1 = float(probs.max(1).values.mean())
         accuracy = float((probs.argmax(1) == labels).double().mean())
         self.assertGreater(top1, min_top1, f"mean top-1 probability {top1:.2f}: outputs are not peaked")
@@ -55,14 +58,14 @@ class DemoModelTest(unittest.TestCase):
     def test_mobilenet_v3_large_demo_is_peaked_and_input_dependent(self):
         checkpoint = demo_training.ensure_checkpoint("mobilenet_v3_large")
         images, labels = fresh_lesions(24, 224, 256)
-        probs = probabilities(torchvision.models.mobilenet_v3_large, checkpoint, images)
-        self.assert_informative(probs, labels, min_accuracy=0.5, min_top1=0.6)
+        logits = logits_of(torchvision.models.mobilenet_v3_large, checkpoint, images)
+        self.assert_informative(logits, labels, min_accuracy=0.5, min_top1=0.6)
 
     def test_efficientnet_b4_demo_is_peaked_and_input_dependent(self):
         checkpoint = demo_training.ensure_checkpoint("efficientnet_b4")
         images, labels = fresh_lesions(12, 380, 384)
-        probs = probabilities(torchvision.models.efficientnet_b4, checkpoint, images)
-        self.assert_informative(probs, labels, min_accuracy=0.3, min_top1=0.4)
+        logits = logits_of(torchvision.models.efficientnet_b4, checkpoint, images)
+        self.assert_informative(logits, labels, min_accuracy=0.5, min_top1=0.5)
 
     def test_report_records_held_out_metrics_and_timings(self):
         checkpoint = demo_training.ensure_checkpoint("mobilenet_v3_large")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 import torchvision
 
 import dermcds_export
@@ -76,7 +77,7 @@ class PackageExportTest(unittest.TestCase):
     def test_onnx_weights_are_the_checkpoint_weights(self):
         state = torch.load(self.checkpoint)
         head = state["classifier.3.weight"].numpy()
-        found = [onnx.numpy_helper.to_array(i) for i in self.proto.graph.initializer
+        found = [numpy_helper.to_array(i) for i in self.proto.graph.initializer
                  if tuple(i.dims) == head.shape]
         self.assertTrue(any(np.array_equal(a, head) for a in found))
 
