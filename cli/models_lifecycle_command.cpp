@@ -51,6 +51,9 @@ void build(BuildFlags& flags) {
   switch (outcome.result) {
     case pipeline::BuildResult::kUpToDate:
       print_progress("nothing to build: " + outcome.reason);
+      // Rebuilding from the same inputs would be rejected again; the failure stays visible.
+      if (outcome.matched_status == "rejected")
+        throw CheckFailed("version " + outcome.version + ", built from these inputs, is a rejected candidate; change an input (or use --force)");
       break;
     case pipeline::BuildResult::kAccepted:
       print_progress("version " + outcome.version + " passed its parity gate" +

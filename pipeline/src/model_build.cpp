@@ -92,6 +92,7 @@ nlohmann::ordered_json BuildInputs::to_json() const {
   if (!tflite_precisions.empty()) j["converter_version"] = converter_version;
   if (calibration)
     j["calibration"] = {{"sha256", calibration->sha256}, {"images", calibration->files.size()}, {"limit", calibration_limit}};
+  if (policy) j["parity_policy"] = nlohmann::ordered_json::parse(policy->dump());  // sorted keys: canonical
   return j;
 }
 
@@ -123,6 +124,8 @@ BuildInputs resolve_build_inputs(const BuildRequest& request) {
   } else if (!request.calibration_dir.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 artifacts only");
   }
+
+  inputs.policy = request.policy;
 
   ScratchDirectory scratch("dermcds-build-inputs");
   const nlohmann::json python = python_inputs(request, scratch.path());
@@ -158,6 +161,7 @@ BuildOutcome build_model(const BuildRequest& request) {
       outcome.result = BuildResult::kUpToDate;
       outcome.version = match->first;
       outcome.package_dir = repository.package_dir(name, match->first);
+      outcome.matched_status = match->second;
       outcome.reason = "version " + match->first + " (" + match->second + ") was built from these inputs";
       return outcome;
     }

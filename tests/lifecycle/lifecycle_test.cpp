@@ -262,8 +262,13 @@ TEST(BuildInputs, FingerprintFollowsEveryInputButNotTheCheckpointsPlace) {
   base.converter_version = "sources-sha256:1";
   base.tflite_precisions = {"fp32", "int8"};
   base.calibration = ImageSet{"/c", {"/c/1.png"}, std::string(64, 'c')};
+  base.policy = nlohmann::json::parse(R"({"bounds": {"int8": {"max_abs_diff": 0.1, "mean_abs_diff": 0.01}}})");
   const std::string fingerprint = base.fingerprint();
   EXPECT_EQ(fingerprint.size(), 64u);
+  // Key order in the policy file does not matter.
+  BuildInputs reordered = base;
+  reordered.policy = nlohmann::json::parse(R"({"bounds": {"int8": {"mean_abs_diff": 0.01, "max_abs_diff": 0.1}}})");
+  EXPECT_EQ(reordered.fingerprint(), fingerprint);
 
   BuildInputs moved = base;
   moved.checkpoint["path"] = "/elsewhere/demo.pt";
@@ -278,6 +283,7 @@ TEST(BuildInputs, FingerprintFollowsEveryInputButNotTheCheckpointsPlace) {
       [](BuildInputs& b) { b.calibration->sha256 = std::string(64, 'd'); },
       [](BuildInputs& b) { b.calibration_limit = 10; },
       [](BuildInputs& b) { b.architecture = "efficientnet_b4"; },
+      [](BuildInputs& b) { b.policy = nlohmann::json::parse(R"({"bounds": {"int8": {"max_abs_diff": 0.2}}})"); },
   };
   for (std::size_t i = 0; i < changes.size(); ++i) {
     BuildInputs changed = base;

@@ -2,7 +2,8 @@
 
 A temporary repository receives builds of a small network (MobileNetV3-Small, ONNX plus TFLite
 fp32) from two checkpoints: checkpoint A (version 1, promoted), checkpoint B (version 2), and A
-again with --force under a policy no real export can meet (version 3, rejected). Each test then
+again under a parity policy no real export can meet (version 3, rejected), and B again with
+--force (version 4). Each test then
 checks one rule of docs/lifecycle.md on that repository. models/ is never touched.
 
 Environment (set by CTest): DERMCDS_BIN, DERMCDS_CHECKPOINTS (make_checkpoints.py's output),
@@ -44,7 +45,8 @@ class Lifecycle(unittest.TestCase):
         cls.builds = {
             "a": cls.build("a", "--promote"),
             "b": cls.build("b"),
-            "rejected": cls.build("a", "--force", "--policy", cls.strict),
+            "rejected": cls.build("a", "--policy", cls.strict),
+            "forced": cls.build("b", "--force"),
         }
 
     @classmethod
@@ -72,14 +74,15 @@ class Lifecycle(unittest.TestCase):
             return f.read().strip()
 
     def test_builds_get_consecutive_versions(self):
-        for key, version, result in (("a", "1", "accepted"), ("b", "2", "accepted"), ("rejected", "3", "rejected")):
+        for key, version, result in (("a", "1", "accepted"), ("b", "2", "accepted"), ("rejected", "3", "rejected"),
+                                     ("forced", "4", "accepted")):
             status, outcome = self.outcome(key)
             self.assertEqual(status, EXIT_CHECK_FAILED if result == "rejected" else 0, outcome)
             self.assertEqual(outcome["version"], version)
             self.assertEqual(outcome["result"], result)
             self.assertEqual(self.manifest(version)["version"], version)
         entries = os.listdir(os.path.join(self.repo, NAME))
-        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "ACTIVE", "lifecycle.json"])
+        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "4", "ACTIVE", "lifecycle.json"])
         self.assertEqual([n for n in entries if n.startswith(".build-")], [], "a staging directory was left behind")
 
     def test_unchanged_inputs_build_nothing(self):
@@ -88,9 +91,17 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         outcome = json.loads(result.stdout)
         self.assertEqual(outcome["result"], "up-to-date")
-        self.assertEqual(outcome["version"], "2")
+        self.assertEqual(outcome["version"], "4")  # the newest version built from these inputs
         self.assertIn("nothing to build", result.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(self.repo, NAME))), before)
+
+    def test_inputs_of_a_rejected_candidate_stay_a_failure(self):
+        result = self.build("a", "--policy", self.strict)
+        self.assertEqual(result.returncode, EXIT_CHECK_FAILED, result.stderr)
+        outcome = json.loads(result.stdout)
+        self.assertEqual((outcome["result"], outcome["version"]), ("up-to-date", "3"))
+        self.assertIn("rejected candidate", result.stderr)
+        self.assertFalse(os.path.exists(self.package("5")))
 
     def test_changed_inputs_are_recorded_and_fingerprinted(self):
         one, two = self.manifest("1"), self.manifest("2")
@@ -100,11 +111,16 @@ class Lifecycle(unittest.TestCase):
         self.assertNotEqual(one["lifecycle"]["fingerprint"], two["lifecycle"]["fingerprint"])
         for key in ("exporter_version", "converter_version", "tflite_precisions"):
             self.assertIn(key, one["lifecycle"]["inputs"])
-        # The forced rebuild of A has A's inputs: same fingerprint, a new version all the same.
-        self.assertEqual(self.manifest("3")["lifecycle"]["fingerprint"], one["lifecycle"]["fingerprint"])
+        # The rebuild of A under a stricter policy is a different package (its policy is part of it).
+        three = self.manifest("3")
+        self.assertEqual(three["lifecycle"]["inputs"]["checkpoint"], one["lifecycle"]["inputs"]["checkpoint"])
+        self.assertNotEqual(three["lifecycle"]["fingerprint"], one["lifecycle"]["fingerprint"])
+        self.assertEqual(three["policy"]["parity"]["bounds"]["pytorch"]["max_abs_diff"], 1e-12)
+        # --force builds again from the same inputs: same fingerprint, a new version all the same.
+        self.assertEqual(self.manifest("4")["lifecycle"]["fingerprint"], two["lifecycle"]["fingerprint"])
 
     def test_every_version_carries_its_artifacts_and_evidence(self):
-        for version in ("1", "2"):
+        for version in ("1", "2", "4"):
             manifest = self.manifest(version)
             self.assertEqual(run("models", "verify", self.package(version)).returncode, 0)
             artifacts = {(a["runtime"], a["precision"]) for a in manifest["artifacts"]}
@@ -132,6 +148,9 @@ class Lifecycle(unittest.TestCase):
         hidden = os.path.join(self.tmp, "no-marker")
         shutil.copytree(os.path.join(self.repo, NAME), os.path.join(hidden, NAME))
         os.remove(os.path.join(hidden, NAME, "ACTIVE"))
+        listed = json.loads(run("models", "list", "--repository", hidden, "--json").stdout)
+        self.assertEqual([e["version"] for e in listed if e["active"]], ["4"])
+        os.remove(os.path.join(hidden, NAME, "4", "manifest.json"))  # no longer a version
         listed = json.loads(run("models", "list", "--repository", hidden, "--json").stdout)
         self.assertEqual([e["version"] for e in listed if e["active"]], ["2"])
         history = json.loads(run("models", "history", NAME, "--repository", self.repo, "--json").stdout)

@@ -1,9 +1,10 @@
 // `dermcds models build`: checkpoint -> a new, fully evidenced package version, or nothing when
 // nothing changed (docs/lifecycle.md).
 //
-// The inputs that decide a package's artifacts are resolved first: the checkpoint's content hash
-// (the demo checkpoint is trained or taken from its cache), the export pipeline's version, the
-// converter's version, the requested TFLite precisions and the int8 calibration set's digest.
+// The inputs that decide a package are resolved first: the checkpoint's content hash (the demo
+// checkpoint is trained or taken from its cache), the export pipeline's version, the converter's
+// version, the requested TFLite precisions, the int8 calibration set's digest and the parity
+// policy the package will carry.
 // Their fingerprint is compared with the one every lifecycle-built version records in its
 // manifest; a match means the build is a no-op. Otherwise the next version is built in a hidden
 // staging directory inside the model's folder (invisible to the repository): export with the
@@ -57,6 +58,9 @@ struct BuildInputs {
   std::vector<std::string> tflite_precisions;
   std::optional<ImageSet> calibration;  // int8 only
   std::size_t calibration_limit = 0;
+  // The parity policy written into the package: part of what the package is, and what its
+  // verdict depends on, so a changed policy builds (and judges) a new version.
+  std::optional<nlohmann::json> policy;
 
   nlohmann::ordered_json to_json() const;
   // sha256 of to_json(): equal fingerprints mean the same artifacts would be built.
@@ -71,6 +75,8 @@ struct BuildOutcome {
   std::filesystem::path package_dir;
   std::string fingerprint;
   std::string reason;   // rejected: the broken bounds; up to date: which version matched
+  // Up to date: the matched version's lifecycle status ("accepted" or "rejected").
+  std::string matched_status;
   bool promoted = false;
   std::optional<ParityReport> parity;  // when a version was built
 };
