@@ -47,6 +47,7 @@ test-asan: setup models
 	  -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY))
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L sanitize --timeout 900
 
 # The library, CLI, C API and their tests cross-built for aarch64 (cmake/toolchains/), run under

@@ -104,12 +104,12 @@ debian_security_mirror() {
 # apt-get with a private list directory, so Debian 13 (trixie) indexes never reach the system's apt.
 trixie_apt() {
   local dir="$deps/apt-trixie"
-  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/cache"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring) to verify trixie indexes"
   echo "deb [signed-by=$keyring] $(debian_mirror) trixie main" >"$dir/sources.list"
   apt-get -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::State::Lists="$dir/lists" -o Dir::Cache::Archives="$dir/archives" \
+    -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o Dir::Cache::Archives="$dir/archives" \
     -o APT::Sandbox::User=root "$@"
 }
 trixie_updated=0
