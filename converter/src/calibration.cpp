@@ -203,7 +203,18 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
   }
 
   std::map<int, TensorRange> ranges;
-  for (const auto& [t, s] : stats) ranges[t] = choose_range(s, options);
+  for (const auto& [t, s] : stats) {
+    // MSE weighs every element alike, which suits feature maps (many redundant positions) but
+    // not per-image vectors: after global pooling each element is a feature the classifier reads,
+    // the largest ones carry the decision, and clipping them changes classes. Vectors (one value
+    // per channel: the pooled features, squeeze-and-excitation gates, logits) keep their full
+    // observed range.
+    const TflTensor& tensor = model.tensors[static_cast<std::size_t>(t)];
+    const bool vector = !tensor.shape.empty() && tensor.element_count() == tensor.shape.back();
+    CalibrationOptions o = options;
+    if (o.method == CalibrationMethod::kMse && vector) o.method = CalibrationMethod::kMinMax;
+    ranges[t] = choose_range(s, o);
+  }
   return ranges;
 }
 

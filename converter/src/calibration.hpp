@@ -6,7 +6,8 @@
 // per tensor from the histogram by the requested method (converter.hpp, CalibrationMethod):
 // for kMse the [lo, hi] minimizing the expected squared error of 8-bit quantization, clipping
 // error of values outside plus rounding noise step^2 / 12 inside, searched by coordinate
-// descent over lo and hi.
+// descent over lo and hi. Under kMse, per-image vectors (pooled features, gates, logits) keep
+// their observed min/max (calibration.cpp says why).
 #pragma once
 
 #include <map>
