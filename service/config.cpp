@@ -103,6 +103,7 @@ const std::vector<Field>& fields() {
       field("precision", &ServiceConfig::precision),
       field("provider", &ServiceConfig::provider),
       field("threads", &ServiceConfig::threads),
+      field("device_id", &ServiceConfig::device_id),
       field("provider_options", &ServiceConfig::provider_options),
       field("batching", &ServiceConfig::batching),
       field("max_batch_size", &ServiceConfig::max_batch_size),
@@ -160,6 +161,7 @@ void validate(const ServiceConfig& c) {
   require(!c.repository.empty(), "repository must name a directory");
   require(!c.runtimes.empty(), "at least one runtime must be configured");
   require(c.threads >= 0 && c.threads <= 256, "threads must be between 0 (automatic) and 256");
+  require(c.device_id >= 0, "device_id must be 0 or more");
   require(c.max_batch_size >= 1 && c.max_batch_size <= 256, "max_batch_size must be between 1 and 256");
   require(c.max_queue_delay_ms >= 0 && c.max_queue_delay_ms <= 10000, "max_queue_delay_ms must be between 0 and 10000");
   require(c.max_queue_size >= 1 && c.max_queue_size <= 100000, "max_queue_size must be between 1 and 100000");
@@ -185,6 +187,7 @@ ModelManagerOptions model_manager_options(const ServiceConfig& c) {
   options.precision = c.precision;
   options.execution.provider = c.provider;
   options.execution.threads = c.threads;
+  options.execution.device_id = c.device_id;
   options.execution.provider_options = c.provider_options;
   options.limits.max_pixels = c.max_image_pixels;
   options.batching.max_batch_size = c.batching ? c.max_batch_size : 1;
@@ -225,6 +228,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--precision", &ServiceConfig::precision, "Artifact precision: auto, fp32, fp16, int8");
   option("--provider", &ServiceConfig::provider, "Execution provider (onnxruntime: auto, cpu, cuda, tensorrt)");
   option("--threads", &ServiceConfig::threads, "Inference threads per model instance (0: the runtime's choice)");
+  option("--device", &ServiceConfig::device_id, "GPU device id for the cuda and tensorrt providers");
   app.add_option("--provider-option", provider_options, "Provider option KEY=VALUE (repeatable)");
   option("--max-batch-size", &ServiceConfig::max_batch_size, "Most images per inference");
   option("--max-queue-delay-ms", &ServiceConfig::max_queue_delay_ms,

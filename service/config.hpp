@@ -25,6 +25,7 @@ struct ServiceConfig {
   std::string precision = "auto";
   std::string provider = "auto";
   int threads = 0;  // inference threads per model; 0: the runtime's choice
+  int device_id = 0;  // GPU for the cuda and tensorrt providers
   std::map<std::string, std::string> provider_options;
 
   bool batching = true;

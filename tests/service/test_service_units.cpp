@@ -154,7 +154,7 @@ TEST(Config, FileValuesFlagsAndValidation) {
   test::TemporaryDirectory tmp;
   const auto file = tmp.path() / "service.json";
   std::ofstream(file) << R"({"port": 9000, "models": ["a", "b"], "max_batch_size": 16, "batching": false,
-                             "provider_options": {"trt_fp16_enable": "1"}, "max_queue_delay_ms": 2.5})";
+                             "provider_options": {"trt_fp16_enable": "1"}, "max_queue_delay_ms": 2.5, "device_id": 1})";
   const ServiceConfig config = read_config_file(file);
   EXPECT_EQ(config.port, 9000);
   EXPECT_EQ(config.models, (std::vector<std::string>{"a", "b"}));
@@ -162,6 +162,8 @@ TEST(Config, FileValuesFlagsAndValidation) {
   EXPECT_EQ(config.provider_options.at("trt_fp16_enable"), "1");
   EXPECT_EQ(config.host, "127.0.0.1");  // untouched keys keep their defaults
   const ModelManagerOptions options = model_manager_options(config);
+  EXPECT_EQ(options.execution.device_id, 1);  // reaches the runtime with the provider options
+  EXPECT_EQ(options.execution.provider_options.at("trt_fp16_enable"), "1");
   EXPECT_EQ(options.batching.max_batch_size, 1);  // batching off wins over max_batch_size
   EXPECT_EQ(options.batching.max_queue_delay.count(), 0);
 
@@ -183,6 +185,9 @@ TEST(Config, FileValuesFlagsAndValidation) {
   bad.max_batch_size = 0;
   EXPECT_EQ(error_code_of([&] { validate(bad); }), ErrorCode::kInvalidArgument);
   bad = {};
+  bad.device_id = -1;
+  EXPECT_EQ(error_code_of([&] { validate(bad); }), ErrorCode::kInvalidArgument);
+  bad = {};
   bad.port = 70000;
   EXPECT_EQ(error_code_of([&] { validate(bad); }), ErrorCode::kInvalidArgument);
   validate(ServiceConfig{});  // the defaults are valid
@@ -194,7 +199,7 @@ TEST(Config, FlagsOverrideTheFileAndTheEnvironmentGivesTheKey) {
   std::ofstream(file) << R"({"port": 9000, "max_queue_size": 7, "admin_key": "from-file"})";
   ::setenv("DERMCDS_ADMIN_KEY", "from-environment", 1);
   std::vector<std::string> args = {"pms-derm-cds", "--config", file.string(), "--port", "9100", "--no-batching",
-                                   "--runtime", "onnxruntime,tflite"};
+                                   "--runtime", "onnxruntime,tflite", "--device", "2"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   ServiceConfig config;
@@ -204,6 +209,7 @@ TEST(Config, FlagsOverrideTheFileAndTheEnvironmentGivesTheKey) {
   EXPECT_EQ(config.port, 9100);          // flag over file
   EXPECT_EQ(config.max_queue_size, 7);   // file over default
   EXPECT_FALSE(config.batching);
+  EXPECT_EQ(config.device_id, 2);
   EXPECT_EQ(config.runtimes, (std::vector<std::string>{"onnxruntime", "tflite"}));
   EXPECT_EQ(config.admin_key, "from-environment");  // environment over file
   EXPECT_EQ(describe(config)["admin_key"], "(set)");  // the key itself is never shown
