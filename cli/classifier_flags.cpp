@@ -29,6 +29,17 @@ void add_classifier_flags(CLI::App& command, ClassifierFlags& flags) {
                      "Provider option KEY=VALUE, e.g. tensorrt:trt_fp16_enable=1 (repeatable)");
 }
 
+std::map<std::string, std::string> parse_provider_options(const std::vector<std::string>& key_values) {
+  std::map<std::string, std::string> options;
+  for (const std::string& kv : key_values) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
+    options[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return options;
+}
+
 std::unique_ptr<Classifier> open_classifier(ClassifierFlags& flags) {
   std::string model = flags.model;
   if (model.empty()) {
@@ -37,12 +48,7 @@ std::unique_ptr<Classifier> open_classifier(ClassifierFlags& flags) {
       throw Error(ErrorCode::kInvalidArgument, "no model given: pass --model DIR or set DERMCDS_MODEL");
     model = from_environment;
   }
-  for (const std::string& kv : flags.provider_options) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
-    flags.options.execution.provider_options[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  flags.options.execution.provider_options = parse_provider_options(flags.provider_options);
   flags.options.package = resolve_package_dir(model);
   return Classifier::create(flags.options);
 }

@@ -1,6 +1,7 @@
 // The flags every command that opens a classifier shares (--model, --runtime, --provider, ...).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,9 @@ struct ClassifierFlags {
 };
 
 void add_classifier_flags(CLI::App& command, ClassifierFlags& flags);
+
+// --provider-option values ("KEY=VALUE", repeatable) as ExecutionOptions::provider_options.
+std::map<std::string, std::string> parse_provider_options(const std::vector<std::string>& key_values);
 
 // Resolves --model (a model directory means its active version) and opens the classifier.
 std::unique_ptr<Classifier> open_classifier(ClassifierFlags& flags);

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "classifier_flags.hpp"
 #include "command.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/model_repository.hpp"
@@ -26,6 +27,8 @@ struct ParityFlags {
   bool no_record = false;
   bool json = false;
   int threads = 0;
+  int device_id = 0;
+  std::vector<std::string> provider_options;  // "key=value"
 };
 
 void run(const ParityFlags& flags) {
@@ -36,6 +39,8 @@ void run(const ParityFlags& flags) {
   request.checkpoint = flags.checkpoint;
   request.only = flags.only;
   request.threads = flags.threads;
+  request.device_id = flags.device_id;
+  request.gpu_provider_options = parse_provider_options(flags.provider_options);
   if (!flags.policy.empty()) request.policy = pipeline::read_policy_file(flags.policy);
   request.progress = [](const std::string& line) { std::fprintf(stderr, "dermcds: %s\n", line.c_str()); };
 
@@ -86,6 +91,11 @@ void register_parity_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "Inference threads per runtime (0: the runtime's default)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  command->add_option("--device", flags->device_id, "GPU device id for the cuda and tensorrt subjects")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--provider-option", flags->provider_options,
+                      "Provider option KEY=VALUE for the cuda and tensorrt subjects, e.g. tensorrt:trt_fp16_enable=1 (repeatable)");
   command->add_flag("--json", flags->json, "Print the JSON report instead of the Markdown summary");
   command->callback([flags] { run(*flags); });
 }

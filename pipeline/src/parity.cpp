@@ -101,6 +101,10 @@ std::optional<SubjectRun> run_subject(const ModelPackage& package, const Artifac
   options.precision = artifact.precision;
   options.execution.provider = provider;
   options.execution.threads = request.threads;
+  if (provider == "cuda" || provider == "tensorrt") {
+    options.execution.device_id = request.device_id;
+    options.execution.provider_options = request.gpu_provider_options;
+  }
   std::unique_ptr<Classifier> classifier;
   try {
     classifier = Classifier::create(options);

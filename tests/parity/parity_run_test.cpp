@@ -2,6 +2,7 @@
 // what numpy computes for the same images, and a perturbed artifact must break the gate.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -118,6 +119,28 @@ TEST(ParityRun, OnlyTheReferenceMeansNothingWasCompared) {
   EXPECT_EQ(report.subjects.size(), 1u);
   EXPECT_TRUE(report.pairs.empty());
   EXPECT_FALSE(report.passed);
+}
+
+TEST(ParityRun, GpuProviderOptionsReachTheGpuSubjectsOnly) {
+  // An option name ONNX Runtime does not document: the backend refuses it while planning its
+  // providers, before it looks for a GPU, so the refusal shows which subjects received it. The
+  // CPU reference must run with its defaults (else the whole run would fail), the GPU subjects
+  // must be skipped with the option named.
+  ParityRequest request;
+  request.package_dir = package("tiny-parity");
+  request.images_dir = fixture() / "images";
+  request.torch_reference = false;
+  request.device_id = 3;
+  request.gpu_provider_options = {{"tensorrt:trt_no_such_option", "1"}};
+  const ParityReport report = run_parity(request);
+  EXPECT_TRUE(report.passed);
+  ASSERT_EQ(report.subjects.front().id, kReferenceSubject);
+  std::vector<std::string> refused;
+  for (const SkippedSubject& s : report.skipped)
+    if (s.reason.find("trt_no_such_option") != std::string::npos) refused.push_back(s.id);
+  std::sort(refused.begin(), refused.end());
+  EXPECT_EQ(refused, (std::vector<std::string>{"onnxruntime/fp16/cuda", "onnxruntime/fp16/tensorrt", "onnxruntime/fp32/cuda",
+                                               "onnxruntime/fp32/tensorrt"}));
 }
 
 TEST(ParityRun, UnreadableImageIsReportedAndLeftOut) {

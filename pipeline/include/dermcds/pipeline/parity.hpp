@@ -19,6 +19,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,11 @@ struct ParityRequest {
   std::vector<std::string> only;
   std::optional<nlohmann::json> policy;  // laid over the package's policy ("policy.parity" shape)
   int threads = 0;                       // per runtime; 0: the runtime's default
+  // For the GPU subjects (onnxruntime on cuda and tensorrt) only, so that the engines that serve
+  // (e.g. "tensorrt:trt_fp16_enable" = "1", an engine cache) are the ones checked; the CPU
+  // reference and TFLite always run with their defaults.
+  int device_id = 0;
+  std::map<std::string, std::string> gpu_provider_options;
   std::filesystem::path work_dir;        // scratch files; empty: a temporary directory
   PythonPipeline python = PythonPipeline::from_environment();
   std::function<void(const std::string&)> progress = [](const std::string&) {};
