@@ -125,6 +125,10 @@ void ModelManager::require_version_in_repository(const std::string& model, const
   if (versions.empty()) throw Error(ErrorCode::kNotFound, "the repository has no model '" + model + "'");
   if (std::find(versions.begin(), versions.end(), version) == versions.end())
     throw Error(ErrorCode::kNotFound, "the repository has no version " + version + " of model '" + model + "'");
+  // Loaded, a version could answer requests that name it; a rejected one must never answer.
+  if (repository_.is_rejected(model, version))
+    throw Error(ErrorCode::kInvalidArgument, "version " + version + " of model '" + model +
+                                                 "' is a rejected candidate (its parity gate failed) and cannot be loaded");
 }
 
 std::string ModelManager::load(const std::string& model, const std::optional<std::string>& version) {

@@ -29,7 +29,7 @@ void check_model_name(std::string_view model) {
 // A version the lifecycle refused (its parity gate failed) carries "lifecycle": {"status":
 // "rejected"} in its manifest (docs/lifecycle.md); it stays in the repository as evidence but
 // must never serve. A manifest that cannot be read is not judged here: opening it fails later.
-bool is_rejected(const std::filesystem::path& package_dir) {
+bool manifest_marks_rejected(const std::filesystem::path& package_dir) {
   std::ifstream in(package_dir / kManifestFileName);
   const nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!document.is_object()) return false;
@@ -78,13 +78,13 @@ std::optional<std::string> ModelRepository::active_version(std::string_view mode
     if (std::find(present.begin(), present.end(), version) == present.end())
       throw Error(ErrorCode::kNotFound, (root_ / std::string(model) / kActiveVersionFileName).string() + " names version " +
                                             version + ", which is not in the repository");
-    if (is_rejected(package_dir(model, version)))
+    if (is_rejected(model, version))
       throw Error(ErrorCode::kInvalidPackage, (root_ / std::string(model) / kActiveVersionFileName).string() +
                                                   " names version " + version + ", a rejected candidate that must not serve");
     return version;
   }
   for (auto it = present.rbegin(); it != present.rend(); ++it)
-    if (!is_rejected(package_dir(model, *it))) return *it;
+    if (!is_rejected(model, *it)) return *it;
   return std::nullopt;
 }
 
@@ -92,7 +92,7 @@ void ModelRepository::set_active_version(std::string_view model, std::string_vie
   const std::vector<std::string> present = versions(model);
   if (std::find(present.begin(), present.end(), version) == present.end())
     throw Error(ErrorCode::kNotFound, "model " + std::string(model) + " has no version " + std::string(version));
-  if (is_rejected(package_dir(model, version)))
+  if (is_rejected(model, version))
     throw Error(ErrorCode::kInvalidPackage, "version " + std::string(version) + " of model " + std::string(model) +
                                                 " is a rejected candidate (its parity gate failed) and cannot be made active");
   const std::filesystem::path marker = root_ / std::string(model) / kActiveVersionFileName;
@@ -114,6 +114,10 @@ void ModelRepository::set_active_version(std::string_view model, std::string_vie
 std::string ModelRepository::next_version(std::string_view model) const {
   const std::vector<std::string> present = versions(model);
   return present.empty() ? "1" : std::to_string(std::stoll(present.back()) + 1);
+}
+
+bool ModelRepository::is_rejected(std::string_view model, std::string_view version) const {
+  return manifest_marks_rejected(package_dir(model, version));
 }
 
 std::filesystem::path ModelRepository::package_dir(std::string_view model, std::string_view version) const {

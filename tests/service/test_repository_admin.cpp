@@ -1,6 +1,8 @@
 // Repository administration: the API key, Triton's index/load/unload, activate and rollback, and
 // a failed load that leaves the serving version in place. Each test serves a private copy of the
 // fixture repository, since activation writes its ACTIVE marker.
+#include <functional>
+
 #include "service_test_support.hpp"
 
 namespace dermcds::test {
@@ -148,12 +150,19 @@ TEST(RepositoryAdmin, UnloadVersionsAndWholeModels) {
 }
 
 // Version 3: version 2's files with one byte of the model changed after its checksum was taken.
-void add_tampered_version(const std::filesystem::path& repository) {
+// Version 3: a copy of version 2, its manifest changed by `edit`.
+std::filesystem::path add_version_3(const std::filesystem::path& repository, const std::function<void(json&)>& edit = {}) {
   const auto v3 = repository / "tiny" / "3";
   std::filesystem::copy(repository / "tiny" / "2", v3, std::filesystem::copy_options::recursive);
   json manifest = json::parse(std::ifstream(v3 / "manifest.json"));
   manifest["version"] = "3";
+  if (edit) edit(manifest);
   std::ofstream(v3 / "manifest.json") << manifest.dump(2);
+  return v3;
+}
+
+void add_tampered_version(const std::filesystem::path& repository) {
+  const auto v3 = add_version_3(repository);
   std::fstream model(v3 / "model.onnx", std::ios::in | std::ios::out | std::ios::binary);
   model.seekp(-5, std::ios::end);
   model.put('\x42');
@@ -179,6 +188,22 @@ TEST(RepositoryAdmin, FailedActivationKeepsTheOldVersionServing) {
   // A later good activation still works.
   EXPECT_EQ(status_of(s.admin("/v2/repository/models/tiny/activate", {{"version", "2"}})), 200);
   EXPECT_EQ(s.classify_and_check(4), "2");
+}
+
+TEST(RepositoryAdmin, RejectedCandidateIsNeverLoaded) {
+  AdminServer s;
+  // What the lifecycle writes into a version whose parity gate failed (docs/lifecycle.md).
+  add_version_3(s.repository, [](json& m) { m["lifecycle"] = {{"status", "rejected"}}; });
+  for (const char* action : {"load", "activate"}) {
+    SCOPED_TRACE(action);
+    const auto refused = s.admin(std::string("/v2/repository/models/tiny/") + action, {{"parameters", {{"version", "3"}}}});
+    EXPECT_EQ(status_of(refused), 400);
+    const std::string error = body_of(refused)["error"];
+    EXPECT_NE(error.find("rejected candidate"), std::string::npos) << error;
+  }
+  EXPECT_EQ(status_of(post_image(*s.client, service_references()[4]["image"].get<std::string>(), "?version=3")), 404);
+  EXPECT_EQ(s.classify_and_check(4), "1");
+  EXPECT_EQ(s.active_marker(), "1\n");
 }
 
 TEST(RepositoryAdmin, ServerWhoseModelCannotLoadIsLiveButNotReady) {

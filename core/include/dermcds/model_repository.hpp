@@ -33,6 +33,8 @@ class ModelRepository {
   // One more than the highest version present ("1" for a new model).
   std::string next_version(std::string_view model) const;
   std::filesystem::path package_dir(std::string_view model, std::string_view version) const;
+  // Whether the version's manifest marks it a rejected candidate (it must never serve).
+  bool is_rejected(std::string_view model, std::string_view version) const;
 
  private:
   std::filesystem::path root_;
