@@ -7,20 +7,12 @@ into the fingerprint that decides whether anything needs building.
 """
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from .errors import NotFound
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from .hashing import sha256_file
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     document = {
         "exporter": {"name": EXPORTER_NAME, "version": EXPORTER_VERSION},
         "architecture": args.arch,
-        "checkpoint": {"source": source, "file": path.name, "path": str(path.resolve()), "sha256": _sha256(path)},
+        "checkpoint": {"source": source, "file": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)},
     }
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")

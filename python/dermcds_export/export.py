@@ -28,6 +28,7 @@ import torchvision
 
 from . import EXPORTER_NAME, EXPORTER_VERSION, architectures, checkpoints, demo_training, lesions
 from .errors import InvalidInput
+from .hashing import sha256_file
 from .reference_transform import transform_from_manifest_input
 
 INPUT_NAME = "image"
@@ -57,10 +58,6 @@ TRIAGE = {
 
 def log(message: str) -> None:
     print(f"[export] {message}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    return demo_training.sha256_file(path)
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,11 @@ import sys
 from pathlib import Path
 
 from .errors import InvalidInput, NotFound
+from .hashing import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO_ROOT / "data" / "validation" / "image-sets.json"
 INDEX = "image-set.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _generator_digest() -> str:
@@ -92,14 +85,14 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
             synth.write_set(staging, synthetic["count"], synthetic["seed"], synthetic.get("format", "png"))
             for path in sorted(staging.iterdir()):
                 if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-                    files.append({"file": path.name, "sha256": _sha256(path), "origin": "synthetic",
+                    files.append({"file": path.name, "sha256": sha256_file(path), "origin": "synthetic",
                                   "seed": synthetic["seed"]})
         for photo in photographs:
             source = _resolve(photo["source_path"])
             if not source.is_file():
                 raise NotFound(f"{source} is missing: install Debian's {photo['package']} "
                                         f"{photo['package_version']} (or run scripts/provision.sh)")
-            actual = _sha256(source)
+            actual = sha256_file(source)
             if actual != photo["sha256"]:
                 raise InvalidInput(f"{source} has sha256 {actual}, real_photographs.json records {photo['sha256']} "
                                  f"({photo['package']} {photo['package_version']})")

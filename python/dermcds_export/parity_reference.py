@@ -14,7 +14,6 @@ is used; a file that exists but does not match is reported, never used.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -22,16 +21,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import NotFound
+from .hashing import sha256_file
 
 BATCH = 8
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _candidates(manifest: dict, package: Path, override: Optional[str]) -> List[Path]:
@@ -59,7 +51,7 @@ def find_checkpoint(manifest: dict, package: Path, override: Optional[str] = Non
         if not path.is_file():
             tried.append(f"{path} (missing)")
             continue
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if expected is None or actual == expected:
             return path
         tried.append(f"{path} (sha256 {actual[:12]}..., the package was exported from {expected[:12]}...)")
@@ -119,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     document = {
         "torch": torch.__version__,
         "architecture": manifest["architecture"],
-        "checkpoint": {"file": checkpoint.name, "path": str(checkpoint.resolve()), "sha256": _sha256(checkpoint)},
+        "checkpoint": {"file": checkpoint.name, "path": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint)},
         "results": results,
     }
     out = Path(args.out)
