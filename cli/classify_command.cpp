@@ -5,8 +5,11 @@
 
 #include "classifier_flags.hpp"
 #include "command.hpp"
+#include "dermcds/clinical/audit_log.hpp"
+#include "dermcds/clinical/fhir_bundle.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/sha256.hpp"
 #include "exit_status.hpp"
 
 namespace dermcds::cli {
@@ -17,6 +20,8 @@ struct ClassifyFlags {
   ClassifierFlags classifier;
   std::vector<std::string> images;
   bool json = false;
+  std::string format = "text";  // text | json | fhir
+  std::string subject;          // FHIR reference for --format fhir
 };
 
 // Files larger than this are not photographs of a lesion; refusing them early keeps a typo
@@ -37,7 +42,25 @@ void print_human(const std::string& image, const ClassificationResult& r) {
   for (const std::string& fallback : r.fallbacks) std::printf("  fallback: %s\n", fallback.c_str());
 }
 
+// --format fhir: one FHIR R4 Bundle per image, one compact JSON document per line (JSON Lines),
+// the same Bundle POST /v1/classify answers with Accept: application/fhir+json.
+void print_fhir(const Classifier& classifier, const std::vector<std::uint8_t>& bytes, const ClassificationResult& result,
+                const std::string& subject) {
+  clinical::FhirClassification input;
+  input.result = &result;
+  input.triage = &classifier.manifest().triage;
+  input.subject = subject;
+  input.image = {sha256_hex(bytes), std::string(clinical::sniff_image_media_type(bytes)), bytes.size()};
+  input.artifact_sha256 = clinical::artifact_sha256_for(classifier.manifest(), result);
+  input.occurrence = clinical::utc_now_iso8601();
+  std::cout << clinical::fhir_bundle(input).dump() << std::endl;
+}
+
 void run(ClassifyFlags& flags) {
+  if (flags.json) flags.format = "json";
+  if (flags.format == "fhir") clinical::require_subject_reference(flags.subject, "--subject");
+  const bool fhir = flags.format == "fhir";
+  flags.json = flags.format == "json";
   const std::unique_ptr<Classifier> classifier = open_classifier(flags.classifier);
   nlohmann::ordered_json documents = nlohmann::ordered_json::array();
   std::optional<Error> first_failure;
@@ -48,7 +71,9 @@ void run(ClassifyFlags& flags) {
     try {
       const std::vector<std::uint8_t> bytes = read_file_bytes(image, kMaxImageFileBytes);
       const ClassificationResult result = classifier->classify(bytes);
-      if (flags.json) {
+      if (fhir) {
+        print_fhir(*classifier, bytes, result, flags.subject);
+      } else if (flags.json) {
         nlohmann::ordered_json doc{{"image", image}};
         doc.update(to_json(result));
         documents.push_back(std::move(doc));
@@ -76,6 +101,11 @@ void register_classify_command(CLI::App& app) {
   command->add_option("images", flags->images, "Image files")->required();
   add_classifier_flags(*command, flags->classifier);
   command->add_flag("--json", flags->json, "Print a JSON array of results (docs/result.md) instead of text");
+  command->add_option("--format", flags->format,
+                      "text, json (= --json), or fhir: a FHIR R4 Bundle per image, one per line (docs/fhir-cds-hooks.md)")
+      ->check(CLI::IsMember({"text", "json", "fhir"}))
+      ->capture_default_str();
+  command->add_option("--subject", flags->subject, "With --format fhir: the patient, a FHIR reference such as Patient/123");
   command->callback([flags] { run(*flags); });
 }
 

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
 
   dermcds::cli::register_classify_command(app);
   dermcds::cli::register_models_command(app);
+  dermcds::cli::register_audit_command(app);
 #ifdef DERMCDS_HAVE_CONVERTER
   dermcds::cli::register_convert_command(app);
 #endif

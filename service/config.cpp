@@ -115,6 +115,12 @@ const std::vector<Field>& fields() {
       field("http_threads", &ServiceConfig::http_threads),
       field("warmup_runs", &ServiceConfig::warmup_runs),
       field("admin_key", &ServiceConfig::admin_key),
+      field("audit_log", &ServiceConfig::audit_log),
+      field("audit_max_bytes", &ServiceConfig::audit_max_bytes),
+      field("audit_fsync", &ServiceConfig::audit_fsync),
+      field("audit_patient_ids", &ServiceConfig::audit_patient_ids),
+      field("public_url", &ServiceConfig::public_url),
+      field("cds_hook", &ServiceConfig::cds_hook),
       field("log_level", &ServiceConfig::log_level),
       field("port_file", &ServiceConfig::port_file),
       field("banner", &ServiceConfig::banner),
@@ -170,6 +176,12 @@ void validate(const ServiceConfig& c) {
   require(c.max_image_pixels >= 1, "max_image_pixels must be positive");
   require(c.http_threads >= 1 && c.http_threads <= 4096, "http_threads must be between 1 and 4096");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
+  require(c.audit_max_bytes >= 4096, "audit_max_bytes must be at least 4096");
+  require(c.public_url.empty() || c.public_url.rfind("http://", 0) == 0 || c.public_url.rfind("https://", 0) == 0,
+          "public_url must be an absolute http:// or https:// URL");
+  // CDS Hooks 2.0: a custom hook has a reverse-domain name (it contains a dot); patient-view is standard.
+  require(c.cds_hook == "patient-view" || c.cds_hook.find('.') != std::string::npos,
+          "cds_hook must be patient-view or a reverse-domain name such as org.example.lesion-image-captured");
 }
 
 nlohmann::ordered_json describe(const ServiceConfig& config) {
@@ -242,6 +254,8 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
   app.add_option("--admin-key-file", admin_key_file, "File holding the API key of the repository endpoints")
       ->check(CLI::ExistingFile);
+  option("--audit-log", &ServiceConfig::audit_log, "Append a hash-chained audit line per request to this file (docs/audit.md)");
+  option("--public-url", &ServiceConfig::public_url, "Absolute base URL of this service, for CDS Hooks card links");
   option("--log-level", &ServiceConfig::log_level, "trace, debug, info, warn, error, critical or off");
   option("--port-file", &ServiceConfig::port_file, "Write the listening port to this file once listening");
   app.add_flag("--no-banner", no_banner, "Do not print usage examples once ready");

@@ -40,6 +40,14 @@ struct ServiceConfig {
   int warmup_runs = 1;
 
   std::string admin_key;  // empty: the repository API answers 403
+
+  // Clinical interoperability (docs/fhir-cds-hooks.md, docs/audit.md).
+  std::filesystem::path audit_log;               // empty: no audit trail
+  std::uint64_t audit_max_bytes = 64ull << 20;   // rotate the audit log before it passes this size
+  bool audit_fsync = true;                       // fdatasync each audit line before answering
+  bool audit_patient_ids = false;                // record FHIR subjects / CDS patient ids in the audit log
+  std::string public_url;                        // absolute base URL of this service, for CDS Hooks card links
+  std::string cds_hook = "org.pms-derm-cds.lesion-image-captured";  // the CDS service's (custom) hook
   std::string log_level = "info";
   std::filesystem::path port_file;  // when set, the bound port is written there once listening
   bool banner = true;               // print how to call the service once it is ready

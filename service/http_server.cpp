@@ -230,6 +230,7 @@ void HttpServer::Impl::handle(const CompiledRoute& route, const Handler& handler
     request.path = req.path;
     request.route = route.pattern;
     request.request_id = make_request_id(req.get_header_value("X-Request-Id"));
+    request.remote_addr = req.remote_addr;
     for (std::size_t i = 0; i < route.names.size() && i + 1 < req.matches.size(); ++i)
       request.path_params[route.names[i]] = req.matches[i + 1].str();
     for (const auto& [key, value] : req.params) request.query_params.emplace_back(key, value);

@@ -40,6 +40,7 @@ struct HttpRequest {
   std::string path;        // without the query string
   std::string route;       // the pattern that matched, e.g. "/v2/models/{name}/infer"
   std::string request_id;  // the client's X-Request-Id when well-formed, else generated
+  std::string remote_addr;  // the peer's IP address, for the audit trail ("" when unknown)
   // Views into the library's request, valid while the handler runs (no copy of a photo or a
   // tensor document). Empty for multipart requests, whose content is in parts.
   std::string_view body;

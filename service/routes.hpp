@@ -6,6 +6,7 @@
 #include <future>
 
 #include "config.hpp"
+#include "dermcds/clinical/audit_log.hpp"
 #include "http_server.hpp"
 #include "model_manager.hpp"
 #include "service_metrics.hpp"
@@ -17,6 +18,7 @@ struct ServiceContext {
   ModelManager& models;
   ServiceMetrics& metrics;
   const std::atomic<bool>& shutting_down;
+  clinical::AuditLog* audit = nullptr;  // the audit trail (audit_events.hpp); null when none is configured
 
   // The server is ready for traffic: not shutting down, every model it serves loaded and warm.
   bool ready() const { return !shutting_down.load() && models.ready(); }
@@ -26,6 +28,7 @@ void add_v1_routes(HttpServer& server, ServiceContext& context);          // rou
 void add_v2_routes(HttpServer& server, ServiceContext& context);          // routes_v2.cpp (Open Inference Protocol)
 void add_repository_routes(HttpServer& server, ServiceContext& context);  // routes_repository.cpp (admin)
 void add_site_routes(HttpServer& server, ServiceContext& context);        // routes_site.cpp (page, OpenAPI, metrics)
+void add_cds_hooks_routes(HttpServer& server, ServiceContext& context);   // routes_cds_hooks.cpp (CDS Hooks 2.0)
 
 // Shared by the inference endpoints (routes_inference.cpp).
 

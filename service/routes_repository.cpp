@@ -4,6 +4,7 @@
 //   no key configured          -> 403 (the API is disabled)
 //   key missing or wrong       -> 401 with WWW-Authenticate
 // The key travels as "Authorization: Bearer <key>" or "X-API-Key: <key>".
+#include "audit_events.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/sha256.hpp"
 #include "http_status.hpp"
@@ -78,7 +79,10 @@ using AdminAction = std::function<HttpResponse(const HttpRequest&, const json& b
 
 void admin_route(HttpServer& server, ServiceContext& context, const std::string& pattern, AdminAction action) {
   server.post(pattern, [&context, action = std::move(action)](const HttpRequest& request) {
-    if (auto refusal = refuse_unauthorized(request, context.config)) return *refusal;
+    if (auto refusal = refuse_unauthorized(request, context.config)) {
+      audit_admin_action(context, request, refusal->status);
+      return *refusal;
+    }
     HttpResponse response;
     try {
       response = action(request, body_object(request));
@@ -90,6 +94,7 @@ void admin_route(HttpServer& server, ServiceContext& context, const std::string&
       response.log_fields["error"] = e.what();
     }
     response.log_fields["admin"] = true;
+    audit_admin_action(context, request, response.status);  // before the answer leaves
     return response;
   }, ErrorBody::kProtocol);
 }

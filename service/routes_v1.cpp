@@ -4,7 +4,10 @@
 #include "dermcds/error.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/result.hpp"
+#include "audit_events.hpp"
+#include "fhir_response.hpp"
 #include "image_upload.hpp"
+#include "logging.hpp"
 #include "routes.hpp"
 
 namespace dermcds::service {
@@ -15,10 +18,15 @@ using ordered_json = nlohmann::ordered_json;
 
 double rounded_ms(double ms) { return std::round(ms * 1e3) / 1e3; }
 
-HttpResponse classify(const HttpRequest& request, ServiceContext& context) {
+HttpResponse classify_image(const HttpRequest& request, ServiceContext& context) {
+  // The FHIR answer's subject is checked before any inference is spent on the request.
+  const std::string subject = wants_fhir(request) ? fhir_subject(request) : std::string();
   MediaTypeRefusal refusal;
   const std::optional<ImageUpload> upload = read_image_upload(request, refusal);
-  if (!upload) return HttpResponse::detailed_error(415, refusal.message, "unsupported_media_type", request.request_id);
+  if (!upload) {
+    audit(context, request, "classify", {{"status", 415}, {"error_code", "unsupported_media_type"}});
+    return HttpResponse::detailed_error(415, refusal.message, "unsupported_media_type", request.request_id);
+  }
   const std::string model = upload->model.empty() ? context.config.default_model : upload->model;
   const std::shared_ptr<const LoadedVersion> version = context.models.serving(model, upload->version);
   const ServedInstance& instance = version->instance(upload->runtime);
@@ -40,13 +48,38 @@ HttpResponse classify(const HttpRequest& request, ServiceContext& context) {
   for (auto& [key, value] : document.items()) body[key] = std::move(value);
   body["timings_ms"]["queue"] = rounded_ms(answer.queue_ms);
 
-  HttpResponse response = HttpResponse::json(body);
+  const auto image = std::span(reinterpret_cast<const std::uint8_t*>(upload->bytes.data()), upload->bytes.size());
+  HttpResponse response = subject.empty() ? HttpResponse::json(body)
+                                          : fhir_classification_response(result, version->manifest(), subject, image);
+  nlohmann::ordered_json audited = {{"status", response.status},
+                                    {"format", subject.empty() ? "json" : "fhir"},
+                                    {"model", audit_model(result, version->manifest())},
+                                    {"image_sha256", sha256_text(upload->bytes)},
+                                    {"triage_tier", result.triage.tier},
+                                    {"result_sha256", sha256_text(response.body)}};
+  if (context.config.audit_patient_ids && !subject.empty()) audited["subject"] = subject;
+  audit(context, request, "classify", std::move(audited));  // before the answer leaves
   response.log_fields = {{"model", result.model_name},
                          {"version", result.model_version},
                          {"runtime", result.runtime},
                          {"batch_size", result.batch_size},
                          {"queue_ms", rounded_ms(answer.queue_ms)}};
   return response;
+}
+
+HttpResponse classify(const HttpRequest& request, ServiceContext& context) {
+  try {
+    return classify_image(request, context);
+  } catch (const Error& e) {
+    // A refused or failed classification is audited too. If that line cannot be written either,
+    // the request still fails with its own error: no result leaves unaudited either way.
+    try {
+      audit_failure(context, request, "classify", e);
+    } catch (const Error& audit_error) {
+      log_event(spdlog::level::err, "audit_failed", {{"request_id", request.request_id}, {"error", audit_error.what()}});
+    }
+    throw;
+  }
 }
 
 ordered_json instance_json(const ServedInstance& instance) {

@@ -41,17 +41,25 @@ void write_port_file(const std::filesystem::path& path, int port) {
   if (ec) throw Error(ErrorCode::kIoError, "cannot write the port file " + path.string());
 }
 
+std::unique_ptr<clinical::AuditLog> open_audit_log(const ServiceConfig& config) {
+  if (config.audit_log.empty()) return nullptr;
+  return std::make_unique<clinical::AuditLog>(
+      clinical::AuditLogOptions{config.audit_log, config.audit_max_bytes, config.audit_fsync});
+}
+
 }  // namespace
 
 Service::Service(ServiceConfig config)
     : config_(std::move(config)),
+      audit_(open_audit_log(config_)),
       models_(model_manager_options(config_), metrics_),
-      context_{config_, models_, metrics_, shutting_down_},
+      context_{config_, models_, metrics_, shutting_down_, audit_.get()},
       http_(http_options(config_)) {
   add_v1_routes(http_, context_);
   add_v2_routes(http_, context_);
   add_repository_routes(http_, context_);
   add_site_routes(http_, context_);
+  add_cds_hooks_routes(http_, context_);
   http_.set_observer([this](const RequestRecord& record) { observe(record); });
 }
 

@@ -46,6 +46,7 @@ class Service {
   std::mutex refusals_mutex_;
   long refusals_since_report_ = 0;
   std::chrono::steady_clock::time_point last_refusal_report_{};
+  std::unique_ptr<clinical::AuditLog> audit_;  // null without audit_log; outlives the routes that write it
   ModelManager models_;  // after metrics_, which its batchers report to
   ServiceContext context_;
   HttpServer http_;      // last: destroyed first, before what its handlers use
