@@ -339,6 +339,13 @@ async function main() {
   r = verify(tampered);
   check('audit verify: a truncated file fails', r.status === 1 && r.stdout.includes('incomplete'), r.stdout + r.stderr);
 
+  // The service refuses to extend a chain whose file ends in an incomplete line.
+  const refused = spawnSync(binary, ['--repository', repository, '--model', model, '--port', '0', '--no-banner', '--audit-log', tampered],
+                            {encoding: 'utf8', timeout: 60000});
+  check('pms-derm-cds refuses to start on a truncated audit log, naming it',
+        refused.status !== 0 && refused.status !== null && refused.stderr.includes('tampered.log') && refused.stderr.includes('incomplete'),
+        `${refused.status} ${refused.stderr.slice(-400)}`);
+
   console.log(`fhir_cds_test: ${failures === 0 ? 'all checks passed' : failures + ' checks FAILED'}`);
   process.exit(failures === 0 ? 0 : 1);
 }
