@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "dermcds/clinical/audit_log.hpp"
 #include "dermcds/error.hpp"
 
 namespace dermcds::service {
@@ -16,18 +17,8 @@ namespace {
 
 constexpr const char* kEventLogger = "dermcds.event";
 
-std::string timestamp(spdlog::log_clock::time_point time) {
-  const auto since_epoch = time.time_since_epoch();
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
-  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds).count();
-  const std::time_t t = seconds.count();
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char buffer[40];
-  const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buffer + n, sizeof buffer - n, ".%03dZ", static_cast<int>(millis));
-  return buffer;
-}
+// One clock format for the log and the audit trail (dermcds_clinical).
+std::string timestamp(spdlog::log_clock::time_point time) { return clinical::utc_iso8601(time); }
 
 std::string json_string(std::string_view text) {
   // Invalid UTF-8 is replaced rather than thrown on: a log line must never fail.

@@ -21,6 +21,7 @@
 // lines are serialised, which is what makes them a chain.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -107,5 +108,6 @@ AuditVerifyReport verify_audit_chain(const std::vector<std::filesystem::path>& f
 // The current time as ISO 8601 UTC with milliseconds ("2026-12-02T06:41:03.123Z"): audit lines,
 // FHIR dateTime/instant values and CDS Hooks timestamps use the same clock and form.
 std::string utc_now_iso8601();
+std::string utc_iso8601(std::chrono::system_clock::time_point time);
 
 }  // namespace dermcds::clinical
