@@ -270,8 +270,9 @@ def classify_json(tools, env, package, image, provider, extra=()):
     rc, stdout, stderr, seconds = sh(argv, env=env)
     step = {"command": " ".join(argv), "exit_status": rc, "seconds": round(seconds, 2)}
     try:
-        step["result"] = json.loads(stdout)
-    except ValueError:
+        results = json.loads(stdout)  # one result per image, as a list
+        step["result"] = results[0] if isinstance(results, list) else results
+    except (ValueError, IndexError):
         step["error"] = (stderr or stdout).strip()[-800:]
     return step
 
@@ -308,11 +309,18 @@ def run(args):
         tools[name] = next((c for c in candidates if os.access(c, os.X_OK)), None)
         if not tools[name]:
             raise CheckError(f"{name} not found in {carry}/bin or build/bin: run `scripts/gpu-check.sh pack` first")
-    repository = os.path.join(carry, "models") if os.path.isdir(os.path.join(carry, "models")) else os.path.join(ROOT, "models")
-    package = os.path.join(repository, PACKAGE, newest_version(repository, PACKAGE))
-    images = os.path.join(carry, "images")
+    if args.package:
+        package = os.path.abspath(args.package)
+    else:
+        repository = os.path.join(carry, "models") if os.path.isdir(os.path.join(carry, "models")) else os.path.join(ROOT, "models")
+        package = os.path.join(repository, PACKAGE, newest_version(repository, PACKAGE))
+    if not os.path.exists(os.path.join(package, "manifest.json")):
+        raise CheckError(f"{package} is not a model package (no manifest.json)")
+    images = os.path.abspath(args.images) if args.images else os.path.join(carry, "images")
     if not os.path.isdir(images):
         images = os.path.join(ROOT, ".cache", "image-sets", "validation")
+    if not os.path.isdir(images):
+        raise CheckError(f"no image folder: {images}")
     image = first_image(images)
 
     report = {
@@ -320,7 +328,7 @@ def run(args):
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"hostname": platform.node(), "kernel": platform.release(), "cpu": cpu_model(),
                     "cpus": os.cpu_count()},
-        "package": {"name": PACKAGE, "path": package, "note": "trained demo MobileNetV3-Large, ONNX fp32 artifact"},
+        "package": {"path": package, "manifest": package_summary(package)},
         "onnxruntime_core": {"library": ORT_LIB, "version": ort_core_version(carry)},
         "steps": {},
         "not_run": [],
@@ -336,6 +344,8 @@ def run(args):
     same_version = ort.get("version") == report["onnxruntime_core"]["version"]
     if not report["gpu"]["present"]:
         choice = {"usable": False, "reason": "no NVIDIA GPU: " + report["gpu"]["reason"]}
+    elif "error" in ort:
+        choice = {"usable": False, "reason": f"the machine's Python has no onnxruntime: {ort['error']}"}
     elif not gpu_ort:
         choice = {"usable": False, "reason": "the machine's onnxruntime has no CUDA provider library "
                                              f"(providers: {ort.get('providers')}); the GPU builds that can be fetched "
@@ -364,11 +374,12 @@ def run(args):
     if choice["usable"] and report["tensorrt"]["present"]:
         cache = os.path.join(work, "trt-cache")
         os.makedirs(cache, exist_ok=True)
-        opts = ["--provider-option", f"tensorrt:trt_engine_cache_dir={cache}", "--provider-option",
+        opts = ["--provider-option", f"tensorrt:engine_cache_dir={cache}", "--provider-option",
                 "tensorrt:trt_fp16_enable=1"]
         log("TensorRT: engine build, then a second start from the cache")
         first = classify_json(tools, env, package, image, "tensorrt", opts)
-        engines = sorted(glob.glob(os.path.join(cache, "**", "*"), recursive=True))
+        # The keyed cache of docs/edge.md: engines/<sha256>/<gpu>/<versions>/<settings>/*.engine
+        engines = sorted(glob.glob(os.path.join(cache, "engines", "**", "*.engine"), recursive=True))
         stamps = {e: os.stat(e).st_mtime_ns for e in engines if os.path.isfile(e)}
         second = classify_json(tools, env, package, image, "tensorrt", opts)
         reused = bool(stamps) and all(os.path.exists(e) and os.stat(e).st_mtime_ns == t for e, t in stamps.items())
@@ -382,7 +393,7 @@ def run(args):
     hidden_dir, _ = prepare_ort(work, carry, report["python"], hide_cuda=True)
     fallback = classify_json(tools, environment(carry, hidden_dir, report["python"]), package, image, "cuda")
     result = fallback.get("result", {})
-    fallback["answered_on"] = result.get("execution_provider") or result.get("provider")
+    fallback["answered_on"] = result.get("execution_provider")
     fallback["fallbacks"] = result.get("fallbacks", [])
     fallback["ok"] = fallback["exit_status"] == 0 and fallback["answered_on"] == "cpu" and bool(fallback["fallbacks"])
     report["steps"]["fallback_hidden_cuda"] = fallback
@@ -437,6 +448,13 @@ def summarize(report):
     return s
 
 
+def package_summary(package):
+    manifest = json.load(open(os.path.join(package, "manifest.json")))
+    return {"name": manifest.get("name"), "version": manifest.get("version"),
+            "architecture": manifest.get("architecture"), "description": manifest.get("description"),
+            "artifacts": [f"{a['runtime']}/{a['precision']}" for a in manifest.get("artifacts", [])]}
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -459,6 +477,8 @@ def main(argv):
     r.add_argument("--carry", default=os.path.join(ROOT, ".gpu-carry"), help="what `pack` wrote (default: .gpu-carry/)")
     r.add_argument("--out", default="gpu-check.json", help="the JSON report (default: gpu-check.json)")
     r.add_argument("--work", default="/tmp/dermcds-gpu-check", help="scratch folder (default: /tmp/dermcds-gpu-check)")
+    r.add_argument("--package", help=f"model package to run (default: the newest {PACKAGE} of the carry, else of models/)")
+    r.add_argument("--images", help="image folder for parity (default: the carry's images/, else the validation set)")
     r.add_argument("--python", help="the machine's Python with onnxruntime and nvidia-* (default: python3 on PATH)")
     r.add_argument("--iterations", type=int, default=50, help="measured iterations per latency figure (default: 50)")
     args = parser.parse_args(argv)
