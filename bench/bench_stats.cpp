@@ -28,7 +28,9 @@ Summary summarize(std::vector<double> samples) {
   s.stddev = std::sqrt(squares / static_cast<double>(s.count));
   s.median = nearest_rank(samples, 50);
   s.p90 = nearest_rank(samples, 90);
+  s.p95 = nearest_rank(samples, 95);
   s.p99 = nearest_rank(samples, 99);
+  s.p999 = nearest_rank(samples, 99.9);
   return s;
 }
 

@@ -15,7 +15,7 @@ inline double elapsed_ms(Clock::time_point start, Clock::time_point end = Clock:
 
 struct Summary {
   std::size_t count = 0;
-  double min = 0, mean = 0, median = 0, p90 = 0, p99 = 0, max = 0, stddev = 0;
+  double min = 0, mean = 0, median = 0, p90 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0, stddev = 0;
 };
 
 // Percentiles by the nearest-rank method on a sorted copy; empty input gives zeros.
