@@ -11,11 +11,12 @@ deps="$root/.deps"
 cache="$deps/cache"
 offline=0
 skip_apt=0
+print_mirror=0
 only=()
 
 usage() {
   cat <<'USAGE'
-usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...]
+usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...] [--print-mirror]
 
 Installs the Debian packages in scripts/debian-packages.txt (when missing) and fetches the
 archives pinned in scripts/deps.lock into .deps/, verifying each sha256.
@@ -23,6 +24,7 @@ archives pinned in scripts/deps.lock into .deps/, verifying each sha256.
   --offline    never touch the network; fail if something is not cached yet
   --skip-apt   do not install Debian packages (only check the archives)
   --only NAME  fetch only the named archives from deps.lock (repeatable)
+  --print-mirror  print the Debian mirror this machine's apt uses, and exit (scripts/build-image.sh)
   -h, --help   show this help
 USAGE
 }
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --offline) offline=1 ;;
     --skip-apt) skip_apt=1 ;;
+    --print-mirror) print_mirror=1 ;;
     --only) shift; only+=("${1:?--only needs a name}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "provision: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -85,6 +88,8 @@ debian_mirror() {
   [ -n "$uri" ] || die "could not find a Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources"
   printf '%s' "${uri%/}"
 }
+
+[ $print_mirror -eq 0 ] || { debian_mirror; echo; exit 0; }
 
 # The security mirror, when this machine's apt configuration has one (arm64 sysroot packages may
 # carry security updates); empty otherwise.
