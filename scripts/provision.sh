@@ -146,10 +146,13 @@ arm64_apt() {
 }
 arm64_updated=0
 
+# The file name `npm pack` gives a package: "@scope/name" -> "scope-name".
+npm_tarball_name() { local n=${1#@}; printf '%s' "${n//\//-}"; }
+
 fetch_archive() { # name kind package version sha256 -> prints the cached file path
   local name=$1 kind=$2 pkg=$3 ver=$4 sha=$5 file
   case "$kind" in
-    npm) file="$cache/$pkg-$ver.tgz" ;;
+    npm) file="$cache/$(npm_tarball_name "$pkg")-$ver.tgz" ;;
     deb|deb-trixie) file="$cache/${pkg}_${ver//:/%3a}.deb" ;;
     deb-arm64) file="$cache/${pkg}_${ver//:/%3a}_arm64.deb" ;;
     *) die "deps.lock: unknown kind '$kind' for $name" ;;
@@ -277,6 +280,16 @@ unpack_playwright_core() { # tgz: drives Debian's chromium in the web page test 
   mkdir -p "$deps/node_modules" && rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
 }
 
+# One npm package as a Node module under ROOT/<package> (scoped ones under @scope/), so that no
+# `npm install` resolves versions at test time: every package is pinned in deps.lock.
+unpack_node_module() { # root package tgz
+  local out="$1/$2" tmp="$deps/.node-module.tmp"
+  [ -f "$out/package.json" ] && return
+  rm -rf "$tmp" && mkdir -p "$tmp" "$(dirname "$out")"
+  tar -xzf "$3" -C "$tmp"
+  rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
+}
+
 # --- main ------------------------------------------------------------------------------------
 [ $skip_apt -eq 1 ] || install_debian_packages
 mkdir -p "$cache"
@@ -293,6 +306,7 @@ while read -r name kind pkg ver sha; do
     qemu-user) unpack_qemu_user "$file" ;;
     photos) unpack_photos "$file" ;;
     playwright-core) unpack_playwright_core "$file" ;;
+    kubernetes-models) unpack_node_module "$deps/kubernetes-models/node_modules" "$pkg" "$file" ;;
     *) die "deps.lock: no unpack step for '$name'" ;;
   esac
 done <"$root/scripts/deps.lock"

@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 KUSTOMIZATIONS = ["deploy/kubernetes/base", "deploy/kubernetes/overlays/clinic",
                   "deploy/kubernetes/overlays/hospital-gpu", "deploy/kubernetes/kserve"]
-NODE_MODULES = os.environ.get("DERMCDS_NODE_MODULES", os.path.join(ROOT, ".deps", "node_modules"))
+NODE_MODULES = os.environ.get("DERMCDS_NODE_MODULES", os.path.join(ROOT, ".deps", "kubernetes-models", "node_modules"))
 
 
 def render(path):
