@@ -14,7 +14,7 @@ PORT ?= 8080
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 DERMCDS := $(BUILD)/bin/dermcds
 
-.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean
+.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image
 
 help:
 	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
@@ -23,6 +23,7 @@ help:
 	@echo "make build    configure and build into $(BUILD)/"
 	@echo "make models   build the model packages in $(REPOSITORY)/ (no-op when up to date)"
 	@echo "make test-arm64  cross-build for aarch64, run the tests under qemu-aarch64, compare with x86_64"
+	@echo "make image    build the pms-derm-cds container image with podman (docs/deploy.md)"
 	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
 
 setup:
@@ -69,6 +70,10 @@ test: test-unit test-asan
 
 run: build models
 	$(BUILD)/bin/pms-derm-cds --repository $(REPOSITORY) --host $(HOST) --port $(PORT)
+
+# The container image (deploy/container/Containerfile) on a Debian base made by debootstrap.
+image: setup
+	scripts/build-image.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_ARM64)

