@@ -113,6 +113,9 @@ const std::vector<Field>& fields() {
       field("max_body_bytes", &ServiceConfig::max_body_bytes),
       field("max_image_pixels", &ServiceConfig::max_image_pixels),
       field("http_threads", &ServiceConfig::http_threads),
+      field("max_request_images", &ServiceConfig::max_request_images),
+      field("grpc_port", &ServiceConfig::grpc_port),
+      field("grpc_port_file", &ServiceConfig::grpc_port_file),
       field("warmup_runs", &ServiceConfig::warmup_runs),
       field("admin_key", &ServiceConfig::admin_key),
       field("audit_log", &ServiceConfig::audit_log),
@@ -175,6 +178,10 @@ void validate(const ServiceConfig& c) {
   require(c.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
   require(c.max_image_pixels >= 1, "max_image_pixels must be positive");
   require(c.http_threads >= 1 && c.http_threads <= 4096, "http_threads must be between 1 and 4096");
+  require(c.max_request_images >= 1 && c.max_request_images <= 4096, "max_request_images must be between 1 and 4096");
+  require(c.grpc_port >= -1 && c.grpc_port <= 65535, "grpc_port must be between -1 (off) and 65535");
+  require(c.grpc_port < 0 || c.port == 0 || c.grpc_port == 0 || c.grpc_port != c.port,
+          "grpc_port must differ from port");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
   require(c.audit_max_bytes >= 4096, "audit_max_bytes must be at least 4096");
   require(c.public_url.empty() || c.public_url.rfind("http://", 0) == 0 || c.public_url.rfind("https://", 0) == 0,
@@ -251,6 +258,10 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--max-body-bytes", &ServiceConfig::max_body_bytes, "Largest request body accepted (larger: 413)");
   option("--max-image-pixels", &ServiceConfig::max_image_pixels, "Largest decoded image accepted, in pixels");
   option("--http-threads", &ServiceConfig::http_threads, "HTTP worker threads (concurrent connections served)");
+  option("--max-request-images", &ServiceConfig::max_request_images,
+         "Most images one Open Inference Protocol request may carry (larger: 400)");
+  option("--grpc-port", &ServiceConfig::grpc_port, "Open Inference Protocol gRPC port (-1: off, 0: any free port)");
+  option("--grpc-port-file", &ServiceConfig::grpc_port_file, "Write the listening gRPC port to this file");
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
   app.add_option("--admin-key-file", admin_key_file, "File holding the API key of the repository endpoints")
       ->check(CLI::ExistingFile);

@@ -37,6 +37,11 @@ struct ServiceConfig {
   std::uint64_t max_body_bytes = 20u << 20;
   std::uint64_t max_image_pixels = 64ull * 1000 * 1000;
   int http_threads = 64;
+  // Open Inference Protocol tensors: most images one request may carry, checked (with the
+  // element count, overflow-checked) before anything is allocated for its data.
+  int max_request_images = 64;
+  int grpc_port = -1;  // the gRPC endpoint (service/grpc/); -1: off, 0: any free port
+  std::filesystem::path grpc_port_file;  // when set, the bound gRPC port is written there
   int warmup_runs = 1;
 
   std::string admin_key;  // empty: the repository API answers 403

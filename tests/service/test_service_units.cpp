@@ -2,6 +2,7 @@
 // inference protocol documents, Prometheus text, configuration, and the dynamic batcher on a
 // real (tiny) classifier.
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "grpc/grpc_status.hpp"
 #include "http_status.hpp"
 #include "inference_protocol.hpp"
 #include "metrics.hpp"
@@ -46,6 +48,31 @@ TEST(HttpStatus, EveryErrorCodeHasItsStatus) {
   }
   EXPECT_TRUE(wants_retry_after(503));
   EXPECT_FALSE(wants_retry_after(504));
+}
+
+TEST(GrpcStatus, EveryErrorCodeHasItsStatus) {
+  using grpc::StatusCode;
+  const std::vector<std::pair<ErrorCode, StatusCode>> table = {
+      {ErrorCode::kInvalidArgument, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kNotFound, StatusCode::NOT_FOUND},
+      {ErrorCode::kUnsupportedFormat, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kInvalidImage, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kImageTooLarge, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kInvalidPackage, StatusCode::INTERNAL},
+      {ErrorCode::kModelMismatch, StatusCode::INTERNAL},
+      {ErrorCode::kUnsupportedModel, StatusCode::INTERNAL},
+      {ErrorCode::kRuntimeUnavailable, StatusCode::UNAVAILABLE},
+      {ErrorCode::kRuntimeFailure, StatusCode::INTERNAL},
+      {ErrorCode::kIoError, StatusCode::INTERNAL},
+      {ErrorCode::kResourceExhausted, StatusCode::RESOURCE_EXHAUSTED},
+      {ErrorCode::kDeadlineExceeded, StatusCode::DEADLINE_EXCEEDED},
+      {ErrorCode::kInternal, StatusCode::INTERNAL}};
+  for (const auto& [code, status] : table) {
+    EXPECT_EQ(grpc_code_for(code), status) << to_string(code);
+    const grpc::Status sent = grpc_status_for(Error(code, "detail /internal/path"));
+    // Internal failures do not send their message, as HTTP's 500 does not.
+    EXPECT_EQ(sent.error_message() == "detail /internal/path", message_is_public(code)) << to_string(code);
+  }
 }
 
 TEST(RequestId, KeepsPlausibleClientIdsAndReplacesOthers) {
@@ -98,10 +125,62 @@ TEST(InferenceProtocol, RefusesWhatTheModelDoesNotTake) {
   EXPECT_EQ(refused([](json& r) { r["inputs"][0]["name"] = "x"; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["inputs"].push_back(r["inputs"][0]); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["outputs"] = {{{"name", "probabilities"}}}; }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(refused([](json& r) { r["parameters"] = {{"binary_data_output", true}, {"binary_data_size", 4}}; }),
+  EXPECT_EQ(refused([](json& r) { r["parameters"] = {{"binary_data_output", "yes"}}; }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["data"][3] = 1e39; }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["shape"] = {1152921504606846977LL, 3, 2, 2}; }),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["id"] = 7; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([] { parse_infer_request("[1,2]", tiny_signature()); }), ErrorCode::kInvalidArgument);
+}
+
+TEST(InferenceProtocol, ElementCountsAreOverflowChecked) {
+  EXPECT_EQ(Tensor::checked_element_count({2, 3, 380, 380}), 866400);
+  EXPECT_EQ(Tensor::checked_element_count({}), 1);
+  EXPECT_EQ(Tensor::checked_element_count({0, std::numeric_limits<std::int64_t>::max(), 2}), 0);
+  // 1152921504606846977 x 433200 wraps to 433200 x (2^60 + 1) mod 2^64: the request's claim
+  // would otherwise look like a count for one image.
+  EXPECT_EQ(Tensor::checked_element_count({1152921504606846977LL, 3, 380, 380}), std::nullopt);
+  EXPECT_EQ(Tensor::checked_element_count({std::int64_t{1} << 40, 3, 380, 380}), (std::int64_t{1} << 40) * 433200);
+  EXPECT_EQ(Tensor::checked_element_count({std::numeric_limits<std::int64_t>::max(), 2}), std::nullopt);
+  EXPECT_EQ(Tensor::checked_element_count({4, -1}), std::nullopt);
+}
+
+TEST(InferenceProtocol, BatchesBeyondTheLimitAreRefusedBeforeTheirData) {
+  const json request = {{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {2, 3, 2, 2}}, {"data", std::vector<float>(24)}}}}};
+  EXPECT_NO_THROW(parse_infer_request(request.dump(), tiny_signature(), TensorLimits{2}));
+  try {
+    parse_infer_request(request.dump(), tiny_signature(), TensorLimits{1});
+    FAIL() << "a batch of 2 passed a limit of 1";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("at most 1 (max_request_images)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(InferenceProtocol, BinaryExtensionSplitsAndChecksTheBody) {
+  const std::vector<float> values = {0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f};
+  const std::string raw(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  const json header = {{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}},
+                                    {"parameters", {{"binary_data_size", raw.size()}}}}}}};
+  const std::string text = header.dump();
+  const std::string body = text + raw;
+  const RequestBody split = split_request_body(body, std::to_string(text.size()));
+  EXPECT_EQ(split.binary.size(), raw.size());
+  EXPECT_EQ(read_infer_request(split.document, split.binary, tiny_signature()).input.data, values);
+
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, std::to_string(body.size() + 1)); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, "1e3"); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, ""); }), ErrorCode::kInvalidArgument);
+  const std::string_view truncated = std::string_view(raw).substr(0, raw.size() - 1);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, truncated, tiny_signature()); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, raw + "x", tiny_signature()); }),
+            ErrorCode::kInvalidArgument);
+  // The raw encoding of the answer: FP32 as it is, BYTES length-prefixed.
+  OutputTensor fp32{"logits", "FP32", {1, 2}, {1.5f, -2.f}, {}, true};
+  EXPECT_EQ(raw_bytes(fp32), std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8));
+  OutputTensor strings{"logits", "BYTES", {1, 2}, {}, {"ab", ""}, true};
+  EXPECT_EQ(raw_bytes(strings), std::string("\x02\x00\x00\x00" "ab" "\x00\x00\x00\x00", 10));
 }
 
 TEST(InferenceProtocol, ResponseCarriesTensorsAndClassifications) {
