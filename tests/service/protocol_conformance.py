@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -79,15 +78,17 @@ class Rest:
             check(False, "%s: the error body is JSON (got %r)" % (says, data[:100]))
             return
         self.validate(document, "error_response", "error for " + says)
-        check(isinstance(document, dict) and list(document) == ["error"], "error object has only \"error\": %s" % document)
+        check(isinstance(document, dict) and list(document) == ["error"],
+              "error object has only \"error\": %s" % document)
         check(says.lower() in document.get("error", "").lower(), "error names %r: %s" % (says, document.get("error")))
 
 
 def generate_stubs(proto_dir, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    subprocess.run(["protoc", "--proto_path=" + proto_dir, "--python_out=" + out_dir, "--grpc_python_out=" + out_dir,
-                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-                    os.path.join(proto_dir, "open_inference.proto"), os.path.join(proto_dir, "health.proto")], check=True)
+    subprocess.run(["protoc", "--proto_path=" + proto_dir, "--python_out=" + out_dir,
+                    "--grpc_python_out=" + out_dir, "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                    os.path.join(proto_dir, "open_inference.proto"), os.path.join(proto_dir, "health.proto")],
+                   check=True)
     sys.path.insert(0, out_dir)
 
 
@@ -104,7 +105,8 @@ def wait_for_file(path, process, seconds):
 
 def binary_body(header, payload):
     text = json.dumps(header).encode()
-    return text + payload, {"Inference-Header-Content-Length": str(len(text)), "Content-Type": "application/octet-stream"}
+    return text + payload, {"Inference-Header-Content-Length": str(len(text)),
+                            "Content-Type": "application/octet-stream"}
 
 
 def main():
@@ -135,9 +137,10 @@ def main():
         if os.path.exists(path):
             os.remove(path)
     log = open(os.path.join(args.work_dir, "server.log"), "w")
-    server = subprocess.Popen([args.server, "--repository", args.repository, "--model", args.model, "--default-model",
-                               args.model, "--port", "0", "--port-file", port_file, "--grpc-port", "0", "--grpc-port-file",
-                               grpc_port_file, "--no-banner", "--warmup-runs", "1"], stdout=log, stderr=log)
+    server = subprocess.Popen([args.server, "--repository", args.repository, "--model", args.model,
+                               "--default-model", args.model, "--port", "0", "--port-file", port_file,
+                               "--grpc-port", "0", "--grpc-port-file", grpc_port_file, "--no-banner",
+                               "--warmup-runs", "1"], stdout=log, stderr=log)
     try:
         port = wait_for_file(port_file, server, 300)
         grpc_port = wait_for_file(grpc_port_file, server, 10)
@@ -282,8 +285,8 @@ def run_checks(args, rest, grpc_port, grpc, pb, pb_grpc, health_pb2, health_pb2_
     ]
     for batch_size in HUGE_BATCHES:
         json_cases.append(("huge shape %d" % batch_size,
-                           {"inputs": [{"name": input_meta["name"], "shape": [batch_size] + dims[1:], "datatype": "FP32",
-                                        "data": one_data}]}, "shape [%d," % batch_size))
+                           {"inputs": [{"name": input_meta["name"], "shape": [batch_size] + dims[1:],
+                                        "datatype": "FP32", "data": one_data}]}, "shape [%d," % batch_size))
     for what, document, says in json_cases:
         rest.error("POST", infer_path, json.dumps(document), 400, says, {"Content-Type": "application/json"})
     one_raw = one.astype("<f4").tobytes()
@@ -323,7 +326,8 @@ def run_checks(args, rest, grpc_port, grpc, pb, pb_grpc, health_pb2, health_pb2_
     grpc_error(pb.ModelInferRequest(model_name=model), invalid, "one input")
     grpc_error(grpc_request(True, name="pixels"), invalid, "unknown input")
     for batch_size in HUGE_BATCHES:
-        grpc_error(grpc_request(True, dims=[batch_size] + dims[1:], data=one_raw), invalid, "shape [%d," % batch_size)
+        grpc_error(grpc_request(True, dims=[batch_size] + dims[1:], data=one_raw), invalid,
+                   "shape [%d," % batch_size)
     grpc_error(pb.ModelInferRequest(model_name="unknown", inputs=[pb.ModelInferRequest.InferInputTensor(name="x")]),
                grpc.StatusCode.NOT_FOUND, "unknown")
 
