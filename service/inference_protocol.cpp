@@ -101,6 +101,7 @@ ModelSignature signature_of(const Manifest& manifest, TensorLayout layout) {
   const std::int64_t s = manifest.input.crop_size;
   ModelSignature sig;
   sig.input_name = manifest.input_name;
+  sig.image_input_name = "image_bytes";
   sig.input_shape = layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{-1, 3, s, s} : std::vector<std::int64_t>{-1, s, s, 3};
   sig.output_name = manifest.output_name;
   sig.classes = static_cast<int>(manifest.labels.size());
@@ -112,8 +113,20 @@ ModelSignature signature_of(const Manifest& manifest, TensorLayout layout) {
 
 std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature,
                                      const TensorLimits& limits) {
+  if (input.name == signature.image_input_name) {
+    const std::string& name = signature.image_input_name;
+    if (input.datatype != "BYTES")
+      bad("input \"" + name + "\" has datatype " + std::string(input.datatype) + "; it takes BYTES (encoded JPEG or PNG)");
+    if (input.shape.size() != 1 || input.shape[0] < 1)
+      bad("input \"" + name + "\" has shape " + shape_text(input.shape) + "; it takes [N], one element per photograph");
+    if (input.shape[0] > limits.max_images)
+      bad("input \"" + name + "\" has shape " + shape_text(input.shape) + ", " + std::to_string(input.shape[0]) +
+          " photographs; a request may carry at most " + std::to_string(limits.max_images) + " (max_request_images)");
+    return input.shape[0];
+  }
   if (input.name != signature.input_name)
-    bad("unknown input \"" + std::string(input.name) + "\"; this model's input is \"" + signature.input_name + "\"");
+    bad("unknown input \"" + std::string(input.name) + "\"; this model's inputs are \"" + signature.input_name +
+        "\" (FP32 tensor) and \"" + signature.image_input_name + "\" (BYTES, encoded photographs)");
   const std::string& name = signature.input_name;
   if (input.datatype.empty()) bad("input \"" + name + "\" has no datatype");
   if (input.datatype != "FP32")
@@ -156,6 +169,28 @@ Tensor tensor_from_values(std::vector<std::int64_t> shape, std::int64_t elements
   Tensor tensor{std::move(shape), std::vector<float>(values, values + count)};
   require_finite(tensor.data, input_name);
   return tensor;
+}
+
+std::vector<std::string> bytes_elements(std::string_view bytes, std::int64_t elements, const std::string& input_name) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  for (std::int64_t i = 0; i < elements; ++i) {
+    if (bytes.size() - at < 4)
+      bad("input \"" + input_name + "\": element " + std::to_string(i) + " of " + std::to_string(elements) +
+          " has no 4-byte length; the data ends after " + std::to_string(bytes.size()) + " bytes");
+    std::uint32_t length = 0;
+    std::memcpy(&length, bytes.data() + at, 4);
+    at += 4;
+    if (length > bytes.size() - at)
+      bad("input \"" + input_name + "\": element " + std::to_string(i) + " claims " + std::to_string(length) +
+          " bytes but only " + std::to_string(bytes.size() - at) + " remain");
+    out.emplace_back(bytes.substr(at, length));
+    at += length;
+  }
+  if (at != bytes.size())
+    bad("input \"" + input_name + "\": " + std::to_string(bytes.size() - at) + " bytes remain after its " +
+        std::to_string(elements) + " elements");
+  return out;
 }
 
 RequestedOutput check_requested_output(std::string_view name, std::optional<std::int64_t> classification, bool binary,
@@ -289,12 +324,25 @@ InferRequest read_infer_request(const json& document, std::string_view binary, c
     declared.shape.push_back(d.get<std::int64_t>());
   }
   const std::int64_t count = check_input_declaration(declared, signature, limits);
-  const std::string& input_name = signature.input_name;
+  const bool images = declared.name == signature.image_input_name;
+  const std::string& input_name = images ? signature.image_input_name : signature.input_name;
 
   const json* input_parameters = parameters_of(input, "input \"" + input_name + "\"");
   const json* binary_size = input_parameters ? find(*input_parameters, "binary_data_size") : nullptr;
   const json* data = find(input, "data");
-  if (binary_size) {
+  if (images) {
+    // Photographs are bytes, not text: JSON strings cannot carry them (the protocol has no
+    // base64 rule), so they come as binary data.
+    if (!binary_size)
+      bad("input \"" + input_name + "\" must be sent as binary data (parameters.binary_data_size and "
+          "Inference-Header-Content-Length), each photograph a 4-byte little-endian length and its bytes");
+    if (data) bad("input \"" + input_name + "\" has both \"data\" and \"binary_data_size\"");
+    if (!binary_size->is_number_unsigned() || binary_size->get<std::uint64_t>() != binary.size())
+      bad("input \"" + input_name + "\" has binary_data_size " + binary_size->dump() + " but " +
+          std::to_string(binary.size()) + " bytes follow the JSON header (Inference-Header-Content-Length)");
+    request.encoded_images = bytes_elements(binary, count, input_name);
+    request.input.shape = std::move(declared.shape);
+  } else if (binary_size) {
     // The binary tensor extension: this input's bytes follow the JSON header, in input order.
     if (!binary_size->is_number_unsigned())
       bad("input \"" + input_name + "\": \"binary_data_size\" must be a non-negative integer");
@@ -400,7 +448,9 @@ nlohmann::ordered_json model_metadata(const std::string& name, const std::vector
   metadata["name"] = name;
   metadata["versions"] = versions;
   metadata["platform"] = platform_of(runtime);
-  metadata["inputs"] = {{{"name", signature.input_name}, {"datatype", "FP32"}, {"shape", signature.input_shape}}};
+  // One of the two per request: the preprocessed tensor, or encoded photographs.
+  metadata["inputs"] = {{{"name", signature.input_name}, {"datatype", "FP32"}, {"shape", signature.input_shape}},
+                        {{"name", signature.image_input_name}, {"datatype", "BYTES"}, {"shape", {-1}}}};
   metadata["outputs"] = {{{"name", signature.output_name}, {"datatype", "FP32"}, {"shape", {-1, signature.classes}}}};
   return metadata;
 }

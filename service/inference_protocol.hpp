@@ -15,6 +15,10 @@
 // header gives; each binary input says its size in parameters.binary_data_size. An output is
 // returned in binary when it asks for parameters.binary_data, or the request for
 // parameters.binary_data_output; the response then carries its own header length.
+// Instead of the tensor, a request may send encoded photographs (JPEG or PNG) as the BYTES
+// input "image_bytes", shape [N]: binary data (binary extension or gRPC raw contents, each element
+// a 4-byte little-endian length and the bytes) or gRPC bytes_contents. The caller decodes and
+// preprocesses them exactly as /v1/classify does (Classifier::prepare).
 // Triton's classification extension is supported: an output requested with
 // {"parameters": {"classification": k}} returns, per image, the k largest logits as BYTES
 // "value:index:label" strings.
@@ -36,6 +40,7 @@ namespace dermcds::service {
 // What a client needs to know to call one model version.
 struct ModelSignature {
   std::string input_name;
+  std::string image_input_name;  // the BYTES input of encoded photographs, "image_bytes"
   std::vector<std::int64_t> input_shape;  // batch dimension -1
   std::string output_name;
   int classes = 0;
@@ -61,6 +66,8 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;  // empty: every output, as raw tensors
   std::string runtime;                   // the "runtime" request parameter, "" when absent
   bool binary_outputs = false;           // REST: parameters.binary_data_output
+  // The image_bytes input: encoded photographs, for the caller to decode into `input`.
+  std::vector<std::string> encoded_images;
 };
 
 // --- rules shared by every transport --------------------------------------------------------
@@ -72,7 +79,8 @@ struct InputDeclaration {
   std::vector<std::int64_t> shape;
 };
 
-// Checks name, datatype and shape against the model and the limits; returns the element count.
+// Checks name, datatype and shape against the model and the limits; returns the element count
+// (for image_bytes, the number of photographs).
 std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature,
                                      const TensorLimits& limits);
 
@@ -84,6 +92,10 @@ Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, s
 // The tensor from values already decoded (gRPC fp32_contents), with the same checks.
 Tensor tensor_from_values(std::vector<std::int64_t> shape, std::int64_t elements, const float* values,
                           std::size_t count, const std::string& input_name);
+
+// The elements of a BYTES tensor in the protocol's raw encoding (a 4-byte little-endian length
+// before each), checked to be exactly `elements` that fill `bytes` to the end.
+std::vector<std::string> bytes_elements(std::string_view bytes, std::int64_t elements, const std::string& input_name);
 
 // A requested output, checked: its name, and classification k (given: must be >= 1; capped at
 // the class count).

@@ -1,5 +1,6 @@
 // Submitting work to a model's batcher on behalf of one HTTP request.
 #include <chrono>
+#include <span>
 
 #include "dermcds/error.hpp"
 #include "routes.hpp"
@@ -70,6 +71,18 @@ ProtocolAnswer run_protocol_inference(const ServiceContext& context, std::string
     // batch is one the model can run, so it cannot fail the others in it.
     out.request = read(out.signature, TensorLimits{context.config.max_request_images});
     require_queue_space(*out.version, instance, context.metrics);
+    if (!out.request.encoded_images.empty()) {
+      // image_bytes: decoded and preprocessed exactly as /v1/classify does, into the tensor.
+      Tensor& tensor = out.request.input;
+      tensor.shape = out.signature.input_shape;
+      tensor.shape[0] = static_cast<std::int64_t>(out.request.encoded_images.size());
+      for (const std::string& encoded : out.request.encoded_images) {
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(encoded.data());
+        const PreparedImage prepared = instance.classifier->prepare(std::span<const std::uint8_t>(bytes, encoded.size()));
+        tensor.data.insert(tensor.data.end(), prepared.input.begin(), prepared.input.end());
+      }
+      out.request.encoded_images.clear();
+    }
     out.answer = infer_in_batch(*out.version, instance, std::move(out.request.input), context, deadline);
     context.metrics.protocol_requests.increment({model_label, protocol_label, "ok"});
     context.metrics.protocol_duration.observe(

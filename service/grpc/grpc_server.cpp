@@ -78,16 +78,35 @@ InferRequest read_grpc_request(const ModelInferRequest& in, const ModelSignature
   const auto& input = in.inputs(0);
   InputDeclaration declared{input.name(), input.datatype(), {input.shape().begin(), input.shape().end()}};
   const std::int64_t count = check_input_declaration(declared, signature, limits);
-  if (has_other_contents(input.contents()))
-    bad("input \"" + signature.input_name + "\" is FP32; its values belong in fp32_contents or raw_input_contents");
-  if (raw) {
-    if (input.contents().fp32_contents_size())
-      bad("input \"" + signature.input_name + "\" has both contents and raw_input_contents");
-    request.input = tensor_from_raw(std::move(declared.shape), count, in.raw_input_contents(0), signature.input_name);
+  if (declared.name == signature.image_input_name) {
+    // Encoded photographs: raw (length-prefixed) or one bytes_contents element each.
+    const auto& c = input.contents();
+    const std::string& name = signature.image_input_name;
+    if (c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() ||
+        c.uint64_contents_size() || c.fp32_contents_size() || c.fp64_contents_size())
+      bad("input \"" + name + "\" is BYTES; its photographs belong in bytes_contents or raw_input_contents");
+    if (raw) {
+      if (c.bytes_contents_size()) bad("input \"" + name + "\" has both contents and raw_input_contents");
+      request.encoded_images = bytes_elements(in.raw_input_contents(0), count, name);
+    } else {
+      if (c.bytes_contents_size() != count)
+        bad("input \"" + name + "\" has " + std::to_string(c.bytes_contents_size()) + " bytes_contents elements; its shape [" +
+            std::to_string(count) + "] needs " + std::to_string(count));
+      request.encoded_images.assign(c.bytes_contents().begin(), c.bytes_contents().end());
+    }
+    request.input.shape = std::move(declared.shape);
   } else {
-    const auto& values = input.contents().fp32_contents();
-    request.input = tensor_from_values(std::move(declared.shape), count, values.data(),
-                                       static_cast<std::size_t>(values.size()), signature.input_name);
+    if (has_other_contents(input.contents()))
+      bad("input \"" + signature.input_name + "\" is FP32; its values belong in fp32_contents or raw_input_contents");
+    if (raw) {
+      if (input.contents().fp32_contents_size())
+        bad("input \"" + signature.input_name + "\" has both contents and raw_input_contents");
+      request.input = tensor_from_raw(std::move(declared.shape), count, in.raw_input_contents(0), signature.input_name);
+    } else {
+      const auto& values = input.contents().fp32_contents();
+      request.input = tensor_from_values(std::move(declared.shape), count, values.data(),
+                                         static_cast<std::size_t>(values.size()), signature.input_name);
+    }
   }
   for (const auto& output : in.outputs())
     request.outputs.push_back(

@@ -32,9 +32,11 @@ from dermcds_export.reference_transform import preprocess_file  # noqa: E402
 HUGE_BATCHES = [1152921504606846977, 2 ** 40, 2 ** 31, 2 ** 63 - 1]
 
 failures = []
+checks = [0]
 
 
 def check(condition, what):
+    checks[0] += 1
     if not condition:
         failures.append(what)
         print("FAIL: " + what, flush=True)
@@ -156,9 +158,9 @@ def main():
         status = server.wait(timeout=120)
         check(status == 0, "pms-derm-cds exits 0 on SIGTERM (got %s)" % status)
     if failures:
-        print("%d check(s) failed" % len(failures))
+        print("%d of %d checks failed" % (len(failures), checks[0]))
         sys.exit(1)
-    print("protocol conformance: all checks passed")
+    print("protocol conformance: all %d checks passed" % checks[0])
 
 
 def run_checks(args, rest, grpc_port, grpc, pb, pb_grpc, health_pb2, health_pb2_grpc):

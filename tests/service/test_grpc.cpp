@@ -141,8 +141,10 @@ TEST(Grpc, HealthAndMetadata) {
   EXPECT_EQ(metadata.platform(), rest["platform"]);
   ASSERT_EQ(metadata.versions_size(), 1);
   EXPECT_EQ(metadata.versions(0), "1");
-  ASSERT_EQ(metadata.inputs_size(), 1);
+  ASSERT_EQ(metadata.inputs_size(), 2);
   EXPECT_EQ(metadata.inputs(0).name(), "image");
+  EXPECT_EQ(metadata.inputs(1).name(), "image_bytes");
+  EXPECT_EQ(metadata.inputs(1).datatype(), "BYTES");
   EXPECT_EQ(metadata.inputs(0).datatype(), "FP32");
   EXPECT_EQ(std::vector<std::int64_t>(metadata.inputs(0).shape().begin(), metadata.inputs(0).shape().end()),
             rest["inputs"][0]["shape"].get<std::vector<std::int64_t>>());
@@ -221,6 +223,31 @@ TEST(Grpc, TypedAndRawInferenceEqualRestsJsonAnswer) {
     const std::string entry = classified.outputs(0).contents().bytes_contents(row);
     EXPECT_NE(entry.find(":" + std::to_string(best) + ":"), std::string::npos) << entry;
   }
+}
+
+TEST(Grpc, ImageBytesGiveTheLogitsOfTheSameTensor) {
+  const GrpcServer server = start_grpc_server(kTiny);
+  const auto photos = real_photographs();
+  ModelInferResponse by_tensor;
+  ASSERT_TRUE(infer(server, infer_request(prepared({photos[0], photos[1]}), false), by_tensor).ok());
+  const auto& expected = by_tensor.outputs(0).contents().fp32_contents();
+
+  ModelInferRequest request;
+  request.set_model_name("tiny");
+  auto* input = request.add_inputs();
+  input->set_name("image_bytes");
+  input->set_datatype("BYTES");
+  input->add_shape(2);
+  for (const auto& photo : {photos[0], photos[1]}) input->mutable_contents()->add_bytes_contents(file_text(photo));
+  ModelInferResponse by_bytes;
+  ASSERT_TRUE(infer(server, request, by_bytes).ok());
+  const auto& logits = by_bytes.outputs(0).contents().fp32_contents();
+  EXPECT_EQ(std::vector<float>(logits.begin(), logits.end()), std::vector<float>(expected.begin(), expected.end()));
+
+  input->mutable_contents()->set_bytes_contents(1, "not an image");
+  EXPECT_EQ(infer_code(server, request), grpc::StatusCode::INVALID_ARGUMENT);
+  input->set_shape(0, 3);
+  EXPECT_EQ(infer_code(server, request), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST(Grpc, BadRequestsAreInvalidArgumentOrNotFound) {

@@ -79,7 +79,8 @@ TEST(InferenceProtocol, ServerAndModelMetadata) {
   const json expected = {{"name", "tiny"},
                          {"versions", {"1"}},
                          {"platform", "onnxruntime_onnx"},
-                         {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {-1, 3, 64, 64}}}}},
+                         {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {-1, 3, 64, 64}}},
+                                     {{"name", "image_bytes"}, {"datatype", "BYTES"}, {"shape", {-1}}}}},
                          {"outputs", {{{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, 8}}}}}};
   EXPECT_EQ(body_of(client->Get("/v2/models/tiny")), expected);
   EXPECT_EQ(body_of(client->Get("/v2/models/tiny/versions/1")), expected);
@@ -355,6 +356,65 @@ TEST(BinaryTensors, EverySizeIsCheckedAgainstTheBody) {
   with_inf[7] = std::numeric_limits<float>::quiet_NaN();
   expect_protocol_error(post_binary(*client, binary_request(binary_header(ok, raw.size()), raw_floats(with_inf))), 400);
   ASSERT_EQ(status_of(post_binary(*client, good)), 200);  // and the server is none the worse
+}
+
+// Encoded photographs as the BYTES input image_bytes: a 4-byte little-endian length, the bytes.
+std::string bytes_tensor(const std::vector<std::filesystem::path>& images) {
+  std::string out;
+  for (const auto& image : images) {
+    const std::string bytes = file_text(image);
+    const auto length = static_cast<std::uint32_t>(bytes.size());
+    out.append(reinterpret_cast<const char*>(&length), 4);
+    out += bytes;
+  }
+  return out;
+}
+
+json image_bytes_header(std::int64_t count, std::size_t size) {
+  return {{"inputs", {{{"name", "image_bytes"}, {"shape", {count}}, {"datatype", "BYTES"},
+                       {"parameters", {{"binary_data_size", size}}}}}}};
+}
+
+TEST(BinaryTensors, ImageBytesAreDecodedAndPreprocessedAsV1Does) {
+  const auto server = start_server_with(kTinyServer);
+  const auto client = client_for(*server);
+  const auto photos = real_photographs();
+  const std::vector<std::filesystem::path> images = {photos[0], photos[1]};  // a JPEG and a PNG
+  // The tensor the library prepares from the same files: the same logits, bit for bit.
+  const Tensor input = prepared_batch(*fixture_classifier(), images);
+  const auto expected = body_of(client->Post("/v2/models/tiny/infer", infer_body(input, input.data).dump(),
+                                             "application/json"))["outputs"][0]["data"].get<std::vector<float>>();
+  const std::string encoded = bytes_tensor(images);
+  const auto result = post_binary(*client, binary_request(image_bytes_header(2, encoded.size()), encoded));
+  ASSERT_EQ(status_of(result), 200) << (result ? result->body.substr(0, 300) : "");
+  EXPECT_EQ(body_of(result)["outputs"][0]["data"].get<std::vector<float>>(), expected);
+  EXPECT_NE(expected[0], expected[8]);
+
+  // And through softmax, the independent numpy reference (Pillow + torchvision decoding and
+  // preprocessing of the same files, as for /v1/classify).
+  const json references = service_references();
+  for (int row = 0; row < 2; ++row) {
+    const auto probabilities = softmax({expected.data() + row * 8, 8});
+    EXPECT_LE(max_abs_difference(std::vector<double>(probabilities.begin(), probabilities.end()),
+                                 references[row]["probabilities"]["1"].get<std::vector<double>>()),
+              1e-4);
+  }
+
+  // Refused: JSON strings, a corrupt photograph, lengths that disagree with the body, a count
+  // that disagrees with the shape, a wrong datatype.
+  json as_json = {{"inputs", {{{"name", "image_bytes"}, {"shape", {1}}, {"datatype", "BYTES"}, {"data", {"abc"}}}}}};
+  expect_protocol_error(client->Post("/v2/models/tiny/infer", as_json.dump(), "application/json"), 400);
+  const std::string corrupt = std::string("\x04\x00\x00\x00", 4) + "\xff\xd8\xff\x00";
+  expect_protocol_error(post_binary(*client, binary_request(image_bytes_header(1, corrupt.size()), corrupt)), 400);
+  std::string overlong = encoded;
+  overlong[0] = '\xff';
+  overlong[3] = '\x7f';
+  expect_protocol_error(post_binary(*client, binary_request(image_bytes_header(2, overlong.size()), overlong)), 400);
+  expect_protocol_error(post_binary(*client, binary_request(image_bytes_header(3, encoded.size()), encoded)), 400);
+  expect_protocol_error(post_binary(*client, binary_request(image_bytes_header(1, encoded.size()), encoded)), 400);
+  json wrong_type = image_bytes_header(2, encoded.size());
+  wrong_type["inputs"][0]["datatype"] = "FP32";
+  expect_protocol_error(post_binary(*client, binary_request(wrong_type, encoded)), 400);
 }
 
 // --- sizes and numbers checked before anything is allocated ---------------------------------
