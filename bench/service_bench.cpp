@@ -122,7 +122,10 @@ Load sequential(const Endpoint& endpoint, int count) {
   return load;
 }
 
-Load closed_loop(const Endpoint& endpoint, int clients, double seconds) {
+// `clients` threads in a closed loop for `seconds`; each calls `connect()` once for its own
+// connection, which returns the call to repeat (true when answered).
+template <typename Connect>
+Load closed_loop_with(int clients, double seconds, const Connect& connect) {
   Load load;
   std::mutex mutex;
   const auto start = Clock::now();
@@ -130,16 +133,22 @@ Load closed_loop(const Endpoint& endpoint, int clients, double seconds) {
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c)
     threads.emplace_back([&] {
-      const auto client = endpoint.client();
+      auto call = connect();
       while (Clock::now() < end) {
         const auto t = Clock::now();
-        const bool ok = endpoint.classify(*client);
+        const bool ok = call();
         record(load, mutex, ok, elapsed_ms(t));
       }
     });
   for (auto& t : threads) t.join();
   load.seconds = elapsed_ms(start) / 1e3;
   return load;
+}
+
+Load closed_loop(const Endpoint& endpoint, int clients, double seconds) {
+  return closed_loop_with(clients, seconds, [&endpoint] {
+    return [&endpoint, client = std::shared_ptr<httplib::Client>(endpoint.client())] { return endpoint.classify(*client); };
+  });
 }
 
 Load open_loop(const Endpoint& endpoint, double rate, double seconds, int workers) {
@@ -493,23 +502,9 @@ Load protocol_sequential(const Transport& transport, int count, const std::vecto
 }
 
 Load protocol_closed_loop(const Transport& transport, int clients, double seconds) {
-  Load load;
-  std::mutex mutex;
-  const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c)
-    threads.emplace_back([&] {
-      const auto connection = transport.connect();
-      while (Clock::now() < end) {
-        const auto t = Clock::now();
-        const bool ok = !connection->infer().empty();
-        record(load, mutex, ok, elapsed_ms(t));
-      }
-    });
-  for (auto& t : threads) t.join();
-  load.seconds = elapsed_ms(start) / 1e3;
-  return load;
+  return closed_loop_with(clients, seconds, [&transport] {
+    return [connection = std::shared_ptr<Transport::Connection>(transport.connect())] { return !connection->infer().empty(); };
+  });
 }
 
 int run_protocols(const Options& options) {
