@@ -28,6 +28,11 @@ void print_human(const std::string& image, const ClassificationResult& r) {
   std::printf("%s: %s (%s) %.4f, triage %s (margin %.4f to the %s threshold)\n", image.c_str(), r.labels[top].code.c_str(),
               r.labels[top].name.c_str(), r.probabilities[top], r.triage.tier.c_str(), r.triage.margin,
               r.triage.nearest_rule_tier.c_str());
+  if (!r.assessment.assessable()) {
+    std::printf("  NOT ASSESSABLE: retake the photograph (no triage tier is suggested)\n");
+    for (const AssessmentReason& reason : r.assessment.reasons)
+      std::printf("    %s: %s\n", reason.code.c_str(), reason.message.c_str());
+  }
   std::printf(" ");
   for (std::size_t i = 0; i < r.labels.size(); ++i) std::printf(" %s %.4f", r.labels[i].code.c_str(), r.probabilities[i]);
   std::printf("\n  model %s v%s, %s %s, provider %s, %s; decode %.1f ms, preprocess %.1f ms, inference %.1f ms, "
