@@ -15,5 +15,6 @@ void register_models_command(CLI::App& app);
 void register_models_lifecycle_commands(CLI::App* models);  // models_lifecycle_command.cpp
 void register_convert_command(CLI::App& app);
 void register_parity_command(CLI::App& app);
+void register_evaluate_command(CLI::App& app);
 
 }  // namespace dermcds::cli

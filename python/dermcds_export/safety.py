@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import demo_training, lesions
+from .hashing import sha256_file
 from .reference_transform import load_rgb, transform_from_manifest_input
 
 OOD_OUTPUT = "ood_score"
@@ -237,8 +238,10 @@ def non_lesion_photographs(root: Path) -> List[Tuple[str, Path]]:
         for entry in json.loads(path.read_text())["photographs"]:
             source = Path(entry["source_path"])
             source = source if source.is_absolute() else root / source
-            if source.is_file():
+            if source.is_file() and sha256_file(source) == entry["sha256"]:
                 out.append((list_name, source))
+            elif source.is_file():
+                log(f"note: {source} does not have the sha256 {list_name} records; left out")
             else:
                 log(f"note: {source} is missing (not provisioned); the guard is measured without it")
     return out
