@@ -3,6 +3,7 @@
 #include <iostream>
 #include <optional>
 
+#include "batch_classify.hpp"
 #include "classifier_flags.hpp"
 #include "command.hpp"
 #include "dermcds/error.hpp"
@@ -17,6 +18,7 @@ struct ClassifyFlags {
   ClassifierFlags classifier;
   std::vector<std::string> images;
   bool json = false;
+  BatchOptions batch;
 };
 
 // Files larger than this are not photographs of a lesion; refusing them early keeps a typo
@@ -44,6 +46,12 @@ void print_human(const std::string& image, const ClassificationResult& r) {
 
 void run(ClassifyFlags& flags) {
   const std::unique_ptr<Classifier> classifier = open_classifier(flags.classifier);
+  if (!flags.batch.output.empty()) {
+    flags.batch.inputs = flags.images;
+    run_batch(*classifier, flags.batch);
+    return;
+  }
+  if (flags.batch.resume || flags.batch.force) throw Error(ErrorCode::kInvalidArgument, "--resume and --force need --output");
   nlohmann::ordered_json documents = nlohmann::ordered_json::array();
   std::optional<Error> first_failure;
   std::size_t failures = 0;
@@ -78,9 +86,14 @@ void run(ClassifyFlags& flags) {
 void register_classify_command(CLI::App& app) {
   auto flags = std::make_shared<ClassifyFlags>();
   CLI::App* command = app.add_subcommand("classify", "Classify lesion images (JPEG or PNG) with a model package");
-  command->add_option("images", flags->images, "Image files")->required();
+  command->add_option("images", flags->images, "Image files, or directories (walked recursively) with --output")->required();
   add_classifier_flags(*command, flags->classifier);
   command->add_flag("--json", flags->json, "Print a JSON array of results (docs/result.md) instead of text");
+  command->add_option("--output", flags->batch.output,
+                      "Batch run: write FILE.csv (ISIC predictions: image,MEL,...,SCC) or FILE.jsonl (one result per line)");
+  command->add_flag("--resume", flags->batch.resume, "With --output: skip images already in it and append the rest");
+  command->add_flag("--force", flags->batch.force, "With --output: overwrite an existing file");
+  command->add_option("--batch", flags->batch.batch, "With --output: images per inference (default 8)")->check(CLI::Range(1, 256));
   command->callback([flags] { run(*flags); });
 }
 
