@@ -1,6 +1,8 @@
 // dermcds_result_*: read-only views of a ClassificationResult. A NULL result or an index out of
 // range gives NULL (strings), 0 (counts) or -1 (probabilities): these accessors cannot fail in a
 // way a status would help with.
+#include <limits>
+
 #include "objects.hpp"
 
 extern "C" {
@@ -47,6 +49,43 @@ size_t dermcds_result_fallback_count(const dermcds_result* result) { return resu
 const char* dermcds_result_fallback(const dermcds_result* result, size_t index) {
   if (!result || index >= result->result.fallbacks.size()) return nullptr;
   return result->result.fallbacks[index].c_str();
+}
+
+int dermcds_result_assessable(const dermcds_result* result) { return result && result->result.assessment.assessable() ? 1 : 0; }
+
+const char* dermcds_result_assessment_status(const dermcds_result* result) {
+  // status() views a string literal: safe to hand out for the result's lifetime.
+  return result ? result->result.assessment.status().data() : nullptr;
+}
+
+size_t dermcds_result_reason_count(const dermcds_result* result) { return result ? result->result.assessment.reasons.size() : 0; }
+
+namespace {
+const dermcds::AssessmentReason* reason_at(const dermcds_result* result, size_t index) {
+  if (!result || index >= result->result.assessment.reasons.size()) return nullptr;
+  return &result->result.assessment.reasons[index];
+}
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+}  // namespace
+
+const char* dermcds_result_reason_code(const dermcds_result* result, size_t index) {
+  const auto* reason = reason_at(result, index);
+  return reason ? reason->code.c_str() : nullptr;
+}
+double dermcds_result_reason_score(const dermcds_result* result, size_t index) {
+  const auto* reason = reason_at(result, index);
+  return reason ? reason->score : kNaN;
+}
+double dermcds_result_reason_threshold(const dermcds_result* result, size_t index) {
+  const auto* reason = reason_at(result, index);
+  return reason ? reason->threshold : kNaN;
+}
+const char* dermcds_result_reason_message(const dermcds_result* result, size_t index) {
+  const auto* reason = reason_at(result, index);
+  return reason ? reason->message.c_str() : nullptr;
+}
+double dermcds_result_ood_score(const dermcds_result* result) {
+  return result && result->result.ood_score ? static_cast<double>(*result->result.ood_score) : kNaN;
 }
 
 const char* dermcds_result_json(const dermcds_result* result) { return result ? result->json.c_str() : nullptr; }

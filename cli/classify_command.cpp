@@ -3,6 +3,7 @@
 #include <iostream>
 #include <optional>
 
+#include "batch_classify.hpp"
 #include "classifier_flags.hpp"
 #include "command.hpp"
 #include "dermcds/clinical/audit_log.hpp"
@@ -22,6 +23,7 @@ struct ClassifyFlags {
   bool json = false;
   std::string format = "text";  // text | json | fhir
   std::string subject;          // FHIR reference for --format fhir
+  BatchOptions batch;
 };
 
 // Files larger than this are not photographs of a lesion; refusing them early keeps a typo
@@ -33,6 +35,11 @@ void print_human(const std::string& image, const ClassificationResult& r) {
   std::printf("%s: %s (%s) %.4f, triage %s (margin %.4f to the %s threshold)\n", image.c_str(), r.labels[top].code.c_str(),
               r.labels[top].name.c_str(), r.probabilities[top], r.triage.tier.c_str(), r.triage.margin,
               r.triage.nearest_rule_tier.c_str());
+  if (!r.assessment.assessable()) {
+    std::printf("  NOT ASSESSABLE: retake the photograph (no triage tier is suggested)\n");
+    for (const AssessmentReason& reason : r.assessment.reasons)
+      std::printf("    %s: %s\n", reason.code.c_str(), reason.message.c_str());
+  }
   std::printf(" ");
   for (std::size_t i = 0; i < r.labels.size(); ++i) std::printf(" %s %.4f", r.labels[i].code.c_str(), r.probabilities[i]);
   std::printf("\n  model %s v%s, %s %s, provider %s, %s; decode %.1f ms, preprocess %.1f ms, inference %.1f ms, "
@@ -62,6 +69,12 @@ void run(ClassifyFlags& flags) {
   const bool fhir = flags.format == "fhir";
   flags.json = flags.format == "json";
   const std::unique_ptr<Classifier> classifier = open_classifier(flags.classifier);
+  if (!flags.batch.output.empty()) {
+    flags.batch.inputs = flags.images;
+    run_batch(*classifier, flags.batch);
+    return;
+  }
+  if (flags.batch.resume || flags.batch.force) throw Error(ErrorCode::kInvalidArgument, "--resume and --force need --output");
   nlohmann::ordered_json documents = nlohmann::ordered_json::array();
   std::optional<Error> first_failure;
   std::size_t failures = 0;
@@ -98,7 +111,7 @@ void run(ClassifyFlags& flags) {
 void register_classify_command(CLI::App& app) {
   auto flags = std::make_shared<ClassifyFlags>();
   CLI::App* command = app.add_subcommand("classify", "Classify lesion images (JPEG or PNG) with a model package");
-  command->add_option("images", flags->images, "Image files")->required();
+  command->add_option("images", flags->images, "Image files, or directories (walked recursively) with --output")->required();
   add_classifier_flags(*command, flags->classifier);
   command->add_flag("--json", flags->json, "Print a JSON array of results (docs/result.md) instead of text");
   command->add_option("--format", flags->format,
@@ -106,6 +119,11 @@ void register_classify_command(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json", "fhir"}))
       ->capture_default_str();
   command->add_option("--subject", flags->subject, "With --format fhir: the patient, a FHIR reference such as Patient/123");
+  command->add_option("--output", flags->batch.output,
+                      "Batch run: write FILE.csv (ISIC predictions: image,MEL,...,SCC) or FILE.jsonl (one result per line)");
+  command->add_flag("--resume", flags->batch.resume, "With --output: skip images already in it and append the rest");
+  command->add_flag("--force", flags->batch.force, "With --output: overwrite an existing file");
+  command->add_option("--batch", flags->batch.batch, "With --output: images per inference (default 8)")->check(CLI::Range(1, 256));
   command->callback([flags] { run(*flags); });
 }
 

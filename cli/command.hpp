@@ -16,5 +16,6 @@ void register_models_lifecycle_commands(CLI::App* models);  // models_lifecycle_
 void register_convert_command(CLI::App& app);
 void register_parity_command(CLI::App& app);
 void register_audit_command(CLI::App& app);  // audit_command.cpp
+void register_evaluate_command(CLI::App& app);
 
 }  // namespace dermcds::cli

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
 #ifdef DERMCDS_HAVE_PARITY
   dermcds::cli::register_parity_command(app);
 #endif
+  dermcds::cli::register_evaluate_command(app);
 
   try {
     app.parse(argc, argv);

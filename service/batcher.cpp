@@ -191,11 +191,12 @@ DynamicBatcher::Delivery DynamicBatcher::run_tensors(const std::vector<Job*>& jo
       }
     }
     const int total = static_cast<int>(batch.shape[0]);
-    auto logits = std::make_shared<const Tensor>(classifier_->infer(batch));
+    auto outputs = std::make_shared<const InferenceOutputs>(classifier_->infer_outputs(batch));
+    const Tensor* logits = &outputs->logits;
     report.images += total;
     report.requests += static_cast<int>(jobs.size());
     report.inference_ms += ms_between(start, Clock::now());
-    return [jobs, logits, total, start] {
+    return [jobs, outputs, logits, total, start] {
       const auto classes = static_cast<std::size_t>(logits->shape[1]);
       std::size_t row = 0;
       for (Job* job : jobs) {
@@ -203,6 +204,11 @@ DynamicBatcher::Delivery DynamicBatcher::run_tensors(const std::vector<Job*>& jo
         answer.logits.shape = {job->images, logits->shape[1]};
         const auto begin = logits->data.begin() + static_cast<std::ptrdiff_t>(row * classes);
         answer.logits.data.assign(begin, begin + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(job->images) * classes));
+        if (!outputs->ood_score.data.empty()) {
+          answer.ood_score.shape = {job->images, 1};
+          const auto first = outputs->ood_score.data.begin() + static_cast<std::ptrdiff_t>(row);
+          answer.ood_score.data.assign(first, first + job->images);
+        }
         answer.queue_ms = ms_between(job->enqueued, start);
         answer.batch_images = total;
         row += static_cast<std::size_t>(job->images);

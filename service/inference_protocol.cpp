@@ -52,6 +52,7 @@ ModelSignature signature_of(const Manifest& manifest, TensorLayout layout) {
   sig.input_name = manifest.input_name;
   sig.input_shape = layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{-1, 3, s, s} : std::vector<std::int64_t>{-1, s, s, 3};
   sig.output_name = manifest.output_name;
+  if (manifest.ood) sig.ood_output_name = manifest.ood->output;
   sig.classes = static_cast<int>(manifest.labels.size());
   sig.labels = manifest.labels;
   return sig;
@@ -133,9 +134,11 @@ InferRequest read_infer_request(const json& document, const ModelSignature& sign
     for (const json& output : *outputs) {
       const json* output_name = output.is_object() ? find(output, "name") : nullptr;
       if (!output_name || !output_name->is_string()) bad("each requested output needs a \"name\"");
-      if (output_name->get<std::string>() != signature.output_name)
-        bad("unknown output \"" + output_name->get<std::string>() + "\"; this model's output is \"" + signature.output_name + "\"");
-      RequestedOutput requested{signature.output_name, 0};
+      const bool guard = !signature.ood_output_name.empty() && output_name->get<std::string>() == signature.ood_output_name;
+      if (output_name->get<std::string>() != signature.output_name && !guard)
+        bad("unknown output \"" + output_name->get<std::string>() + "\"; this model's output is \"" + signature.output_name + "\"" +
+            (signature.ood_output_name.empty() ? "" : " or \"" + signature.ood_output_name + "\""));
+      RequestedOutput requested{output_name->get<std::string>(), 0};
       if (const json* parameters = find(output, "parameters")) {
         if (binary_requested(parameters)) bad("binary tensor data is not supported; ask for JSON outputs");
         if (const json* k = parameters->is_object() ? find(*parameters, "classification") : nullptr) {
@@ -150,20 +153,29 @@ InferRequest read_infer_request(const json& document, const ModelSignature& sign
 }
 
 nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version,
-                                      const InferRequest& request, const Tensor& logits, const ModelSignature& signature) {
+                                      const InferRequest& request, const Tensor& logits, const ModelSignature& signature,
+                                      const Tensor* ood_score) {
   nlohmann::ordered_json response;
   response["model_name"] = model_name;
   response["model_version"] = model_version;
   if (request.id) response["id"] = *request.id;
-  const std::vector<RequestedOutput> outputs =
-      request.outputs.empty() ? std::vector<RequestedOutput>{{signature.output_name, 0}} : request.outputs;
+  std::vector<RequestedOutput> outputs = request.outputs;
+  if (outputs.empty()) {
+    outputs.push_back({signature.output_name, 0});
+    if (!signature.ood_output_name.empty()) outputs.push_back({signature.ood_output_name, 0});
+  }
   const std::int64_t rows = logits.shape.at(0);
   const auto classes = static_cast<std::size_t>(logits.shape.at(1));
   response["outputs"] = nlohmann::ordered_json::array();
   for (const RequestedOutput& output : outputs) {
     nlohmann::ordered_json tensor;
     tensor["name"] = output.name;
-    if (output.classification == 0) {
+    if (output.name == signature.ood_output_name && !signature.ood_output_name.empty()) {
+      // The guard output is a score, not class logits: always a raw [N,1] tensor.
+      tensor["datatype"] = "FP32";
+      tensor["shape"] = ood_score ? ood_score->shape : std::vector<std::int64_t>{rows, 1};
+      tensor["data"] = ood_score ? ood_score->data : std::vector<float>{};
+    } else if (output.classification == 0) {
       tensor["datatype"] = "FP32";
       tensor["shape"] = logits.shape;
       tensor["data"] = logits.data;
@@ -202,6 +214,8 @@ nlohmann::ordered_json model_metadata(const std::string& name, const std::vector
   metadata["platform"] = platform_of(runtime);
   metadata["inputs"] = {{{"name", signature.input_name}, {"datatype", "FP32"}, {"shape", signature.input_shape}}};
   metadata["outputs"] = {{{"name", signature.output_name}, {"datatype", "FP32"}, {"shape", {-1, signature.classes}}}};
+  if (!signature.ood_output_name.empty())
+    metadata["outputs"].push_back({{"name", signature.ood_output_name}, {"datatype", "FP32"}, {"shape", {-1, 1}}});
   return metadata;
 }
 

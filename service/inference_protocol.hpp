@@ -28,6 +28,7 @@ struct ModelSignature {
   std::string input_name;
   std::vector<std::int64_t> input_shape;  // batch dimension -1
   std::string output_name;
+  std::string ood_output_name;  // the safety guard's [N,1] output; "" for a package without it
   int classes = 0;
   std::vector<Label> labels;
 };
@@ -61,7 +62,7 @@ InferRequest parse_infer_request(std::string_view body, const ModelSignature& si
 
 nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version,
                                       const InferRequest& request, const Tensor& logits,
-                                      const ModelSignature& signature);
+                                      const ModelSignature& signature, const Tensor* ood_score = nullptr);
 
 // "onnxruntime_onnx" (Triton's platform name for ONNX models on ONNX Runtime), else the runtime's name.
 std::string platform_of(std::string_view runtime);

@@ -38,7 +38,7 @@ HttpResponse infer(ServiceContext& context, const HttpRequest& request, const st
   require_queue_space(*loaded, instance, context.metrics);
   const Deadline deadline = request_deadline(context.config);
   const InferredTensor answer = infer_in_batch(*loaded, instance, std::move(parsed.input), context, deadline);
-  HttpResponse response = HttpResponse::json(infer_response(loaded->name(), loaded->version(), parsed, answer.logits, signature));
+  HttpResponse response = HttpResponse::json(infer_response(loaded->name(), loaded->version(), parsed, answer.logits, signature, &answer.ood_score));
   response.log_fields = {{"model", loaded->name()},
                          {"version", loaded->version()},
                          {"runtime", instance.classifier->backend_info().runtime},

@@ -175,19 +175,21 @@ FhirResources fhir_resources(const FhirClassification& input) {
   }
 
   ordered_json extensions = ordered_json::array(
-      {{{"url", canonical("StructureDefinition/triage-tier")}, {"valueCode", triage.tier}},
+      // A FHIR code, so the not-assessable tier's sentence becomes its code, not_assessable.
+      {{{"url", canonical("StructureDefinition/triage-tier")},
+        {"valueCode", input.result->assessment.assessable() ? triage.tier : std::string("not_assessable")}},
        {{"url", canonical("StructureDefinition/triage-margin")}, {"valueDecimal", rounded(triage.margin, 1e7)}}});
   if (!triage.rule_tier.empty())
     extensions.push_back({{"url", canonical("StructureDefinition/triage-rule-score")}, {"valueDecimal", rounded(triage.score, 1e7)}});
   std::string note = "AI suggestion awaiting clinician review. Triage tier: " + tier_words(triage.tier) + " (margin " +
                      std::to_string(rounded(triage.margin, 1e4)).substr(0, 6) + " to the nearest rule threshold).";
-  if (input.assessment && input.assessment->is_object()) {
-    const std::string status = input.assessment->value("status", "");
-    if (!status.empty()) {
-      extensions.push_back({{"url", canonical("StructureDefinition/assessment-status")}, {"valueCode", status}});
-      note += " Assessment: " + status + ".";
-    }
-  }
+  // The safety guard's verdict (docs/safety.md): the status as an extension, the reasons in the note.
+  const Assessment& assessment = input.result->assessment;
+  extensions.push_back({{"url", canonical("StructureDefinition/assessment-status")}, {"valueCode", std::string(assessment.status())}});
+  note += " Assessment: " + std::string(assessment.status());
+  for (std::size_t i = 0; i < assessment.reasons.size(); ++i)
+    note += (i == 0 ? " (" : "; ") + assessment.reasons[i].code + (i + 1 == assessment.reasons.size() ? ")" : "");
+  note += ".";
 
   out.risk_assessment = {
       {"resourceType", "RiskAssessment"},

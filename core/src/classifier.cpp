@@ -129,6 +129,7 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierOptions& options)
   request.precision = choice.artifact->precision;
   request.input_name = manifest.input_name;
   request.output_name = manifest.output_name;
+  if (manifest.ood) request.ood_output_name = manifest.ood->output;
   request.input_size = manifest.input.crop_size;
   request.num_classes = static_cast<int>(manifest.labels.size());
   request.options = options.execution;
@@ -158,6 +159,7 @@ PreparedImage Classifier::prepare(const RgbImage& image) const {
   PreparedImage prepared;
   prepared.input.resize(static_cast<std::size_t>(3) * size * size);
   preprocess_into(image, manifest().input, input_layout(), prepared.input);
+  prepared.quality = quality_reasons(measure_quality(image, size), size);
   prepared.timings.preprocess_ms = milliseconds_since(start);
   return prepared;
 }
@@ -196,7 +198,8 @@ std::vector<ClassificationResult> Classifier::classify_batch(std::span<const Pre
     }
 
     const auto inference_start = Clock::now();
-    const Tensor logits = run_serialized(batch);
+    const InferenceOutputs outputs = run_serialized(batch);
+    const Tensor& logits = outputs.logits;
     const double inference_ms = milliseconds_since(inference_start);
 
     const std::size_t classes = m.labels.size();
@@ -215,6 +218,17 @@ std::vector<ClassificationResult> Classifier::classify_batch(std::span<const Pre
       r.probabilities = softmax({logits.data.data() + i * classes, classes});
       r.top1 = top_k(r.probabilities, 1).front();
       r.triage = decide_triage(r.probabilities, m.labels, m.triage);
+      r.assessment.reasons = images[first + i].quality;
+      if (m.ood) {
+        r.ood_score = outputs.ood_score.data[i];
+        if (auto reason = ood_reason(*r.ood_score, *m.ood)) r.assessment.reasons.insert(r.assessment.reasons.begin(), std::move(*reason));
+      }
+      if (!r.assessment.assessable()) {
+        // No tier is suggested for an image that cannot be assessed (docs/safety.md).
+        r.triage = TriageDecision{};
+        r.triage.tier = std::string(kNotAssessableTier);
+        r.triage.margin = 0.0;
+      }
       r.batch_size = static_cast<int>(count);
       r.timings = images[first + i].timings;
       r.timings.inference_ms = inference_ms;
@@ -225,7 +239,9 @@ std::vector<ClassificationResult> Classifier::classify_batch(std::span<const Pre
   return results;
 }
 
-Tensor Classifier::infer(const Tensor& images) const {
+Tensor Classifier::infer(const Tensor& images) const { return infer_outputs(images).logits; }
+
+InferenceOutputs Classifier::infer_outputs(const Tensor& images) const {
   check_batch_shape(images, input_layout(), manifest().input.crop_size);
   if (max_batch() > 0 && images.shape[0] > max_batch())
     throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds this model's maximum of " +
@@ -233,18 +249,23 @@ Tensor Classifier::infer(const Tensor& images) const {
   return run_serialized(images);
 }
 
-Tensor Classifier::run_serialized(const Tensor& images) const {
-  Tensor logits;
+InferenceOutputs Classifier::run_serialized(const Tensor& images) const {
+  InferenceOutputs outputs;
   {
     std::lock_guard lock(run_mutex_);
-    logits = backend_->run(images);
+    outputs = backend_->run_outputs(images);
   }
+  const Tensor& logits = outputs.logits;
   const auto classes = static_cast<std::int64_t>(manifest().labels.size());
   if (logits.shape.size() != 2 || logits.shape[0] != images.shape[0] || logits.shape[1] != classes ||
       static_cast<std::int64_t>(logits.data.size()) != logits.shape[0] * classes)
     throw Error(ErrorCode::kModelMismatch, "runtime returned an output that is not [" + std::to_string(images.shape[0]) + "," +
                                                std::to_string(classes) + "] logits");
-  return logits;
+  if (manifest().ood && (outputs.ood_score.shape != std::vector<std::int64_t>{images.shape[0], 1} ||
+                         static_cast<std::int64_t>(outputs.ood_score.data.size()) != images.shape[0]))
+    throw Error(ErrorCode::kModelMismatch, "runtime returned no [" + std::to_string(images.shape[0]) + ",1] " + manifest().ood->output +
+                                               " output, which the manifest's safety guard needs");
+  return outputs;
 }
 
 }  // namespace dermcds

@@ -236,6 +236,19 @@ Manifest parse_manifest(const json& document, const std::string& origin) {
   output.one_of("kind", {"logits"});
   m.labels = parse_labels(root);
   m.triage = parse_triage(root.object("triage"), m.labels);
+  if (root.has("safety")) {
+    const FieldReader safety = root.object("safety");
+    if (safety.has("ood")) {
+      const FieldReader ood = safety.object("ood");
+      OodGuard guard;
+      guard.output = ood.string("output");
+      if (guard.output == m.output_name) ood.fail("safety.ood.output", "must differ from output.name");
+      guard.method = ood.one_of("method", {"mahalanobis", "energy", "max_logit"});
+      ood.one_of("direction", {"higher_is_out_of_distribution"});
+      guard.threshold = ood.number("threshold", -1e30, 1e30);
+      m.ood = std::move(guard);
+    }
+  }
   m.artifacts = parse_artifacts(root);
   if (root.has("provenance") && !document["provenance"].is_object()) root.fail("provenance", "must be a JSON object");
   m.document = document;

@@ -28,6 +28,14 @@ nlohmann::ordered_json to_json(const ClassificationResult& r) {
     const auto i = static_cast<std::size_t>(r.top1);
     out["top1"] = {{"code", r.labels[i].code}, {"name", r.labels[i].name}, {"probability", rounded(r.probabilities[i], 1e7)}};
   }
+  json reasons = json::array();
+  for (const AssessmentReason& reason : r.assessment.reasons)
+    reasons.push_back({{"code", reason.code},
+                       {"score", rounded(reason.score, 1e6)},
+                       {"threshold", rounded(reason.threshold, 1e6)},
+                       {"message", reason.message}});
+  out["assessment"] = {{"status", r.assessment.status()}, {"reasons", std::move(reasons)}};
+  out["ood_score"] = r.ood_score ? json(rounded(*r.ood_score, 1e6)) : json(nullptr);
   out["triage"] = {{"tier", r.triage.tier},
                    {"rule", r.triage.rule_tier.empty() ? json(nullptr) : json(r.triage.rule_tier)},
                    {"score", rounded(r.triage.score, 1e7)},

@@ -179,6 +179,23 @@ DERMCDS_API const char* dermcds_result_precision(const dermcds_result* result); 
 DERMCDS_API size_t dermcds_result_fallback_count(const dermcds_result* result);
 DERMCDS_API const char* dermcds_result_fallback(const dermcds_result* result, size_t index);
 
+/* Whether the image can be assessed at all (docs/safety.md): 1 "assessable", 0 "not_assessable"
+ * (the photograph failed a quality check or does not look like a skin lesion). When 0, the triage
+ * tier reads "not assessable: retake the photograph" and no tier is suggested. Added in 0.2.0,
+ * without changing DERMCDS_ABI_VERSION (additive). */
+DERMCDS_API int dermcds_result_assessable(const dermcds_result* result);
+/* "assessable" or "not_assessable". */
+DERMCDS_API const char* dermcds_result_assessment_status(const dermcds_result* result);
+/* Why the image is not assessable, one reason per failed check, in the order of docs/safety.md.
+ * Index-taking functions return NULL (strings) or NaN (numbers) for index >= reason_count. */
+DERMCDS_API size_t dermcds_result_reason_count(const dermcds_result* result);
+DERMCDS_API const char* dermcds_result_reason_code(const dermcds_result* result, size_t index); /* "blurred" */
+DERMCDS_API double dermcds_result_reason_score(const dermcds_result* result, size_t index);
+DERMCDS_API double dermcds_result_reason_threshold(const dermcds_result* result, size_t index);
+DERMCDS_API const char* dermcds_result_reason_message(const dermcds_result* result, size_t index);
+/* The model's out-of-distribution score; NaN for a package without the guard. */
+DERMCDS_API double dermcds_result_ood_score(const dermcds_result* result);
+
 /* The whole result as the JSON document of docs/result.md (timings included). */
 DERMCDS_API const char* dermcds_result_json(const dermcds_result* result);
 

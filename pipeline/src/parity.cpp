@@ -72,7 +72,11 @@ void answer_all(const Classifier& classifier, const DecodedImages& decoded, cons
     }
     try {
       ClassificationResult result = classifier.classify(*decoded.images[i]);
-      run.answers.emplace_back(make_answer(std::move(result.probabilities), manifest));
+      Answer answer = make_answer(std::move(result.probabilities), manifest);
+      if (manifest.ood) answer.assessment = std::string(result.assessment.status());
+      answer.quality_flagged = std::any_of(result.assessment.reasons.begin(), result.assessment.reasons.end(),
+                                           [](const AssessmentReason& reason) { return reason.code != "out_of_distribution"; });
+      run.answers.emplace_back(std::move(answer));
       run.errors.emplace_back();
     } catch (const Error& e) {
       run.answers.emplace_back(std::nullopt);
@@ -133,8 +137,10 @@ std::optional<SubjectRun> run_subject(const ModelPackage& package, const Artifac
   return run;
 }
 
+// `ort_reference` lends the photograph checks, which depend on the image alone: PyTorch's status is
+// its own guard output against the manifest's threshold, plus those checks.
 SubjectRun run_pytorch(const ParityRequest& request, const ModelPackage& package, const ImageSet& set,
-                       const std::filesystem::path& work_dir) {
+                       const std::filesystem::path& work_dir, const SubjectRun& ort_reference) {
   request.progress("running " + std::string(kGroundTruthSubject) + " (the PyTorch source model, via the Python pipeline)");
   const auto start = std::chrono::steady_clock::now();
   TorchReferenceRequest torch;
@@ -154,7 +160,15 @@ SubjectRun run_pytorch(const ParityRequest& request, const ModelPackage& package
   run.sha256 = reference.checkpoint_sha256;
   for (std::size_t i = 0; i < reference.logits.size(); ++i) {
     if (reference.logits[i]) {
-      run.answers.emplace_back(make_answer(softmax(*reference.logits[i]), package.manifest()));
+      Answer answer = make_answer(softmax(*reference.logits[i]), package.manifest());
+      const std::optional<OodGuard>& guard = package.manifest().ood;
+      if (guard && i < reference.ood_scores.size() && reference.ood_scores[i] && i < ort_reference.answers.size() &&
+          ort_reference.answers[i]) {
+        answer.quality_flagged = ort_reference.answers[i]->quality_flagged;
+        const bool ood = ood_reason(*reference.ood_scores[i], *guard).has_value();
+        answer.assessment = ood || answer.quality_flagged ? "not_assessable" : "assessable";
+      }
+      run.answers.emplace_back(std::move(answer));
     } else {
       run.answers.emplace_back(std::nullopt);
     }
@@ -186,6 +200,13 @@ PairResult compare_pair(const ParityReport& report, const SubjectRun& reference,
   if (bounds) pair.bounds = *bounds;
   pair.metrics = compare_answers(report.images, reference.answers, candidate.answers, report.labels);
   pair.check = check_bounds(pair.metrics, bounds, bound_key);
+  if (pair.metrics.assessment_images > 0 && pair.metrics.assessment_agreement < ParityPolicy::kMinAssessmentAgreement) {
+    char text[128];
+    std::snprintf(text, sizeof text, "assessment agreement %.4f < %.4f", pair.metrics.assessment_agreement,
+                  ParityPolicy::kMinAssessmentAgreement);
+    pair.check.violations.emplace_back(text);
+    pair.check.passed = false;
+  }
   return pair;
 }
 
@@ -249,7 +270,7 @@ ParityReport run_parity(const ParityRequest& request) {
   }
   std::optional<SubjectRun> pytorch;
   if (request.torch_reference && wanted(std::string(kGroundTruthSubject), request.only))
-    pytorch = run_pytorch(request, package, report.image_set, work_dir);
+    pytorch = run_pytorch(request, package, report.image_set, work_dir, report.subjects.front());
 
   report.pairs = compare_subjects(report, pytorch ? &*pytorch : nullptr);
   if (pytorch) report.subjects.push_back(std::move(*pytorch));

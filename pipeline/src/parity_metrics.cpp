@@ -37,7 +37,7 @@ PairMetrics compare_answers(std::span<const std::string> images, std::span<const
   m.per_class.resize(classes);
   for (std::size_t c = 0; c < classes; ++c) m.per_class[c].code = labels[c].code;
   std::vector<double> class_sums(classes, 0.0);
-  std::size_t top1_same = 0, triage_same = 0;
+  std::size_t top1_same = 0, triage_same = 0, assessment_same = 0;
 
   for (std::size_t i = 0; i < images.size(); ++i) {
     if (!reference[i]) continue;
@@ -67,6 +67,13 @@ PairMetrics compare_answers(std::span<const std::string> images, std::span<const
                                       r.probabilities[static_cast<std::size_t>(r.top1)],
                                       k.probabilities[static_cast<std::size_t>(k.top1)], r.triage.margin});
     }
+    if (!r.assessment.empty() && !k.assessment.empty()) {
+      ++m.assessment_images;
+      if (r.assessment == k.assessment)
+        ++assessment_same;
+      else
+        m.assessment_disagreements.push_back({images[i], r.assessment, k.assessment, 0, 0, r.triage.margin});
+    }
     if (r.triage.tier == k.triage.tier) {
       ++triage_same;
     } else {
@@ -83,6 +90,7 @@ PairMetrics compare_answers(std::span<const std::string> images, std::span<const
     m.mean_abs_diff = total / (n * static_cast<double>(classes));
     m.top1_agreement = static_cast<double>(top1_same) / n;
     m.triage_agreement = static_cast<double>(triage_same) / n;
+    if (m.assessment_images > 0) m.assessment_agreement = static_cast<double>(assessment_same) / static_cast<double>(m.assessment_images);
   }
   return m;
 }

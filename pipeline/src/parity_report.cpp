@@ -44,9 +44,12 @@ ordered_json pair_json(const PairResult& pair) {
           {"worst_image", m.worst_image},
           {"top1_agreement", m.top1_agreement},
           {"triage_agreement", m.triage_agreement},
+          {"assessment_images", m.assessment_images},
+          {"assessment_agreement", m.assessment_agreement},
           {"per_class", per_class},
           {"top1_disagreements", disagreements_json(m.top1_disagreements)},
-          {"triage_disagreements", disagreements_json(m.triage_disagreements)}};
+          {"triage_disagreements", disagreements_json(m.triage_disagreements)},
+          {"assessment_disagreements", disagreements_json(m.assessment_disagreements)}};
 }
 
 ordered_json subject_json(const SubjectRun& s) {
@@ -209,13 +212,17 @@ std::string to_markdown(const ParityReport& r) {
   }
   bool any_disagreement = false;
   for (const PairResult& p : r.pairs)
-    any_disagreement = any_disagreement || !p.metrics.triage_disagreements.empty() || !p.metrics.top1_disagreements.empty();
+    any_disagreement = any_disagreement || !p.metrics.triage_disagreements.empty() || !p.metrics.top1_disagreements.empty() ||
+                       !p.metrics.assessment_disagreements.empty();
   if (any_disagreement) {
     md += "\n## Disagreements\n\n| candidate | image | kind | reference | candidate's | reference margin |\n|---|---|---|---|---|---:|\n";
     for (const PairResult& p : r.pairs) {
       for (const Disagreement& d : p.metrics.triage_disagreements)
         md += "| " + p.candidate + " | " + d.image + " | triage | " + d.reference + " (" + fixed(d.reference_score, 4) + ") | " +
               d.candidate + " (" + fixed(d.candidate_score, 4) + ") | " + fixed(d.reference_margin, 4) + " |\n";
+      for (const Disagreement& d : p.metrics.assessment_disagreements)
+        md += "| " + p.candidate + " | " + d.image + " | assessment | " + d.reference + " | " + d.candidate + " | " +
+              fixed(d.reference_margin, 4) + " |\n";
       for (const Disagreement& d : p.metrics.top1_disagreements)
         md += "| " + p.candidate + " | " + d.image + " | top-1 | " + d.reference + " (" + fixed(d.reference_score, 4) + ") | " +
               d.candidate + " (" + fixed(d.candidate_score, 4) + ") | " + fixed(d.reference_margin, 4) + " |\n";

@@ -40,9 +40,11 @@ TorchReference run_torch_reference(const TorchReferenceRequest& request) {
       const auto& entry = results[i];
       if (entry.contains("logits")) {
         result.logits.emplace_back(entry["logits"].get<std::vector<float>>());
+        result.ood_scores.push_back(entry.contains("ood_score") ? std::optional<float>(entry["ood_score"].get<float>()) : std::nullopt);
         result.errors.emplace_back();
       } else {
         result.logits.emplace_back(std::nullopt);
+        result.ood_scores.emplace_back(std::nullopt);
         result.errors.push_back(entry.value("error", std::string("no logits")));
       }
     }

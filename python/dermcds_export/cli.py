@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_parser(sub)
 
     # Subcommands of the parity and lifecycle tooling, which live in their own modules.
-    from . import build_inputs, image_sets, parity_plot, parity_reference
-    for module in (parity_reference, parity_plot, build_inputs, image_sets):
+    from . import build_inputs, evaluation, image_sets, parity_plot, parity_reference
+    for module in (parity_reference, parity_plot, build_inputs, image_sets, evaluation):
         module.add_parser(sub)
     return parser
 

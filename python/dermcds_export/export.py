@@ -26,7 +26,7 @@ import onnx
 import torch
 import torchvision
 
-from . import EXPORTER_NAME, EXPORTER_VERSION, architectures, checkpoints, demo_training, lesions
+from . import EXPORTER_NAME, EXPORTER_VERSION, architectures, checkpoints, demo_training, lesions, safety
 from .errors import InvalidInput
 from .hashing import sha256_file
 from .reference_transform import transform_from_manifest_input
@@ -132,8 +132,10 @@ def _write_atomic(path: Path, write) -> None:
             tmp.unlink()
 
 
-def export_onnx(model: torch.nn.Module, path: Path, size: int, opset: int, metadata: Dict[str, str]) -> None:
-    """ONNX file with input "image" [batch,3,size,size] float32 and output "logits" [batch,8]."""
+def export_onnx(model: torch.nn.Module, path: Path, size: int, opset: int, metadata: Dict[str, str],
+                outputs: Tuple[str, ...] = (OUTPUT_NAME,)) -> None:
+    """ONNX file with input "image" [batch,3,size,size] float32 and output "logits" [batch,8]
+    (a model package's graph also has "ood_score" [batch,1], safety.py)."""
     if opset not in OPSETS:
         raise InvalidInput(f"opset must be between {OPSETS.start} and {OPSETS.stop - 1}, not {opset}")
     model = model.eval().to(memory_format=torch.contiguous_format)
@@ -142,12 +144,12 @@ def export_onnx(model: torch.nn.Module, path: Path, size: int, opset: int, metad
     def write(tmp: Path) -> None:
         with torch.no_grad():
             torch.onnx.export(model, dummy, str(tmp), opset_version=opset, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], do_constant_folding=True, export_params=True,
-                              dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}})
+                              output_names=list(outputs), do_constant_folding=True, export_params=True,
+                              dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, **{o: {0: BATCH_DIM} for o in outputs}})
         proto = onnx.load(str(tmp))
         onnx.helper.set_model_props(proto, metadata)
         onnx.checker.check_model(proto, full_check=True)
-        verify_graph(proto, size, opset)
+        verify_graph(proto, size, opset, outputs)
         onnx.save(proto, str(tmp))
 
     _write_atomic(path, write)
@@ -158,7 +160,7 @@ def _dims(value_info) -> List:
             for d in value_info.type.tensor_type.shape.dim]
 
 
-def verify_graph(proto: onnx.ModelProto, size: int, opset: int) -> None:
+def verify_graph(proto: onnx.ModelProto, size: int, opset: int, outputs: Tuple[str, ...] = (OUTPUT_NAME,)) -> None:
     """The interface derm-cds relies on; a torch or onnx change that breaks it fails the export here."""
     graph = proto.graph
     initializers = {i.name for i in graph.initializer}
@@ -169,11 +171,13 @@ def verify_graph(proto: onnx.ModelProto, size: int, opset: int) -> None:
     elif _dims(inputs[0]) != [BATCH_DIM, 3, size, size] or \
             inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         problems.append(f"input {INPUT_NAME} is {_dims(inputs[0])}, expected float32 [{BATCH_DIM}, 3, {size}, {size}]")
-    if [o.name for o in graph.output] != [OUTPUT_NAME]:
-        problems.append(f"outputs are {[o.name for o in graph.output]}, expected ['{OUTPUT_NAME}']")
+    if [o.name for o in graph.output] != list(outputs):
+        problems.append(f"outputs are {[o.name for o in graph.output]}, expected {list(outputs)}")
     elif _dims(graph.output[0]) != [BATCH_DIM, architectures.NUM_CLASSES]:
         problems.append(f"output {OUTPUT_NAME} is {_dims(graph.output[0])}, expected [{BATCH_DIM}, "
                         f"{architectures.NUM_CLASSES}]")
+    elif len(outputs) > 1 and _dims(graph.output[1]) != [BATCH_DIM, 1]:
+        problems.append(f"output {outputs[1]} is {_dims(graph.output[1])}, expected [{BATCH_DIM}, 1]")
     default_opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
     if default_opsets != [opset]:
         problems.append(f"opset is {default_opsets}, expected {opset}")
@@ -199,7 +203,7 @@ def library_versions() -> Dict[str, str]:
 
 
 def build_manifest(arch: architectures.Architecture, name: str, version: str, weights: Weights,
-                   onnx_path: Path) -> dict:
+                   onnx_path: Path, safety_section: Optional[dict] = None) -> dict:
     what = "demo weights" if weights.source == "demo" else f"weights from {weights.path.name}"
     return {
         "format": "dermcds-model-package",
@@ -212,6 +216,7 @@ def build_manifest(arch: architectures.Architecture, name: str, version: str, we
         "output": {"name": OUTPUT_NAME, "kind": "logits"},
         "labels": architectures.manifest_labels(),
         "triage": TRIAGE,
+        **({"safety": safety_section} if safety_section else {}),
         "artifacts": [{"runtime": "onnxruntime", "precision": "fp32", "file": onnx_path.name,
                        "sha256": sha256_file(onnx_path), "bytes": onnx_path.stat().st_size,
                        "layout": "NCHW", "opset": PACKAGE_OPSET}],
@@ -262,25 +267,34 @@ def export_package(request: PackageExport) -> dict:
     if not 1 <= request.check_samples <= 64:
         raise InvalidInput(f"--check-samples must be between 1 and 64, not {request.check_samples}")
     demo_training.make_deterministic(0)
-    model, weights = load_weights(arch, request.checkpoint, demo=request.checkpoint is None)
+    network, weights = load_weights(arch, request.checkpoint, demo=request.checkpoint is None)
 
     request.out.mkdir(parents=True, exist_ok=True)
     request.check_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    # The guard's class statistics come from the training distribution: the demo recipe's seed.
+    fitted = safety.fit(network, arch, arch.input.manifest(), demo_training.RECIPES.get(arch.name, demo_training.DemoRecipe(arch.name)).seed)
+    _write_atomic(request.out / safety.GUARD_FILE, lambda tmp: safety.save_params(tmp, fitted.params))
+    model = safety.GuardedNetwork(network, fitted.params).eval()
+    log(f"safety fit took {time.time() - started:.1f}s")
     onnx_path = request.out / "model.onnx"
     started = time.time()
     log(f"exporting {arch.name} to {onnx_path} (opset {PACKAGE_OPSET}, dynamic batch)")
-    export_onnx(model, onnx_path, arch.input.size, PACKAGE_OPSET, onnx_metadata(arch, weights))
+    export_onnx(model, onnx_path, arch.input.size, PACKAGE_OPSET, onnx_metadata(arch, weights),
+                (OUTPUT_NAME, safety.OOD_OUTPUT))
     export_seconds = time.time() - started
     log(f"ONNX export and full check took {export_seconds:.1f}s ({onnx_path.stat().st_size} bytes)")
 
-    manifest = build_manifest(arch, request.name, request.version, weights, onnx_path)
+    manifest = build_manifest(arch, request.name, request.version, weights, onnx_path, fitted.manifest)
     _write_atomic(request.out / "manifest.json",
                   lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
 
     log(f"computing PyTorch logits for {request.check_samples} sample lesions")
     inputs, classes, sizes = check_images(manifest["input"], request.check_samples)
     with torch.no_grad():
-        logits = model(inputs)
+        logits, ood_scores = model(inputs)
+    _write_atomic(request.check_dir / "torch_ood_score.f32",
+                  lambda tmp: tmp.write_bytes(ood_scores.numpy().astype("<f4", copy=False).tobytes()))
     _write_atomic(request.check_dir / "inputs.f32",
                   lambda tmp: tmp.write_bytes(inputs.numpy().astype("<f4", copy=False).tobytes()))
     _write_atomic(request.check_dir / "torch_logits.f32",

@@ -79,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     # runs convolutions on the CPU about half again as fast (results differ by float rounding).
     torch.set_num_threads(args.threads if args.threads > 0 else max(1, len(os.sched_getaffinity(0))))
     model = load_checkpoint(architectures.get(manifest["architecture"]), checkpoint)
-    model = model.to(memory_format=torch.channels_last)
+    # A package with the safety guard was exported from the checkpoint wrapped with its fitted
+    # guard and temperature (safety.py); the reference is that same graph.
+    from .safety import guarded_from_package
+    guarded = guarded_from_package(model, manifest, package)
+    model = (guarded or model).to(memory_format=torch.channels_last)
     transform = transform_from_manifest_input(manifest["input"])
     images = [line.strip() for line in Path(args.images).read_text().splitlines() if line.strip()]
     print(f"torch-reference: {len(images)} images through {manifest['architecture']} ({checkpoint.name})",
@@ -92,9 +96,12 @@ def run(args: argparse.Namespace) -> int:
         if not pending:
             return
         with torch.no_grad():
-            logits = model(torch.stack([t for _, t in pending]).contiguous(memory_format=torch.channels_last))
-        for (index, _), row in zip(pending, logits):
+            out = model(torch.stack([t for _, t in pending]).contiguous(memory_format=torch.channels_last))
+        logits, scores = out if guarded is not None else (out, None)
+        for row_index, ((index, _), row) in enumerate(zip(pending, logits)):
             results[index] = {"image": images[index], "logits": [float(v) for v in row]}
+            if scores is not None:
+                results[index]["ood_score"] = float(scores[row_index, 0])
         pending.clear()
 
     for index, image in enumerate(images):

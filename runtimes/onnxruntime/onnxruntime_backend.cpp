@@ -71,11 +71,24 @@ OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
 
 void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
   const std::string model = request.model_file.string();
-  if (session_->GetInputCount() != 1 || session_->GetOutputCount() != 1)
-    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and one output, found " +
-                                               std::to_string(session_->GetInputCount()) + " and " +
+  // Logits come first; a package with the safety guard has the ood score as a second output.
+  const std::size_t expected_outputs = request.ood_output_name.empty() ? 1 : 2;
+  if (session_->GetInputCount() != 1 || session_->GetOutputCount() < 1 || session_->GetOutputCount() > 2 ||
+      session_->GetOutputCount() < expected_outputs)
+    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and " + std::to_string(expected_outputs) +
+                                               " output(s), found " + std::to_string(session_->GetInputCount()) + " and " +
                                                std::to_string(session_->GetOutputCount()));
   Ort::AllocatorWithDefaultOptions allocator;
+  if (!request.ood_output_name.empty()) {
+    ood_output_name_ = session_->GetOutputNameAllocated(1, allocator).get();
+    const Ort::TypeInfo ood_type = session_->GetOutputTypeInfo(1);
+    const auto ood_info = ood_type.GetTensorTypeAndShapeInfo();
+    const std::vector<std::int64_t> shape = ood_info.GetShape();
+    if (ood_output_name_ != request.ood_output_name || ood_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ||
+        shape.size() != 2 || shape[1] != 1)
+      throw Error(ErrorCode::kModelMismatch, model + ": second output is '" + ood_output_name_ + "' " + shape_text(shape) +
+                                                 ", the manifest says float '" + request.ood_output_name + "' [N,1]");
+  }
   input_name_ = session_->GetInputNameAllocated(0, allocator).get();
   output_name_ = session_->GetOutputNameAllocated(0, allocator).get();
   if (input_name_ != request.input_name || output_name_ != request.output_name)
@@ -102,7 +115,9 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
   max_batch_ = in[0] > 0 ? static_cast<int>(in[0]) : 0;
 }
 
-Tensor OnnxRuntimeBackend::run(const Tensor& images) {
+Tensor OnnxRuntimeBackend::run(const Tensor& images) { return run_outputs(images).logits; }
+
+InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) {
   if (max_batch_ > 0 && images.shape[0] > max_batch_)
     throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " +
                                                  std::to_string(max_batch_));
@@ -110,19 +125,26 @@ Tensor OnnxRuntimeBackend::run(const Tensor& images) {
   Ort::Value input = Ort::Value::CreateTensor<float>(cpu_memory_, const_cast<float*>(images.data.data()), images.data.size(),
                                                      images.shape.data(), images.shape.size());
   const char* input_names[] = {input_name_.c_str()};
-  const char* output_names[] = {output_name_.c_str()};
+  const char* output_names[] = {output_name_.c_str(), ood_output_name_.c_str()};
+  const std::size_t output_count = ood_output_name_.empty() ? 1 : 2;
   std::vector<Ort::Value> outputs;
   try {
-    outputs = session_->Run(Ort::RunOptions{nullptr}, input_names, &input, 1, output_names, 1);
+    outputs = session_->Run(Ort::RunOptions{nullptr}, input_names, &input, 1, output_names, output_count);
   } catch (const Ort::Exception& e) {
     throw Error(ErrorCode::kRuntimeFailure, std::string("ONNX Runtime inference failed: ") + e.what());
   }
-  const auto info = outputs.front().GetTensorTypeAndShapeInfo();
-  Tensor logits;
-  logits.shape = info.GetShape();
-  const float* data = outputs.front().GetTensorData<float>();
-  logits.data.assign(data, data + info.GetElementCount());
-  return logits;
+  auto copy = [](const Ort::Value& value) {
+    const auto info = value.GetTensorTypeAndShapeInfo();
+    Tensor tensor;
+    tensor.shape = info.GetShape();
+    const float* data = value.GetTensorData<float>();
+    tensor.data.assign(data, data + info.GetElementCount());
+    return tensor;
+  };
+  InferenceOutputs result;
+  result.logits = copy(outputs.front());
+  if (output_count == 2) result.ood_score = copy(outputs[1]);
+  return result;
 }
 
 }  // namespace dermcds::onnxruntime

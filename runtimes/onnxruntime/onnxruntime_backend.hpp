@@ -24,6 +24,7 @@ class OnnxRuntimeBackend final : public InferenceBackend {
   TensorLayout input_layout() const override { return TensorLayout::kNCHW; }
   int max_batch() const override { return max_batch_; }
   Tensor run(const Tensor& images) override;
+  InferenceOutputs run_outputs(const Tensor& images) override;
 
  private:
   void check_signature(const BackendRequest& request);
@@ -33,6 +34,7 @@ class OnnxRuntimeBackend final : public InferenceBackend {
   BackendInfo info_;
   std::string input_name_;
   std::string output_name_;
+  std::string ood_output_name_;  // empty: the model's guard output is not read
   int max_batch_ = 0;
 };
 

@@ -78,9 +78,20 @@ TfliteBackend::TfliteBackend(const BackendRequest& request) {
 
 void TfliteBackend::check_signature(const BackendRequest& request) {
   const std::string model = request.model_file.string();
-  if (interpreter_->input_count() != 1 || interpreter_->output_count() != 1)
-    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and one output, found " + std::to_string(interpreter_->input_count()) +
-                                               " and " + std::to_string(interpreter_->output_count()));
+  // Logits come first; a package with the safety guard has the ood score as a second output.
+  const int expected_outputs = request.ood_output_name.empty() ? 1 : 2;
+  if (interpreter_->input_count() != 1 || interpreter_->output_count() < expected_outputs || interpreter_->output_count() > 2)
+    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and " + std::to_string(expected_outputs) + " output(s), found " +
+                                               std::to_string(interpreter_->input_count()) + " and " + std::to_string(interpreter_->output_count()));
+  if (expected_outputs == 2) {
+    const TfLiteTensor* ood = interpreter_->output(1);
+    const TfLiteType ood_type = TfLiteTensorType(ood);
+    if (TfLiteTensorName(ood) != request.ood_output_name || (ood_type != kTfLiteFloat32 && ood_type != kTfLiteInt8) ||
+        tensor_shape(ood) != std::vector<std::int64_t>{1, 1})
+      throw Error(ErrorCode::kModelMismatch, model + ": second output is '" + std::string(TfLiteTensorName(ood)) + "' " + type_name(ood_type) +
+                                                 " " + shape_text(tensor_shape(ood)) + ", the manifest says '" + request.ood_output_name + "' [1,1]");
+    reads_ood_ = true;
+  }
   const TfLiteTensor* input = interpreter_->input(0);
   const TfLiteTensor* output = interpreter_->output(0);
   const std::string input_name = TfLiteTensorName(input), output_name = TfLiteTensorName(output);
@@ -100,11 +111,29 @@ void TfliteBackend::check_signature(const BackendRequest& request) {
   classes_ = static_cast<std::size_t>(request.num_classes);
 }
 
-Tensor TfliteBackend::run(const Tensor& images) {
+Tensor TfliteBackend::run(const Tensor& images) { return run_outputs(images).logits; }
+
+namespace {
+// A float or int8 (dequantized) output tensor's first `count` values into `out`.
+void read_output(const TfLiteTensor* output, float* out, std::size_t count) {
+  if (TfLiteTensorType(output) == kTfLiteInt8) {
+    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(output);
+    const auto* values = static_cast<const std::int8_t*>(TfLiteTensorData(output));
+    for (std::size_t c = 0; c < count; ++c) out[c] = q.scale * static_cast<float>(values[c] - q.zero_point);
+  } else {
+    std::memcpy(out, TfLiteTensorData(output), count * sizeof(float));
+  }
+}
+}  // namespace
+
+InferenceOutputs TfliteBackend::run_outputs(const Tensor& images) {
   if (images.shape.empty() || images.data.size() != static_cast<std::size_t>(images.shape[0]) * image_values_)
     throw Error(ErrorCode::kInvalidArgument, "image batch does not have " + std::to_string(image_values_) + " values per image");
   const auto batch = static_cast<std::size_t>(images.shape[0]);
-  Tensor logits = Tensor::zeros({static_cast<std::int64_t>(batch), static_cast<std::int64_t>(classes_)});
+  InferenceOutputs result;
+  Tensor& logits = result.logits;
+  logits = Tensor::zeros({static_cast<std::int64_t>(batch), static_cast<std::int64_t>(classes_)});
+  if (reads_ood_) result.ood_score = Tensor::zeros({static_cast<std::int64_t>(batch), 1});
   TfLiteTensor* input = interpreter_->input(0);
   const TfLiteQuantizationParams in_q = TfLiteTensorQuantizationParams(input);
   std::vector<std::int8_t> quantized(TfLiteTensorType(input) == kTfLiteInt8 ? image_values_ : 0);
@@ -121,17 +150,10 @@ Tensor TfliteBackend::run(const Tensor& images) {
       std::memcpy(TfLiteTensorData(input), image, image_values_ * sizeof(float));
     }
     interpreter_->invoke();
-    const TfLiteTensor* output = interpreter_->output(0);
-    float* row = logits.data.data() + n * classes_;
-    if (TfLiteTensorType(output) == kTfLiteInt8) {
-      const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(output);
-      const auto* values = static_cast<const std::int8_t*>(TfLiteTensorData(output));
-      for (std::size_t c = 0; c < classes_; ++c) row[c] = q.scale * static_cast<float>(values[c] - q.zero_point);
-    } else {
-      std::memcpy(row, TfLiteTensorData(output), classes_ * sizeof(float));
-    }
+    read_output(interpreter_->output(0), logits.data.data() + n * classes_, classes_);
+    if (reads_ood_) read_output(interpreter_->output(1), result.ood_score.data.data() + n, 1);
   }
-  return logits;
+  return result;
 }
 
 }  // namespace dermcds::tflite_runtime

@@ -25,6 +25,7 @@ class TfliteBackend final : public InferenceBackend {
   const BackendInfo& info() const override { return info_; }
   TensorLayout input_layout() const override { return TensorLayout::kNHWC; }
   Tensor run(const Tensor& images) override;
+  InferenceOutputs run_outputs(const Tensor& images) override;
 
  private:
   void check_signature(const BackendRequest& request);
@@ -33,6 +34,7 @@ class TfliteBackend final : public InferenceBackend {
   BackendInfo info_;
   std::size_t image_values_ = 0;  // S * S * 3
   std::size_t classes_ = 0;
+  bool reads_ood_ = false;  // the manifest names a guard output (second output tensor)
 };
 
 }  // namespace dermcds::tflite_runtime

@@ -98,6 +98,27 @@ function showResult(result) {
   triage.textContent = tier.text;
   triage.dataset.tier = result.triage.tier;
 
+  // Not assessable (docs/safety.md): say why and what to do; the probabilities are not a reading.
+  const assessable = !result.assessment || result.assessment.status === 'assessable';
+  const assessment = $('assessment');
+  assessment.hidden = assessable;
+  assessment.dataset.status = result.assessment ? result.assessment.status : 'assessable';
+  if (!assessable) {
+    triage.className = 'tier tier-not-assessable';
+    triage.textContent = 'Not assessable: retake the photograph';
+    $('assessment-title').textContent =
+      'This photograph cannot be assessed, so no triage tier is suggested. Retake it: in focus, evenly lit, ' +
+      'the lesion filling the frame.';
+    const reasons = $('assessment-reasons');
+    reasons.replaceChildren();
+    for (const reason of result.assessment.reasons) {
+      const item = document.createElement('li');
+      item.textContent = reason.message;
+      item.dataset.code = reason.code;
+      reasons.append(item);
+    }
+  }
+
   $('top1').textContent = `Most probable: ${result.top1.name} (${result.top1.code}), ${percent(result.top1.probability)}. ` +
     `Distance of the probabilities from the nearest triage threshold: ${result.triage.margin.toFixed(3)}.`;
   drawChart(result.probabilities, result.top1.code);

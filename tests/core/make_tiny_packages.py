@@ -54,6 +54,21 @@ def tiny_model(size=SIZE, classes=8, input_name="image", output_name="logits"):
     return model
 
 
+def tiny_guarded_model():
+    """The tiny model plus the safety guard's second output, "ood_score" [batch, 1]: the squared
+    length of the channel-mean vector, a stand-in for the export's feature distance."""
+    model = tiny_model()
+    graph = model.graph
+    graph.node.extend([
+        helper.make_node("Mul", ["features", "features"], ["squares"]),
+        helper.make_node("ReduceSum", ["squares", "axes"], ["ood_score"], keepdims=1),
+    ])
+    graph.initializer.append(helper.make_tensor("axes", TensorProto.INT64, [1], [1]))
+    graph.output.append(helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["batch", 1]))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 def manifest(name, size=SIZE, artifacts=()):
     return {
         "format": "dermcds-model-package", "format_version": 1,
@@ -73,7 +88,7 @@ def manifest(name, size=SIZE, artifacts=()):
     }
 
 
-def write_package(repository, name, model, manifest_size=SIZE):
+def write_package(repository, name, model, manifest_size=SIZE, safety=None):
     directory = os.path.join(repository, name, "1")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "model.onnx")
@@ -82,7 +97,10 @@ def write_package(repository, name, model, manifest_size=SIZE):
     artifact = {"runtime": "onnxruntime", "precision": "fp32", "file": "model.onnx",
                 "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "layout": "NCHW", "opset": 17}
     with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump(manifest(name, manifest_size, [artifact]), f, indent=2)
+        document = manifest(name, manifest_size, [artifact])
+        if safety:
+            document["safety"] = safety
+        json.dump(document, f, indent=2)
 
 
 def softmax(logits):
@@ -102,8 +120,16 @@ def main():
     references = []
     for image in images:
         tensor = transform(load_rgb(image)).numpy()
-        logits = WEIGHTS @ tensor.reshape(3, -1).mean(axis=1, dtype=np.float64).astype(np.float32) + BIAS
-        references.append({"image": image, "probabilities": softmax(logits).tolist()})
+        means = tensor.reshape(3, -1).mean(axis=1, dtype=np.float64).astype(np.float32)
+        logits = WEIGHTS @ means + BIAS
+        references.append({"image": image, "probabilities": softmax(logits).tolist(),
+                           "ood_score": float((means.astype(np.float64) ** 2).sum())})
+    # The guard's threshold between the images' scores, so that some pass and some do not.
+    scores = sorted(r["ood_score"] for r in references)
+    threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2 if len(scores) > 1 else 1.0
+    write_package(repository, "tiny-guarded", tiny_guarded_model(), safety={"ood": {
+        "output": "ood_score", "method": "mahalanobis", "direction": "higher_is_out_of_distribution",
+        "threshold": threshold}})
     with open(os.path.join(out, "tiny_reference.json"), "w") as f:
         json.dump(references, f, indent=2)
 

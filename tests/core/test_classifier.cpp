@@ -1,5 +1,6 @@
 // The Classifier end to end on tiny ONNX packages (make_tiny_packages.py), whose outputs have
 // an independent numpy + Pillow reference.
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -53,6 +54,46 @@ TEST(Classifier, MatchesNumpyReferenceOnRealPhotographs) {
   for (std::size_t c = 0; c < seen[0].size(); ++c)
     for (const auto& p : seen) spread = std::max(spread, double(std::abs(p[c] - seen[0][c])));
   EXPECT_GT(spread, 0.1);
+}
+
+TEST(Classifier, GuardOutputDecidesTheAssessmentAndWithholdsTheTier) {
+  const nlohmann::json references = nlohmann::json::parse(std::ifstream(tiny_dir() / "tiny_reference.json"));
+  ClassifierOptions options;
+  options.package = tiny_package("tiny-guarded");
+  options.execution.provider = "cpu";
+  const auto classifier = Classifier::create(options);
+  ASSERT_TRUE(classifier->manifest().ood);
+  const double threshold = classifier->manifest().ood->threshold;
+  int flagged = 0, passed = 0;
+  for (const auto& reference : references) {
+    const auto result = classifier->classify(read_file_bytes(reference["image"].get<std::string>()));
+    const double expected = reference["ood_score"].get<double>();
+    ASSERT_TRUE(result.ood_score);
+    EXPECT_NEAR(*result.ood_score, expected, 1e-4 * std::max(1.0, expected)) << reference["image"];
+    const bool ood = std::any_of(result.assessment.reasons.begin(), result.assessment.reasons.end(),
+                                 [](const AssessmentReason& r) { return r.code == "out_of_distribution"; });
+    EXPECT_EQ(ood, expected > threshold) << reference["image"];
+    if (!result.assessment.assessable()) {
+      EXPECT_EQ(result.triage.tier, kNotAssessableTier);
+      EXPECT_TRUE(result.triage.rule_tier.empty());
+      const auto json = to_json(result);
+      EXPECT_EQ(json["assessment"]["status"], "not_assessable");
+      EXPECT_EQ(json["triage"]["tier"], "not assessable: retake the photograph");
+      EXPECT_FALSE(json["assessment"]["reasons"].empty());
+    }
+    (ood ? flagged : passed) += 1;
+  }
+  EXPECT_GT(flagged, 0);
+  EXPECT_GT(passed, 0);
+  // The raw tensor path returns the guard output too.
+  const InferenceOutputs outputs = classifier->infer_outputs(Tensor::zeros({2, 3, 64, 64}));
+  EXPECT_EQ(outputs.ood_score.shape, (std::vector<std::int64_t>{2, 1}));
+}
+
+TEST(Classifier, PackageWithoutGuardHasNoOodScore) {
+  const auto result = open_tiny()->classify(read_file_bytes(test::real_photographs().front()));
+  EXPECT_FALSE(result.ood_score);
+  EXPECT_TRUE(to_json(result)["ood_score"].is_null());
 }
 
 TEST(Classifier, ResultNamesWhatRan) {

@@ -86,6 +86,30 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+TEST(Manifest, SafetyGuardIsReadAndCheckedWhenPresent) {
+  json document = test::valid_manifest();
+  EXPECT_FALSE(parse_manifest(document, "test").ood);  // older packages have none
+  document["safety"]["ood"] = {{"output", "ood_score"}, {"method", "mahalanobis"},
+                               {"direction", "higher_is_out_of_distribution"}, {"threshold", 1.75}};
+  const Manifest m = parse_manifest(document, "test");
+  ASSERT_TRUE(m.ood);
+  EXPECT_EQ(m.ood->output, "ood_score");
+  EXPECT_EQ(m.ood->method, "mahalanobis");
+  EXPECT_DOUBLE_EQ(m.ood->threshold, 1.75);
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"method", "vibes"}, {"direction", "lower_is_worse"}, {"threshold", "high"}, {"output", "logits"}}) {
+    json bad = document;
+    bad["safety"]["ood"][field] = value;
+    try {
+      parse_manifest(bad, "test");
+      ADD_FAILURE() << field << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidPackage);
+      EXPECT_NE(std::string(e.what()).find(field == "output" ? "output" : field), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Manifest, UnknownFieldsSurviveInTheDocument) {
   json document = test::valid_manifest();
   document["parity"] = {{"passed", true}};

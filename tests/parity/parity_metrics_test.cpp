@@ -76,6 +76,27 @@ TEST(ParityMetrics, TopOneDisagreementNamesBothClasses) {
   EXPECT_DOUBLE_EQ(m.triage_agreement, 1.0);  // 0.49 and 0.47 are both urgent
 }
 
+TEST(ParityMetrics, AssessmentAgreementCountsOnlyImagesWithAStatusOnBothSides) {
+  const std::vector<std::string> images{"a.png", "b.png", "c.png", "d.png"};
+  const std::vector<float> p{0.1f, 0.9f, 0, 0, 0, 0, 0, 0};
+  std::vector<std::optional<Answer>> reference(4, answer(p)), candidate(4, answer(p));
+  const char* ref[] = {"assessable", "not_assessable", "not_assessable", ""};
+  const char* cand[] = {"assessable", "not_assessable", "assessable", "assessable"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    reference[i]->assessment = ref[i];
+    candidate[i]->assessment = cand[i];
+  }
+  const PairMetrics m = compare_answers(images, reference, candidate, isic_manifest().labels);
+  // d has no reference status: 3 compared, c disagrees.
+  EXPECT_EQ(m.assessment_images, 3u);
+  EXPECT_DOUBLE_EQ(m.assessment_agreement, 2.0 / 3.0);
+  ASSERT_EQ(m.assessment_disagreements.size(), 1u);
+  EXPECT_EQ(m.assessment_disagreements[0].image, "c.png");
+  EXPECT_EQ(m.assessment_disagreements[0].reference, "not_assessable");
+  EXPECT_EQ(m.assessment_disagreements[0].candidate, "assessable");
+  EXPECT_EQ(ParityPolicy::kMinAssessmentAgreement, 0.99);
+}
+
 TEST(ParityBounds, EveryBrokenBoundIsNamed) {
   const Fixture f;
   const PairMetrics m = compare_answers(f.images, f.reference, f.candidate, isic_manifest().labels);

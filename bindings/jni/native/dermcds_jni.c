@@ -25,7 +25,7 @@ static jstring utf8_name;            /* "UTF-8", a global reference */
 #define RESULT_SIGNATURE                                                                            \
   "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;"   \
   "Ljava/lang/String;[Ljava/lang/String;[Ljava/lang/String;[FILjava/lang/String;[Ljava/lang/String;" \
-  "Ljava/lang/String;)V"
+  "Ljava/lang/String;Ljava/lang/String;[Ljava/lang/String;[D[D[Ljava/lang/String;)V"
 
 static jclass global_class(JNIEnv* env, const char* name) {
   jclass local = (*env)->FindClass(env, name);
@@ -136,10 +136,22 @@ static jobject to_java_result(JNIEnv* env, const dermcds_result* result) {
   jstring tier = to_java(env, dermcds_result_triage_tier(result));
   jobjectArray fallbacks = text_array(env, result, dermcds_result_fallback_count(result), dermcds_result_fallback);
   jstring json = to_java(env, dermcds_result_json(result));
+  jstring status = to_java(env, dermcds_result_assessment_status(result));
+  const size_t reasons = dermcds_result_reason_count(result);
+  jobjectArray reason_codes = text_array(env, result, reasons, dermcds_result_reason_code);
+  jobjectArray reason_messages = text_array(env, result, reasons, dermcds_result_reason_message);
+  jdoubleArray reason_scores = (*env)->NewDoubleArray(env, (jsize)reasons);
+  jdoubleArray reason_thresholds = (*env)->NewDoubleArray(env, (jsize)reasons);
+  for (size_t i = 0; reason_scores && reason_thresholds && i < reasons; ++i) {
+    const jdouble score = dermcds_result_reason_score(result, i), threshold = dermcds_result_reason_threshold(result, i);
+    (*env)->SetDoubleArrayRegion(env, reason_scores, (jsize)i, 1, &score);
+    (*env)->SetDoubleArrayRegion(env, reason_thresholds, (jsize)i, 1, &threshold);
+  }
   jobject object = NULL;
   if (!(*env)->ExceptionCheck(env)) {
     object = (*env)->NewObject(env, result_class, result_init, model_name, model_version, runtime, runtime_version, provider,
-                               precision, codes, names, probabilities, (jint)dermcds_result_top1(result), tier, fallbacks, json);
+                               precision, codes, names, probabilities, (jint)dermcds_result_top1(result), tier, fallbacks, json,
+                               status, reason_codes, reason_scores, reason_thresholds, reason_messages);
   }
   return (*env)->PopLocalFrame(env, object);
 }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "dermcds/assessment.hpp"
 #include "dermcds/image.hpp"
 #include "dermcds/model_package.hpp"
 #include "dermcds/result.hpp"
@@ -37,6 +38,8 @@ struct ClassifierOptions {
 // An image decoded and preprocessed, ready to join a batch.
 struct PreparedImage {
   std::vector<float> input;  // 3 * S * S floats in the classifier's input_layout()
+  // Photograph checks on the decoded image; none for an image given as a tensor.
+  std::vector<AssessmentReason> quality;
   StageTimings timings;      // decode and preprocess filled in
 };
 
@@ -59,6 +62,8 @@ class Classifier {
   // Raw tensor in, logits out: [N,3,S,S] or [N,S,S,3] in input_layout(). For protocol
   // endpoints that carry tensors instead of images. Throws kInvalidArgument on a wrong shape.
   Tensor infer(const Tensor& images) const;
+  // infer() with the guard output as well (ood_score empty for a package without the guard).
+  InferenceOutputs infer_outputs(const Tensor& images) const;
 
   const Manifest& manifest() const noexcept { return package_.manifest(); }
   const ModelPackage& package() const noexcept { return package_; }
@@ -68,7 +73,7 @@ class Classifier {
 
  private:
   Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits);
-  Tensor run_serialized(const Tensor& images) const;
+  InferenceOutputs run_serialized(const Tensor& images) const;
 
   ModelPackage package_;
   std::unique_ptr<InferenceBackend> backend_;

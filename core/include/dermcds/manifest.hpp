@@ -40,6 +40,15 @@ struct TriagePolicy {
   std::string default_tier = "routine";
 };
 
+// The out-of-distribution guard (manifest "safety.ood", docs/safety.md): the model's second
+// output is a score, higher meaning less like the lesions it was trained on; above `threshold`
+// the image is not assessable. The threshold was fixed at export from held-out lesions.
+struct OodGuard {
+  std::string output;  // tensor name, "ood_score"
+  std::string method;  // "mahalanobis", "energy", "max_logit": how the export computes it
+  double threshold = 0.0;
+};
+
 struct ArtifactEntry {
   std::string runtime;    // "onnxruntime" | "tflite"
   std::string precision;  // "fp32" | "fp16" | "int8"
@@ -59,6 +68,7 @@ struct Manifest {
   std::string output_name = "logits";
   std::vector<Label> labels;
   TriagePolicy triage;
+  std::optional<OodGuard> ood;  // absent in packages exported before the guard existed
   std::vector<ArtifactEntry> artifacts;
   nlohmann::json document;  // the full manifest as read (or as built)
 

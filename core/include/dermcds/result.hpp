@@ -1,11 +1,13 @@
 // The answer derm-cds gives for one image, and its JSON form (documented in docs/result.md).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "dermcds/assessment.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/postprocess.hpp"
 
@@ -29,7 +31,9 @@ struct ClassificationResult {
   std::vector<Label> labels;         // manifest order
   std::vector<float> probabilities;  // same order as labels
   int top1 = -1;                     // index into labels
-  TriageDecision triage;
+  TriageDecision triage;  // tier is kNotAssessableTier when the assessment says so
+  Assessment assessment;
+  std::optional<float> ood_score;  // the model's guard output; none for a package without it
   StageTimings timings;
   int batch_size = 1;                  // images in the inference that produced this result
   std::vector<std::string> fallbacks;  // providers asked for but not used, and why

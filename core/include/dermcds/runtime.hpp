@@ -48,9 +48,18 @@ struct BackendRequest {
   std::string precision;             // as recorded in the manifest
   std::string input_name;            // the manifest's tensor names
   std::string output_name;
+  // The model's second output, its out-of-distribution score [N,1] (manifest safety.ood.output,
+  // docs/safety.md); empty for a package without the guard.
+  std::string ood_output_name;
   int input_size = 0;   // square image side the model expects
   int num_classes = 0;  // width of the logits output
   ExecutionOptions options;
+};
+
+// Everything one inference returns.
+struct InferenceOutputs {
+  Tensor logits;     // [N, classes]
+  Tensor ood_score;  // [N, 1]; empty (no shape) when the request named no ood_output_name
 };
 
 class InferenceBackend {
@@ -67,6 +76,9 @@ class InferenceBackend {
 
   // `images` is a batch [N,3,S,S] or [N,S,S,3] in input_layout(); returns logits [N, classes].
   virtual Tensor run(const Tensor& images) = 0;
+  // run() plus the guard output. Backends that can read a second output override this; the
+  // default suits a model without one.
+  virtual InferenceOutputs run_outputs(const Tensor& images) { return {run(images), {}}; }
 };
 
 // One runtime compiled into this build.

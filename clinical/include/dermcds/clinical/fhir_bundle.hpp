@@ -39,9 +39,6 @@ struct FhirClassification {
   FhirImage image;
   std::string artifact_sha256;  // of the model artifact that ran, as its manifest pins it
   std::string occurrence;       // when the classification ran (ISO 8601)
-  // The safety guard's verdict (issue 10's "assessment" object), carried as an extension when
-  // present; its status also marks tier "not_assessable". nullopt until the result carries one.
-  std::optional<nlohmann::json> assessment;
 };
 
 // Throws kInvalidArgument naming `parameter` unless `reference` is a FHIR relative reference to

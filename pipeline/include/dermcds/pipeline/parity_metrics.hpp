@@ -19,7 +19,10 @@ namespace dermcds::pipeline {
 struct Answer {
   std::vector<float> probabilities;  // manifest label order
   int top1 = -1;
-  TriageDecision triage;
+  TriageDecision triage;  // from the probabilities alone, whatever the assessment says
+  // "assessable" / "not_assessable" (docs/safety.md); empty where the subject gives none.
+  std::string assessment;
+  bool quality_flagged = false;  // some photograph check failed (the same for every runtime)
 };
 
 // Probabilities -> top-1 and triage with the package's labels and triage policy.
@@ -52,6 +55,10 @@ struct PairMetrics {
   double triage_agreement = 0;  // fraction of compared images
   std::vector<Disagreement> top1_disagreements;
   std::vector<Disagreement> triage_disagreements;
+  // Images where both subjects gave an assessment status, and the fraction where it was the same.
+  std::size_t assessment_images = 0;
+  double assessment_agreement = 1.0;
+  std::vector<Disagreement> assessment_disagreements;
 };
 
 // Compares answers image by image. `reference` and `candidate` are parallel to `images`; an empty

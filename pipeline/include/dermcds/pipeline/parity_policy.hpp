@@ -52,6 +52,9 @@ struct ParityPolicy {
   // Images whose reference triage score lies within this distance of a rule's threshold are listed
   // in the report with every runtime's tier, agreeing or not.
   double near_threshold_margin = 0.02;
+  // The assessment status (assessable or not) must agree between every pair of subjects on at
+  // least this fraction of images (issue 10). A fixed requirement: no policy file changes it.
+  static constexpr double kMinAssessmentAgreement = 0.99;
 
   static ParityPolicy defaults();
   // The defaults with the manifest's "policy.parity" laid over them.

@@ -31,6 +31,8 @@ struct TorchReference {
   // Parallel to the request's images: the logits, or nothing where PyTorch's pipeline refused the
   // image (the reason is in errors[i]).
   std::vector<std::optional<std::vector<float>>> logits;
+  // Parallel to logits: the guard output, for a package with the safety guard (docs/safety.md).
+  std::vector<std::optional<float>> ood_scores;
   std::vector<std::string> errors;
 };
 

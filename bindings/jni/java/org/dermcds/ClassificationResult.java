@@ -22,11 +22,17 @@ public final class ClassificationResult {
   private final String triageTier;
   private final String[] fallbacks;
   private final String json;
+  private final String assessmentStatus;
+  private final String[] reasonCodes;
+  private final double[] reasonScores;
+  private final double[] reasonThresholds;
+  private final String[] reasonMessages;
 
   /** Made by the native code from a dermcds_result. */
   ClassificationResult(String modelName, String modelVersion, String runtime, String runtimeVersion, String provider,
       String precision, String[] classCodes, String[] classNames, float[] probabilities, int top1, String triageTier,
-      String[] fallbacks, String json) {
+      String[] fallbacks, String json, String assessmentStatus, String[] reasonCodes, double[] reasonScores,
+      double[] reasonThresholds, String[] reasonMessages) {
     this.modelName = modelName;
     this.modelVersion = modelVersion;
     this.runtime = runtime;
@@ -40,6 +46,11 @@ public final class ClassificationResult {
     this.triageTier = triageTier;
     this.fallbacks = fallbacks;
     this.json = json;
+    this.assessmentStatus = assessmentStatus;
+    this.reasonCodes = reasonCodes;
+    this.reasonScores = reasonScores;
+    this.reasonThresholds = reasonThresholds;
+    this.reasonMessages = reasonMessages;
   }
 
   public String modelName() { return modelName; }
@@ -60,10 +71,22 @@ public final class ClassificationResult {
   public float probability(int classIndex) { return probabilities[classIndex]; }
   public int top1() { return top1; }
   public String top1Code() { return classCodes[top1]; }
-  /** "urgent_referral", "dermatology_review" or "routine" (the package's triage policy). */
+  /**
+   * "urgent_referral", "dermatology_review" or "routine" (the package's triage policy); "not assessable:
+   * retake the photograph" when {@link #assessable()} is false.
+   */
   public String triageTier() { return triageTier; }
   /** Providers asked for that could not run, each "provider: why". */
   public List<String> fallbacks() { return Collections.unmodifiableList(Arrays.asList(fallbacks)); }
+  /** Whether the image can be assessed at all (docs/safety.md). */
+  public boolean assessable() { return "assessable".equals(assessmentStatus); }
+  /** "assessable" or "not_assessable". */
+  public String assessmentStatus() { return assessmentStatus; }
+  /** Codes of the failed checks: "out_of_distribution", "blurred", "overexposed", "underexposed", "too_small". */
+  public List<String> reasonCodes() { return Collections.unmodifiableList(Arrays.asList(reasonCodes)); }
+  public List<String> reasonMessages() { return Collections.unmodifiableList(Arrays.asList(reasonMessages)); }
+  public double reasonScore(int index) { return reasonScores[index]; }
+  public double reasonThreshold(int index) { return reasonThresholds[index]; }
   /** The whole result as docs/result.md's JSON document. */
   public String json() { return json; }
 

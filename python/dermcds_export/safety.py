@@ -1,0 +1,376 @@
+"""The safety guard and calibration that the export folds into every model package (docs/safety.md).
+
+At export, with the trained network in hand:
+
+1. Penultimate features (the input of the last linear layer) and logits are computed for three
+   disjoint sets of synthetic lesions: FIT (the training distribution, seed of the demo training
+   recipe) for class-conditional feature statistics, TUNE (held out) for the temperature and the
+   guard threshold, and TEST (held out) for the figures the manifest reports.
+2. Three out-of-distribution scores are measured, each "higher means less like a lesion":
+   energy (-logsumexp of the logits), negative max-logit, and the Mahalanobis distance of the
+   features to the nearest class mean (shared covariance, in the principal subspace of the FIT
+   features). Each one's AUROC between TEST lesions and non-lesion photographs from Debian
+   packages (data/validation/real_photographs.json, non_lesion_photographs.json) is recorded; the
+   one with the highest AUROC becomes the graph's second output, "ood_score" [batch, 1].
+3. The threshold is the TUNE lesions' 95th percentile of that score: 95% of lesions pass.
+4. A temperature T is fitted on TUNE (negative log-likelihood) and folded into the last linear
+   layer (weight / T, bias / T): every runtime and precision then runs calibrated logits without
+   knowing about it. ECE (15 bins) on TEST before and after goes into the manifest.
+
+The fitted tensors are stored next to the model (guard.npz) so that the PyTorch parity reference
+(parity_reference.py) rebuilds exactly the exported graph.
+"""
+
+import copy
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from . import demo_training, lesions
+from .hashing import sha256_file
+from .reference_transform import load_rgb, transform_from_manifest_input
+
+OOD_OUTPUT = "ood_score"
+GUARD_FILE = "guard.npz"
+METHODS = ("mahalanobis", "energy", "max_logit")
+LESION_PASS_RATE = 0.95      # the threshold lets this fraction of held-out lesions through
+ECE_BINS = 15
+PCA_COMPONENTS = 32          # subspace of the Mahalanobis distance (few hundred fit images)
+COVARIANCE_SHRINKAGE = 0.05  # of the diagonal's mean, added to the within-class covariance
+FIT_IMAGES = 192             # training lesions for the class-conditional statistics
+TUNE_SEED, TUNE_IMAGES = 8101, 96
+TEST_SEED, TEST_IMAGES = 8102, 96
+JPEG_QUALITY = 92            # as synth.py writes the validation set's JPEGs
+PHOTO_LISTS = ("real_photographs.json", "non_lesion_photographs.json")
+
+
+def log(message: str) -> None:
+    print(f"[safety] {message}", file=sys.stderr, flush=True)
+
+
+def last_linear_name(model: torch.nn.Module) -> str:
+    names = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not names:
+        raise RuntimeError("the network has no linear layer to take the logits from")
+    return names[-1]
+
+
+def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+class GuardedNetwork(torch.nn.Module):
+    """(calibrated logits [N, classes], ood_score [N, 1]) from an image batch.
+
+    Every step is a plain ONNX op the converter lowers (Gemm, Mul, ReduceSum, Add, ReduceMax), so
+    the score is computed by the model itself in every runtime and precision."""
+
+    def __init__(self, network: torch.nn.Module, params: Dict[str, np.ndarray]):
+        super().__init__()
+        name = last_linear_name(network)
+        head = network.get_submodule(name)
+        self.body = copy.deepcopy(network)
+        _set_submodule(self.body, name, torch.nn.Identity())
+        temperature = float(params["temperature"])
+        self.head = torch.nn.Linear(head.in_features, head.out_features)
+        with torch.no_grad():  # temperature folded into the last layer: softmax(z / T)
+            self.head.weight.copy_(head.weight / temperature)
+            self.head.bias.copy_(head.bias / temperature)
+        self.method = str(params["method"])
+        for key in ("projection", "offset", "means", "mean_norms"):
+            self.register_buffer(key, torch.from_numpy(np.asarray(params[key], dtype=np.float32)))
+        self.temperature = temperature
+        # A Python float, so the trace holds a constant and not a shape computation.
+        self.distance_scale = -1.0 / float(self.projection.shape[1])
+
+    def forward(self, images: torch.Tensor):
+        features = self.body(images)
+        logits = self.head(features)
+        if self.method == "mahalanobis":
+            z = features @ self.projection + self.offset
+            # ||z - m_c||^2 = ||z||^2 - 2 z.m_c + ||m_c||^2, as one Gemm; `means` holds -2 m_c^T.
+            distances = (z * z).sum(dim=1, keepdim=True) + z @ self.means + self.mean_norms
+            score = torch.amax(distances * -1.0, dim=1, keepdim=True) * self.distance_scale
+        elif self.method == "energy":
+            raw = logits * self.temperature
+            score = torch.logsumexp(raw, dim=1, keepdim=True) * -1.0
+        else:  # max_logit
+            score = torch.amax(logits * self.temperature, dim=1, keepdim=True) * -1.0
+        return logits, score
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+
+def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney U)."""
+    negatives, positives = np.asarray(negatives, float), np.asarray(positives, float)
+    if len(negatives) == 0 or len(positives) == 0:
+        return float("nan")
+    greater = (positives[:, None] > negatives[None, :]).sum()
+    equal = (positives[:, None] == negatives[None, :]).sum()
+    return float((greater + 0.5 * equal) / (len(negatives) * len(positives)))
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-1 confidence vs accuracy in `bins` equal-width bins, weighted by the bins' counts."""
+    confidence = probabilities.max(1)
+    correct = (probabilities.argmax(1) == labels).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin b holds confidences in (edges[b], edges[b+1]]; a top-1 confidence is at least 1/classes.
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The T minimising the mean negative log-likelihood of softmax(logits / T): a golden-section
+    search over log T in [1/20, 20] (the NLL is unimodal in T)."""
+    z = torch.from_numpy(logits.astype(np.float64))
+    y = torch.from_numpy(labels.astype(np.int64))
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    lo, hi = math.log(1 / 20), math.log(20)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(80):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return float(math.exp((lo + hi) / 2))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(1, keepdims=True)
+
+
+def mahalanobis_params(features: np.ndarray, labels: np.ndarray, classes: int) -> Dict[str, np.ndarray]:
+    """Class means and the shared within-class covariance of `features` in their top principal
+    components, as the whitening projection, offset and Gemm constants GuardedNetwork uses."""
+    features = features.astype(np.float64)
+    centre = features.mean(0)
+    centred = features - centre
+    # Principal subspace of the fit features: with a few hundred images in ~1000-2000 dimensions
+    # the full covariance is singular; directions beyond it carry no estimate at all.
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    basis = vt[:PCA_COMPONENTS].T                      # [D, k]
+    reduced = centred @ basis                          # [N, k]
+    means = np.stack([reduced[labels == c].mean(0) if (labels == c).any() else np.zeros(basis.shape[1])
+                      for c in range(classes)])        # [C, k]
+    within = reduced - means[labels]
+    covariance = within.T @ within / max(len(within) - classes, 1)
+    covariance += COVARIANCE_SHRINKAGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    whitening = eigenvectors / np.sqrt(eigenvalues)    # [k, k]: x -> x @ whitening has unit covariance
+    projection = basis @ whitening                     # [D, k]
+    offset = -centre @ projection                      # [k]
+    white_means = means @ whitening                    # [C, k]
+    return {"projection": projection.astype(np.float32), "offset": offset.astype(np.float32),
+            "means": (-2.0 * white_means.T).astype(np.float32),
+            "mean_norms": (white_means ** 2).sum(1).astype(np.float32)}
+
+
+def mahalanobis_scores(features: np.ndarray, params: Dict[str, np.ndarray]) -> np.ndarray:
+    """The same score as GuardedNetwork, written directly: min over classes of the squared
+    whitened distance, divided by the subspace's dimension."""
+    z = features.astype(np.float64) @ params["projection"].astype(np.float64) + params["offset"]
+    white_means = -0.5 * params["means"].astype(np.float64).T
+    distances = ((z[:, None, :] - white_means[None, :, :]) ** 2).sum(2)
+    return distances.min(1) / params["projection"].shape[1]
+
+
+def logit_scores(logits: np.ndarray, method: str) -> np.ndarray:
+    if method == "energy":
+        top = logits.max(1)
+        return -(top + np.log(np.exp(logits - top[:, None]).sum(1)))
+    return -logits.max(1)
+
+
+# ---- images -----------------------------------------------------------------------------------
+
+
+def _held_out_tensors(seed: int, count: int, transform) -> Tuple[torch.Tensor, np.ndarray]:
+    """Lesions drawn and encoded as the validation set's (synth.py, --format mixed), decoded back."""
+    import io
+
+    tensors, labels = [], []
+    for index, label in enumerate(lesions.dataset_labels(seed, count)):
+        image, _ = lesions.render_lesion(lesions.sample_rng(seed, index), label)
+        buffer = io.BytesIO()
+        if index % 2 == 1:
+            image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        else:
+            image.save(buffer, format="PNG")
+        tensors.append(transform(load_rgb(buffer.getvalue())))
+        labels.append(lesions.label_index(label))
+    return torch.stack(tensors), np.array(labels)
+
+
+def non_lesion_photographs(root: Path) -> List[Tuple[str, Path]]:
+    """(list file, path) of every non-lesion photograph provisioning put in place."""
+    out = []
+    for list_name in PHOTO_LISTS:
+        path = root / "data" / "validation" / list_name
+        if not path.is_file():
+            continue
+        for entry in json.loads(path.read_text())["photographs"]:
+            source = Path(entry["source_path"])
+            source = source if source.is_absolute() else root / source
+            if source.is_file() and sha256_file(source) == entry["sha256"]:
+                out.append((list_name, source))
+            elif source.is_file():
+                log(f"note: {source} does not have the sha256 {list_name} records; left out")
+            else:
+                log(f"note: {source} is missing (not provisioned); the guard is measured without it")
+    return out
+
+
+def _run(model: torch.nn.Module, linear: torch.nn.Linear, images: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+    features, logits = demo_training.classifier_features(model, linear, images, batch_size=8)
+    return features.double().numpy(), logits.double().numpy()
+
+
+# ---- the fit ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SafetyFit:
+    params: Dict[str, np.ndarray]  # what GuardedNetwork needs (and guard.npz stores)
+    manifest: dict                 # the manifest's "safety" section
+
+
+def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> SafetyFit:
+    transform = transform_from_manifest_input(input_spec)
+    spec = arch.input
+    linear = network.get_submodule(last_linear_name(network))
+    classes = linear.out_features
+
+    log(f"features of {FIT_IMAGES} training lesions (seed {fit_seed}) at {spec.size}px")
+    fit_images, fit_labels = demo_training.render_batch(fit_seed, FIT_IMAGES, spec.size, spec.shorter_side,
+                                                        (spec.shorter_side, round(spec.shorter_side * 1.3)))
+    fit_features, _ = _run(network, linear, fit_images)
+    del fit_images
+    log(f"{TUNE_IMAGES} + {TEST_IMAGES} held-out lesions (seeds {TUNE_SEED}, {TEST_SEED})")
+    tune_images, tune_labels = _held_out_tensors(TUNE_SEED, TUNE_IMAGES, transform)
+    tune_features, tune_logits = _run(network, linear, tune_images)
+    del tune_images
+    test_images, test_labels = _held_out_tensors(TEST_SEED, TEST_IMAGES, transform)
+    test_features, test_logits = _run(network, linear, test_images)
+    del test_images
+    photos = non_lesion_photographs(demo_training.REPO_ROOT)
+    log(f"{len(photos)} non-lesion photographs")
+    if photos:
+        photo_features, photo_logits = _run(network, linear,
+                                            torch.stack([transform(load_rgb(str(p))) for _, p in photos]))
+    else:
+        photo_features = np.zeros((0, fit_features.shape[1]))
+        photo_logits = np.zeros((0, classes))
+
+    maha = mahalanobis_params(fit_features, fit_labels.numpy(), classes)
+    scores = {}
+    for method in METHODS:
+        if method == "mahalanobis":
+            scores[method] = {name: mahalanobis_scores(f, maha) for name, f in
+                              (("tune", tune_features), ("test", test_features), ("photos", photo_features))}
+        else:
+            scores[method] = {name: logit_scores(z, method) for name, z in
+                              (("tune", tune_logits), ("test", test_logits), ("photos", photo_logits))}
+    candidates = []
+    for method in METHODS:
+        s = scores[method]
+        threshold = float(np.quantile(s["tune"], LESION_PASS_RATE))
+        candidates.append({"method": method,
+                           "auroc": round(auroc(s["test"], s["photos"]), 6) if photos else None,
+                           "threshold": threshold,
+                           "test_lesions_flagged": round(float((s["test"] > threshold).mean()), 6),
+                           "photographs_flagged": round(float((s["photos"] > threshold).mean()), 6) if photos else None})
+        log(f"candidate {method}: AUROC {candidates[-1]['auroc']}, threshold {threshold:.4f}, held-out lesions "
+            f"flagged {candidates[-1]['test_lesions_flagged']:.3f}, photographs flagged "
+            f"{candidates[-1]['photographs_flagged']}")
+    # Highest AUROC wins; ties (and no photographs at all) go to the feature-space distance,
+    # which does not depend on how confident the head is.
+    chosen = max(candidates, key=lambda c: ((c["auroc"] if c["auroc"] is not None else -1.0),
+                                            c["method"] == "mahalanobis"))
+    method = chosen["method"]
+
+    temperature = fit_temperature(tune_logits, tune_labels)
+    ece_before = expected_calibration_error(_softmax(test_logits), test_labels)
+    ece_after = expected_calibration_error(_softmax(test_logits / temperature), test_labels)
+    accuracy = float((test_logits.argmax(1) == test_labels).mean())
+    log(f"chose {method}; temperature {temperature:.4f}: ECE on held-out lesions {ece_before:.4f} -> "
+        f"{ece_after:.4f} (accuracy {accuracy:.3f})")
+
+    per_photo = []
+    for (list_name, path), score in zip(photos, scores[method]["photos"]):
+        per_photo.append({"file": path.name, "list": list_name, "score": round(float(score), 6),
+                          "flagged": bool(score > chosen["threshold"])})
+    params = dict(maha, method=np.array(method), temperature=np.array(temperature, dtype=np.float64))
+    section = {
+        "ood": {
+            "output": OOD_OUTPUT,
+            "method": method,
+            "direction": "higher_is_out_of_distribution",
+            "threshold": chosen["threshold"],
+            "lesion_pass_rate_target": LESION_PASS_RATE,
+            "tune": {"seed": TUNE_SEED, "lesions": TUNE_IMAGES},
+            "test": {"seed": TEST_SEED, "lesions": TEST_IMAGES,
+                     "lesions_flagged": chosen["test_lesions_flagged"]},
+            "fit": {"seed": fit_seed, "lesions": FIT_IMAGES, "pca_components": PCA_COMPONENTS,
+                    "covariance_shrinkage": COVARIANCE_SHRINKAGE},
+            "photographs": per_photo,
+            "photographs_flagged": chosen["photographs_flagged"],
+            "candidates": candidates,
+            "parameters": GUARD_FILE,
+        },
+        "calibration": {
+            "method": "temperature",
+            "temperature": temperature,
+            "applied": "folded into the last linear layer (weight / T, bias / T)",
+            "fit": {"seed": TUNE_SEED, "lesions": TUNE_IMAGES},
+            "ece_bins": ECE_BINS,
+            "ece_before": round(ece_before, 6),
+            "ece_after": round(ece_after, 6),
+            "evaluated_on": {"seed": TEST_SEED, "lesions": TEST_IMAGES, "accuracy": round(accuracy, 6)},
+        },
+    }
+    return SafetyFit(params, section)
+
+
+def save_params(path: Path, params: Dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **params)
+
+
+def load_params(path: Path) -> Dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def guarded_from_package(network: torch.nn.Module, manifest: dict, package: Path) -> Optional[GuardedNetwork]:
+    """The exported graph's PyTorch twin, or None for a package exported without the guard."""
+    ood = manifest.get("safety", {}).get("ood")
+    if not ood:
+        return None
+    return GuardedNetwork(network, load_params(package / ood["parameters"])).eval()
