@@ -22,6 +22,9 @@ dermcds_status to_status(ErrorCode code) noexcept {
     case ErrorCode::kResourceExhausted: return DERMCDS_RESOURCE_EXHAUSTED;
     case ErrorCode::kDeadlineExceeded: return DERMCDS_DEADLINE_EXCEEDED;
     case ErrorCode::kInternal: return DERMCDS_INTERNAL;
+    case ErrorCode::kPermissionDenied: return DERMCDS_PERMISSION_DENIED;
+    case ErrorCode::kNoSpace: return DERMCDS_NO_SPACE;
+    case ErrorCode::kFailedPrecondition: return DERMCDS_FAILED_PRECONDITION;
   }
   return DERMCDS_INTERNAL;
 }
@@ -45,7 +48,7 @@ const char* dermcds_status_name(dermcds_status status) {
   if (status == DERMCDS_OK) return "ok";
   if (status == DERMCDS_OUT_OF_MEMORY) return "out_of_memory";
   // The inverse of to_status, so names can never disagree with the mapping.
-  for (int code = static_cast<int>(ErrorCode::kInvalidArgument); code <= static_cast<int>(ErrorCode::kInternal); ++code)
+  for (int code = static_cast<int>(ErrorCode::kInvalidArgument); code <= static_cast<int>(dermcds::kLastErrorCode); ++code)
     if (dermcds::capi::to_status(static_cast<ErrorCode>(code)) == status)
       return dermcds::to_string(static_cast<ErrorCode>(code)).data();
   return "unknown";

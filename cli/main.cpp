@@ -48,9 +48,13 @@ int main(int argc, char** argv) {
   } catch (const dermcds::Error& e) {
     std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
     return dermcds::cli::exit_status_for(e.code());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dermcds: internal error: %s\n", e.what());
-    return dermcds::cli::exit_status_for(dermcds::ErrorCode::kInternal);
+  } catch (...) {
+    // The last edge: a file-system or system error a module let through still leaves with its
+    // named code and exit status; only what is none of those is an internal error (70).
+    const dermcds::Error e = dermcds::current_exception_as_error();
+    if (e.code() == dermcds::ErrorCode::kInternal) std::fprintf(stderr, "dermcds: internal error: %s\n", e.what());
+    else std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
+    return dermcds::cli::exit_status_for(e.code());
   }
   return dermcds::cli::kExitOk;
 }

@@ -29,9 +29,20 @@ void list(const std::string& root, bool json) {
   const ModelRepository repository(root);
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const std::string& model : repository.model_names()) {
-    const auto active = repository.active_version(model);
+    std::optional<std::string> active;
+    std::string active_error;
+    try {
+      active = repository.active_version(model);
+    } catch (const Error& e) {
+      active_error = e.what();  // an ACTIVE marker naming a version that may not serve: shown, not fatal
+    }
+    if (!active_error.empty()) std::fprintf(stderr, "dermcds: warning: %s\n", active_error.c_str());
     for (const std::string& version : repository.versions(model)) {
       nlohmann::ordered_json entry{{"name", model}, {"version", version}, {"active", active && *active == version}};
+      // The serving rule's verdict (docs/lifecycle.md): whether a server would serve it, and why not.
+      const ServingVerdict verdict = repository.serving_verdict(model, version);
+      entry["servable"] = verdict.servable;
+      if (!verdict.reason.empty()) entry["reason"] = verdict.reason;
       try {
         const Manifest manifest = read_manifest(repository.package_dir(model, version));
         nlohmann::ordered_json artifacts = nlohmann::ordered_json::array();
@@ -54,6 +65,7 @@ void list(const std::string& root, bool json) {
                 e["version"].get<std::string>().c_str(), e.value("architecture", "").c_str());
     if (e.contains("error")) std::printf("  ERROR: %s", e["error"].get<std::string>().c_str());
     else for (const auto& a : e["artifacts"]) std::printf("  %s", a.get<std::string>().c_str());
+    if (!e["servable"].get<bool>()) std::printf("  NOT SERVABLE: %s", e.value("reason", "").c_str());
     std::printf("\n");
   }
 }

@@ -44,6 +44,7 @@ void build(BuildFlags& flags) {
                              {"fingerprint", outcome.fingerprint},
                              {"promoted", outcome.promoted}};
     if (!outcome.reason.empty()) j["reason"] = outcome.reason;
+    if (!outcome.rejected_artifacts.empty()) j["rejected_artifacts"] = outcome.rejected_artifacts;
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("%s %s\n", std::string(result_name(outcome.result)).c_str(), outcome.package_dir.c_str());
@@ -56,6 +57,8 @@ void build(BuildFlags& flags) {
         throw CheckFailed("version " + outcome.version + ", built from these inputs, is a rejected candidate; change an input (or use --force)");
       break;
     case pipeline::BuildResult::kAccepted:
+      for (const std::string& line : outcome.rejected_artifacts)
+        print_progress("WARNING: artifact rejected and left out of version " + outcome.version + ": " + line);
       print_progress("version " + outcome.version + " passed its parity gate" +
                      (outcome.promoted ? " and is now active" : "; `dermcds models promote` makes it active"));
       break;

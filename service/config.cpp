@@ -188,6 +188,7 @@ nlohmann::ordered_json describe(const ServiceConfig& config) {
   nlohmann::ordered_json out;
   for (const Field& f : fields()) f.show(config, out);
   out["admin_key"] = config.admin_key.empty() ? "(not set: repository API disabled)" : "(set)";
+  out["allow_unverified_models"] = config.allow_unverified_models;
   return out;
 }
 
@@ -207,6 +208,7 @@ ModelManagerOptions model_manager_options(const ServiceConfig& c) {
                                                 : std::chrono::microseconds(0);
   options.batching.max_queue_size = c.max_queue_size;
   options.warmup_runs = c.warmup_runs;
+  options.serving.allow_unverified = c.allow_unverified_models;
   return options;
 }
 
@@ -259,6 +261,9 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--log-level", &ServiceConfig::log_level, "trace, debug, info, warn, error, critical or off");
   option("--port-file", &ServiceConfig::port_file, "Write the listening port to this file once listening");
   app.add_flag("--no-banner", no_banner, "Do not print usage examples once ready");
+  app.add_flag("--allow-unverified-models", config.allow_unverified_models,
+               "DEVELOPMENT ONLY: serve versions whose parity evidence does not cover their artifacts (rejected ones never "
+               "serve). Logged at start; every answer carries the header X-Dermcds-Unverified-Models: allowed");
   app.add_flag("--print-config", print_config, "Print the effective configuration as JSON and exit");
 
   try {

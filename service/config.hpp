@@ -51,7 +51,14 @@ struct ServiceConfig {
   std::string log_level = "info";
   std::filesystem::path port_file;  // when set, the bound port is written there once listening
   bool banner = true;               // print how to call the service once it is ready
+  // Development override of the serving rule (docs/service.md, "Development override"): serve
+  // versions without covering parity evidence. A command-line flag only, never read from a
+  // config file, so that it is always explicit; logged at every start, stamped on every answer.
+  bool allow_unverified_models = false;
 };
+
+// The header every answer carries while the development override is on.
+inline constexpr std::string_view kUnverifiedHeader = "X-Dermcds-Unverified-Models";
 
 // Reads a JSON object of the keys above. Unknown keys and values of the wrong type are
 // kInvalidArgument naming the file and key; a missing file is kNotFound.

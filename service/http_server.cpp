@@ -53,8 +53,9 @@ CompiledRoute compile_route(const std::string& pattern) {
   return route;
 }
 
-void apply(const HttpResponse& from, httplib::Response& to, const std::string& request_id) {
+void apply(const HttpResponse& from, httplib::Response& to, const std::string& request_id, const HttpServerOptions& options) {
   to.status = from.status;
+  for (const auto& [name, value] : options.headers) to.set_header(name, value);
   for (const auto& [name, value] : from.headers) to.set_header(name, value);
   to.set_header("X-Request-Id", request_id);
   if (wants_retry_after(from.status) && !to.has_header("Retry-After")) to.set_header("Retry-After", "1");
@@ -259,7 +260,7 @@ void HttpServer::Impl::handle(const CompiledRoute& route, const Handler& handler
     response.log_fields["error_code"] = "internal";
     response.log_fields["error"] = e.what();
   }
-  apply(response, res, request.request_id);
+  apply(response, res, request.request_id, options);
   const double duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   observe(request, response, duration_ms, request_bytes);
 }
@@ -276,7 +277,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::library_error(const httplib::
     if (std::regex_match(req.path, route.regex)) request.route = route.pattern;
   request.request_id = make_request_id(req.get_header_value("X-Request-Id"));
   HttpResponse response = HttpResponse::error(res.status, library_error_message(res.status, options.max_body_bytes));
-  apply(response, res, request.request_id);
+  apply(response, res, request.request_id, options);
   observe(request, response, 0.0, 0);
   return httplib::Server::HandlerResponse::Handled;
 }

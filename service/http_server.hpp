@@ -96,6 +96,8 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 20u << 20;
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds keep_alive_timeout{5};
+  // Set on every response, whatever route or error produced it (the development override's stamp).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class HttpServer {

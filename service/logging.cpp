@@ -95,4 +95,19 @@ void log_event(spdlog::level::level_enum level, std::string_view event, const nl
   logger->log(level, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+std::optional<long> LogRateLimiter::admit(const std::string& key) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  // Distinct keys are bounded by what requests can make differ; past that, forget the old ones.
+  if (seen_.size() > 4096) seen_.clear();
+  Seen& seen = seen_[key];
+  if (seen.last != std::chrono::steady_clock::time_point{} && now - seen.last < interval_) {
+    ++seen.held_back;
+    return std::nullopt;
+  }
+  const long held_back = seen.held_back;
+  seen = {now, 0};
+  return held_back;
+}
+
 }  // namespace dermcds::service

@@ -10,6 +10,11 @@
 // Thread safety: log_event may be called from any thread once install_json_logging has run.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -23,5 +28,24 @@ void install_json_logging(std::string_view level);
 
 // One structured line: {"ts", "level", "event", ...fields}.
 void log_event(spdlog::level::level_enum level, std::string_view event, const nlohmann::ordered_json& fields = {});
+
+// Repeated identical errors (a 503 per request while a model is down, the same failing file)
+// would bury the log: at most one line per key per interval is let through, and that line
+// carries how many were held back since the last one. Thread safe.
+class LogRateLimiter {
+ public:
+  explicit LogRateLimiter(std::chrono::steady_clock::duration interval = std::chrono::seconds(1)) : interval_(interval) {}
+  // nullopt: hold this one back. Else: write it, with this many held back before it.
+  std::optional<long> admit(const std::string& key);
+
+ private:
+  struct Seen {
+    std::chrono::steady_clock::time_point last{};
+    long held_back = 0;
+  };
+  std::chrono::steady_clock::duration interval_;
+  std::mutex mutex_;
+  std::map<std::string, Seen> seen_;
+};
 
 }  // namespace dermcds::service

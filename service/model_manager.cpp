@@ -3,39 +3,21 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 
 #include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
 #include "dermcds/manifest.hpp"
+#include "dermcds/file_util.hpp"
 #include "logging.hpp"
+#include "warm_up.hpp"
 
 namespace dermcds::service {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A textured synthetic photograph a little larger than the model's resize target, so that
-// warm-up runs the same decode-free path (resize, crop, normalize, infer) real images take.
-RgbImage warm_up_image(const InputSpec& input) {
-  RgbImage image;
-  image.width = input.resize_size + 24;
-  image.height = input.resize_size + 8;
-  image.pixels.resize(static_cast<std::size_t>(3) * image.width * image.height);
-  for (int y = 0; y < image.height; ++y)
-    for (int x = 0; x < image.width; ++x)
-      for (int c = 0; c < 3; ++c)
-        image.pixels[(static_cast<std::size_t>(y) * image.width + x) * 3 + c] =
-            static_cast<std::uint8_t>((x * (3 + c) + y * (5 - c) + c * 61) & 0xff);
-  return image;
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
-}
 
 }  // namespace
 
@@ -54,7 +36,7 @@ const ServedInstance& LoadedVersion::instance(std::string_view runtime) const {
     names.push_back(instance->classifier->backend_info().runtime);
   }
   throw Error(ErrorCode::kNotFound, "runtime '" + std::string(runtime) + "' is not loaded for " + name_ + "/" + version_ +
-                                        " (loaded: " + joined(names) + ")");
+                                        " (loaded: " + join(names) + ")");
 }
 
 // --- ModelManager -----------------------------------------------------------------------------
@@ -64,8 +46,28 @@ bool ModelManager::VersionOrder::operator()(const std::string& a, const std::str
   return a.size() != b.size() ? a.size() < b.size() : a < b;
 }
 
-ModelManager::ModelManager(ModelManagerOptions options, ServiceMetrics& metrics)
-    : options_(std::move(options)), repository_(options_.repository), metrics_(metrics) {
+// Marks a version LOADING for its lifetime: whatever way the load ends, the mark goes.
+class ModelManager::LoadingGuard {
+ public:
+  LoadingGuard(ModelManager& manager, std::string model, std::string version)
+      : manager_(manager), model_(std::move(model)), version_(std::move(version)) {
+    std::unique_lock lock(manager_.state_mutex_);
+    manager_.models_[model_].loading.insert(version_);
+  }
+  ~LoadingGuard() {
+    std::unique_lock lock(manager_.state_mutex_);
+    manager_.models_[model_].loading.erase(version_);
+  }
+  LoadingGuard(const LoadingGuard&) = delete;
+  LoadingGuard& operator=(const LoadingGuard&) = delete;
+
+ private:
+  ModelManager& manager_;
+  std::string model_, version_;
+};
+
+ModelManager::ModelManager(ModelManagerOptions options, ModelEvents events)
+    : options_(std::move(options)), repository_(options_.repository, options_.serving), events_(std::move(events)) {
   if (options_.runtimes.empty()) throw Error(ErrorCode::kInvalidArgument, "at least one runtime must be configured");
   if (options_.warmup_runs < 0) throw Error(ErrorCode::kInvalidArgument, "warm-up runs must not be negative");
 }
@@ -90,6 +92,33 @@ int ModelManager::load_startup_models() {
   }
   int loaded = 0;
   for (const auto& name : names) {
+    // Which version serves is the serving rule's choice; a model with none is set aside with
+    // its reason (a rejected int8 candidate must not keep the server from being ready).
+    std::string unservable;
+    try {
+      if (!repository_.active_version(name)) {
+        const auto versions = repository_.versions(name);
+        unservable = versions.empty() ? "the repository has no version of it"
+                                      : "none of its versions may serve (rejected, or without parity evidence covering its "
+                                        "artifacts; `dermcds models list` names the reason for each)";
+      }
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kFailedPrecondition) {
+        std::unique_lock lock(state_mutex_);
+        models_[name].failures[""] = e.what();
+        continue;
+      }
+      unservable = e.what();
+    }
+    if (!unservable.empty()) {
+      {
+        std::unique_lock lock(state_mutex_);
+        models_[name].unservable = unservable;
+      }
+      log_event(spdlog::level::warn, "model_not_servable",
+                {{"model", name}, {"reason", unservable}, {"hint", "not loaded; readiness does not wait for it"}});
+      continue;
+    }
     try {
       load(name, std::nullopt);
       ++loaded;
@@ -119,18 +148,6 @@ std::shared_ptr<const LoadedVersion> ModelManager::serving(std::string_view mode
   throw Error(ErrorCode::kNotFound, "model '" + std::string(model) + "' is not loaded (GET /v1/models lists those that are)");
 }
 
-void ModelManager::require_version_in_repository(const std::string& model, const std::string& version) const {
-  repository_.package_dir(model, version);  // validates both names
-  const auto versions = repository_.versions(model);
-  if (versions.empty()) throw Error(ErrorCode::kNotFound, "the repository has no model '" + model + "'");
-  if (std::find(versions.begin(), versions.end(), version) == versions.end())
-    throw Error(ErrorCode::kNotFound, "the repository has no version " + version + " of model '" + model + "'");
-  // Loaded, a version could answer requests that name it; a rejected one must never answer.
-  if (repository_.is_rejected(model, version))
-    throw Error(ErrorCode::kInvalidArgument, "version " + version + " of model '" + model +
-                                                 "' is a rejected candidate (its parity gate failed) and cannot be loaded");
-}
-
 std::string ModelManager::load(const std::string& model, const std::optional<std::string>& version) {
   std::lock_guard admin(admin_mutex_);
   std::string target;
@@ -138,61 +155,75 @@ std::string ModelManager::load(const std::string& model, const std::optional<std
     target = *version;
   } else {
     const auto active = repository_.active_version(model);
-    if (!active) throw Error(ErrorCode::kNotFound, "the repository has no model '" + model + "'");
+    if (!active) {
+      if (repository_.versions(model).empty()) throw Error(ErrorCode::kNotFound, "the repository has no model '" + model + "'");
+      throw Error(ErrorCode::kFailedPrecondition, "no version of model '" + model + "' may serve (rejected, or without parity "
+                                                  "evidence covering its artifacts)");
+    }
     target = *active;
   }
-  require_version_in_repository(model, target);
+  // Loaded, a version answers requests that name it: the same rule as for serving unnamed ones.
+  repository_.require_servable(model, target);
   load_version(model, target);
   bool serves = !version;
   {
     std::shared_lock lock(state_mutex_);
     serves = serves || models_.at(model).active.empty();
   }
-  if (serves) switch_active(model, target, true);
+  if (serves) switch_active(model, target);
   return target;
 }
 
 void ModelManager::load_version(const std::string& model, const std::string& version) {
-  {
-    std::unique_lock lock(state_mutex_);
-    models_[model].loading.insert(version);
-  }
   const auto start = Clock::now();
   std::shared_ptr<const LoadedVersion> loaded;
-  try {
-    loaded = build_version(model, version);
-  } catch (const Error& e) {
-    {
-      std::unique_lock lock(state_mutex_);
-      ModelState& state = models_[model];
-      state.loading.erase(version);
-      state.failures[version] = e.what();
+  {
+    LoadingGuard loading(*this, model, version);
+    try {
+      loaded = build_version(model, version);
+    } catch (...) {
+      // The manager's edge: whatever a runtime or the file system threw leaves as an Error, and
+      // the failure is recorded and counted before it does.
+      const Error e = current_exception_as_error();
+      {
+        std::unique_lock lock(state_mutex_);
+        models_[model].failures[version] = e.what();
+      }
+      if (events_.load_finished) events_.load_finished(model, version, false);
+      log_event(spdlog::level::err, "model_load_failed",
+                {{"model", model}, {"version", version}, {"error_code", to_string(e.code())}, {"error", e.what()}});
+      throw e;
     }
-    metrics_.model_loads.increment({model, version, "failure"});
-    log_event(spdlog::level::err, "model_load_failed",
-              {{"model", model}, {"version", version}, {"error_code", to_string(e.code())}, {"error", e.what()}});
-    throw;
   }
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   std::shared_ptr<const LoadedVersion> replaced;
   {
     std::unique_lock lock(state_mutex_);
     ModelState& state = models_[model];
-    state.loading.erase(version);
     state.failures.erase(version);
     state.failures.erase("");
+    state.unservable.clear();
     auto& slot = state.loaded[version];
     replaced = std::move(slot);  // a reload: the old copy drains once its requests finish
     slot = loaded;
   }
-  metrics_.model_loads.increment({model, version, "success"});
+  if (events_.load_finished) events_.load_finished(model, version, true);
   nlohmann::ordered_json runtimes = nlohmann::ordered_json::array();
   for (const auto& instance : loaded->instances()) {
     const BackendInfo& info = instance->classifier->backend_info();
-    runtimes.push_back({{"runtime", info.runtime}, {"provider", info.provider}, {"precision", info.precision}});
+    runtimes.push_back({{"runtime", info.runtime}, {"provider", info.provider}, {"precision", info.precision}, {"fallbacks", info.fallbacks}});
   }
   log_event(spdlog::level::info, "model_loaded",
             {{"model", model}, {"version", version}, {"instances", runtimes}, {"load_ms", std::round(load_ms)}});
+}
+
+void ModelManager::load_unless_loaded(const std::string& model, const std::string& version) {
+  {
+    std::shared_lock lock(state_mutex_);
+    const auto it = models_.find(model);
+    if (it != models_.end() && it->second.loaded.count(version) > 0) return;
+  }
+  load_version(model, version);
 }
 
 std::shared_ptr<const LoadedVersion> ModelManager::build_version(const std::string& model, const std::string& version) const {
@@ -220,7 +251,7 @@ std::shared_ptr<const LoadedVersion> ModelManager::build_version(const std::stri
     instances.push_back(build_instance(model, version, options));
   }
   if (instances.empty())
-    throw Error(ErrorCode::kRuntimeUnavailable, "no configured runtime (" + joined(options_.runtimes) + ") can run " +
+    throw Error(ErrorCode::kRuntimeUnavailable, "no configured runtime (" + join(options_.runtimes) + ") can run " +
                                                     model + "/" + version + " here");
   return std::make_shared<const LoadedVersion>(model, version, std::move(instances));
 }
@@ -231,45 +262,21 @@ std::unique_ptr<ServedInstance> ModelManager::build_instance(const std::string& 
   instance->classifier = Classifier::create(options);
   const Classifier& classifier = *instance->classifier;
   const BackendInfo& info = classifier.backend_info();
-  for (const std::string& fallback : info.fallbacks)
-    metrics_.fallback_events.increment({model, version, info.runtime, fallback.substr(0, fallback.find(':'))});
   const int full_batch = classifier.max_batch() > 0 ? std::min(options_.batching.max_batch_size, classifier.max_batch())
                                                     : options_.batching.max_batch_size;
-  warm_up(classifier, full_batch);
-  auto listener = [&metrics = metrics_, model, version, runtime = info.runtime, provider = info.provider](const BatchReport& r) {
-    metrics.batch_size.observe({model, version, runtime}, r.images);
-    metrics.stage_duration.observe({model, version, "inference"}, r.inference_ms / 1e3);
-    for (double queue_ms : r.queue_ms) metrics.stage_duration.observe({model, version, "queue"}, queue_ms / 1e3);
-    metrics.images.increment({model, version, runtime, provider}, r.images);
-  };
+  warm_up(classifier, full_batch, options_.warmup_runs);
+  DynamicBatcher::Listener listener = events_.instance_ready ? events_.instance_ready(model, version, info) : nullptr;
   instance->batcher = std::make_unique<DynamicBatcher>(instance->classifier, options_.batching, std::move(listener));
   return instance;
 }
 
-void ModelManager::warm_up(const Classifier& classifier, int batch) const {
-  const PreparedImage prepared = classifier.prepare(warm_up_image(classifier.manifest().input));
-  const std::vector<PreparedImage> full(static_cast<std::size_t>(std::max(batch, 1)), prepared);
-  for (int round = 0; round < options_.warmup_runs; ++round) {
-    // Both shapes the batcher will use most: a lone request and a full batch.
-    const auto single = classifier.classify_batch({&prepared, 1});
-    const auto many = batch > 1 ? classifier.classify_batch(full) : single;
-    for (const auto* results : {&single, &many})
-      for (const ClassificationResult& r : *results)
-        for (float p : r.probabilities)
-          if (!std::isfinite(p))
-            throw Error(ErrorCode::kModelMismatch, classifier.manifest().name + "/" + classifier.manifest().version +
-                                                       ": warm-up inference produced non-finite probabilities");
-  }
-}
-
-void ModelManager::switch_active(const std::string& model, const std::string& version, bool remember_previous) {
+void ModelManager::switch_active(const std::string& model, const std::string& version) {
   std::string previous;
   {
     std::unique_lock lock(state_mutex_);
     ModelState& state = models_.at(model);
     previous = state.active;
     if (previous == version) return;
-    if (remember_previous && !previous.empty()) state.history.push_back(previous);
     state.active = version;
   }
   log_event(spdlog::level::info, "model_activated", {{"model", model}, {"version", version}, {"previous", previous}});
@@ -304,67 +311,67 @@ void ModelManager::unload(const std::string& model, const std::optional<std::str
 
 void ModelManager::activate(const std::string& model, const std::string& version) {
   std::lock_guard admin(admin_mutex_);
-  require_version_in_repository(model, version);
-  bool loaded = false;
-  {
-    std::shared_lock lock(state_mutex_);
-    const auto it = models_.find(model);
-    loaded = it != models_.end() && it->second.loaded.count(version) > 0;
-  }
-  if (!loaded) load_version(model, version);
-  // The marker first: if it cannot be written, nothing has switched and the caller is told.
-  repository_.set_active_version(model, version);
-  switch_active(model, version, true);
+  // The repository checks the serving rule, then (under its lock) we load and warm up, then it
+  // writes ACTIVE and the history; a failed load leaves all of it as it was.
+  repository_.activate(model, version, "activate", "admin API", [&](const std::string& v) { load_unless_loaded(model, v); });
+  switch_active(model, version);
 }
 
 std::string ModelManager::rollback(const std::string& model) {
   std::lock_guard admin(admin_mutex_);
-  std::string previous;
-  bool loaded = false;
   {
     std::shared_lock lock(state_mutex_);
-    const auto it = models_.find(model);
-    if (it == models_.end()) throw Error(ErrorCode::kNotFound, "model '" + model + "' is not loaded");
-    if (it->second.history.empty())
-      throw Error(ErrorCode::kNotFound, "model '" + model + "' has no earlier active version to roll back to");
-    previous = it->second.history.back();
-    loaded = it->second.loaded.count(previous) > 0;
+    if (models_.find(model) == models_.end()) throw Error(ErrorCode::kNotFound, "model '" + model + "' is not loaded");
   }
-  if (!loaded) {
-    require_version_in_repository(model, previous);
-    load_version(model, previous);
-  }
-  repository_.set_active_version(model, previous);
-  {
-    std::unique_lock lock(state_mutex_);
-    models_.at(model).history.pop_back();
-  }
-  switch_active(model, previous, false);
-  return previous;
+  const std::string target =
+      repository_.rollback(model, "admin API", [&](const std::string& v) { load_unless_loaded(model, v); });
+  switch_active(model, target);
+  return target;
 }
 
 std::vector<IndexEntry> ModelManager::index(bool ready_only) const {
-  std::set<std::string> names;
-  for (const auto& name : repository_.model_names()) names.insert(name);
+  // The repository is read first, without the lock: lookups must never wait for a disk. A
+  // repository that cannot be read (removed, unmounted, no permission) still leaves what is
+  // loaded listed, with the reason on the versions that are not.
+  std::map<std::string, std::set<std::string, VersionOrder>> on_disk;
+  std::map<std::string, std::string> verdicts;  // "model/version" -> why it may not serve
+  std::string repository_error;
+  try {
+    for (const auto& name : repository_.model_names())
+      for (const auto& v : repository_.versions(name)) {
+        on_disk[name].insert(v);
+        if (const ServingVerdict verdict = repository_.serving_verdict(name, v); !verdict) verdicts[name + "/" + v] = verdict.reason;
+      }
+  } catch (const Error& e) {
+    repository_error = e.what();
+  }
   std::shared_lock lock(state_mutex_);
+  std::set<std::string> names;
+  for (const auto& [name, versions] : on_disk) names.insert(name);
   for (const auto& [name, state] : models_) names.insert(name);
   std::vector<IndexEntry> entries;
   for (const auto& name : names) {
     const auto it = models_.find(name);
     const ModelState* state = it == models_.end() ? nullptr : &it->second;
-    std::set<std::string, VersionOrder> versions;
-    for (const auto& v : repository_.versions(name)) versions.insert(v);
+    std::set<std::string, VersionOrder> versions = on_disk[name];
     if (state)
       for (const auto& [v, loaded] : state->loaded) versions.insert(v);
+    if (versions.empty() && state && !ready_only) {
+      // A startup model with nothing on disk to list: the model itself says why.
+      std::string reason = !state->unservable.empty() ? state->unservable : repository_error;
+      if (const auto f = state->failures.find(""); reason.empty() && f != state->failures.end()) reason = f->second;
+      entries.push_back({name, "", "UNAVAILABLE", reason.empty() ? "not in the repository" : reason});
+      continue;
+    }
     for (const auto& version : versions) {
       IndexEntry entry{name, version, "UNAVAILABLE", ""};
       if (state && state->loaded.count(version)) entry.state = "READY";
       else if (state && state->loading.count(version)) entry.state = "LOADING";
-      if (state && entry.state == "UNAVAILABLE") {
-        if (const auto f = state->failures.find(version); f != state->failures.end()) entry.reason = f->second;
+      if (entry.state == "UNAVAILABLE") {
+        if (const auto v = verdicts.find(name + "/" + version); v != verdicts.end()) entry.reason = "may not serve: " + v->second;
+        else if (state && state->failures.count(version)) entry.reason = state->failures.at(version);
+        else if (state && !state->unservable.empty()) entry.reason = state->unservable;
         else entry.reason = "unloaded";
-      } else if (!state) {
-        entry.reason = "unloaded";
       }
       if (!ready_only || entry.state == "READY") entries.push_back(std::move(entry));
     }
@@ -388,6 +395,7 @@ std::vector<ModelStatus> ModelManager::status() const {
       if (const auto found = it->second.loaded.find(v.version); found != it->second.loaded.end()) v.loaded = found->second;
     }
     model.ready = !model.active_version.empty() && it->second.loaded.count(model.active_version) > 0;
+    model.unservable = it->second.unservable;
   }
   return out;
 }
@@ -402,11 +410,15 @@ std::vector<std::shared_ptr<const LoadedVersion>> ModelManager::loaded_versions(
 
 bool ModelManager::ready() const {
   std::shared_lock lock(state_mutex_);
-  if (models_.empty()) return false;
-  return std::all_of(models_.begin(), models_.end(), [](const auto& entry) {
-    const ModelState& state = entry.second;
-    return !state.active.empty() && state.loaded.count(state.active) > 0;
-  });
+  bool any_serving = false;
+  for (const auto& [name, state] : models_) {
+    const bool serving = !state.active.empty() && state.loaded.count(state.active) > 0;
+    any_serving = any_serving || serving;
+    // A model none of whose versions may serve is set aside (it is listed with its reason);
+    // one whose servable version failed to load is a real failure and keeps the server unready.
+    if (!serving && state.unservable.empty()) return false;
+  }
+  return any_serving;
 }
 
 std::optional<bool> ModelManager::model_ready(const std::string& model, const std::string& version) const {

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "logging.hpp"
 
 namespace dermcds::service {
@@ -21,6 +22,7 @@ HttpServerOptions http_options(const ServiceConfig& config) {
   options.port = config.port;
   options.threads = config.http_threads;
   options.max_body_bytes = static_cast<std::size_t>(config.max_body_bytes);
+  if (config.allow_unverified_models) options.headers.emplace_back(std::string(kUnverifiedHeader), "allowed");
   return options;
 }
 
@@ -30,15 +32,7 @@ bool is_routine(const std::string& route) {
 }
 
 void write_port_file(const std::filesystem::path& path, int port) {
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << port << "\n";
-    if (!out.flush()) throw Error(ErrorCode::kIoError, "cannot write the port file " + temporary.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);  // readers never see a half-written number
-  if (ec) throw Error(ErrorCode::kIoError, "cannot write the port file " + path.string());
+  write_file_atomically(path, std::to_string(port) + "\n");  // readers never see a half-written number
 }
 
 std::unique_ptr<clinical::AuditLog> open_audit_log(const ServiceConfig& config) {
@@ -52,7 +46,7 @@ std::unique_ptr<clinical::AuditLog> open_audit_log(const ServiceConfig& config) 
 Service::Service(ServiceConfig config)
     : config_(std::move(config)),
       audit_(open_audit_log(config_)),
-      models_(model_manager_options(config_), metrics_),
+      models_(model_manager_options(config_), model_events(metrics_)),
       context_{config_, models_, metrics_, shutting_down_, audit_.get()},
       http_(http_options(config_)) {
   add_v1_routes(http_, context_);
@@ -83,6 +77,13 @@ void Service::observe(const RequestRecord& record) {
                                    {"duration_ms", std::round(record.duration_ms * 1000) / 1000},
                                    {"request_bytes", record.request_bytes}};
   for (const auto& [key, value] : response.log_fields.items()) fields[key] = value;
+  if (response.status >= 500) {
+    // One line per second per distinct failure, with the count of those held back.
+    const auto held_back = error_log_limiter_.admit(request.route + "|" + status + "|" + response.log_fields.value("error_code", "") +
+                                                    "|" + response.log_fields.value("error", ""));
+    if (!held_back) return;
+    if (*held_back > 0) fields["repeated"] = *held_back;
+  }
   const auto level = response.status >= 500 ? spdlog::level::err
                      : is_routine(request.route) && response.status < 400 ? spdlog::level::debug
                                                                           : spdlog::level::info;
@@ -106,6 +107,10 @@ void Service::run() {
   const int port = http_.bind();
   if (!config_.port_file.empty()) write_port_file(config_.port_file, port);
   log_event(spdlog::level::info, "listening", {{"host", config_.host}, {"port", port}, {"config", describe(config_)}});
+  if (config_.allow_unverified_models)
+    log_event(spdlog::level::warn, "unverified_models_allowed",
+              {{"hint", "--allow-unverified-models: versions without parity evidence for their artifacts may serve; "
+                        "development only. Every answer carries " + std::string(kUnverifiedHeader) + ": allowed"}});
   // Serving starts before the models load: liveness answers at once, readiness once they are warm.
   std::atomic<bool> serve_returned{false};
   std::thread serving([this, &serve_returned] {

@@ -15,6 +15,7 @@
 
 #include "config.hpp"
 #include "http_server.hpp"
+#include "logging.hpp"
 #include "model_manager.hpp"
 #include "routes.hpp"
 #include "service_metrics.hpp"
@@ -43,6 +44,7 @@ class Service {
   std::atomic<bool> shutting_down_{false};
   std::mutex serving_mutex_;
   bool serving_ = false;  // the HTTP server runs, so stop() takes effect
+  LogRateLimiter error_log_limiter_;
   std::mutex refusals_mutex_;
   long refusals_since_report_ = 0;
   std::chrono::steady_clock::time_point last_refusal_report_{};

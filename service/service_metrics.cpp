@@ -40,3 +40,26 @@ ServiceMetrics::ServiceMetrics()
                                 {"model", "version", "runtime", "runtime_version", "provider", "precision"})) {}
 
 }  // namespace dermcds::service
+
+namespace dermcds::service {
+
+ModelEvents model_events(ServiceMetrics& metrics) {
+  ModelEvents events;
+  events.load_finished = [&metrics](const std::string& model, const std::string& version, bool success) {
+    metrics.model_loads.increment({model, version, success ? "success" : "failure"});
+  };
+  events.instance_ready = [&metrics](const std::string& model, const std::string& version,
+                                     const BackendInfo& info) -> DynamicBatcher::Listener {
+    for (const std::string& fallback : info.fallbacks)
+      metrics.fallback_events.increment({model, version, info.runtime, fallback.substr(0, fallback.find(':'))});
+    return [&metrics, model, version, runtime = info.runtime, provider = info.provider](const BatchReport& r) {
+      metrics.batch_size.observe({model, version, runtime}, r.images);
+      metrics.stage_duration.observe({model, version, "inference"}, r.inference_ms / 1e3);
+      for (double queue_ms : r.queue_ms) metrics.stage_duration.observe({model, version, "queue"}, queue_ms / 1e3);
+      metrics.images.increment({model, version, runtime, provider}, r.images);
+    };
+  };
+  return events;
+}
+
+}  // namespace dermcds::service

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "metrics.hpp"
+#include "model_manager.hpp"
 
 namespace dermcds::service {
 
@@ -25,5 +26,8 @@ struct ServiceMetrics {
   Gauge& model_ready;             // {model, version}
   Gauge& model_info;              // {model, version, runtime, runtime_version, provider, precision} = 1
 };
+
+// How ModelManager's loads, fallbacks and batches reach these metrics (the manager knows none).
+ModelEvents model_events(ServiceMetrics& metrics);
 
 }  // namespace dermcds::service

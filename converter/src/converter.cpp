@@ -5,6 +5,7 @@
 #include <random>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "calibration.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "fp16.hpp"
@@ -129,31 +130,7 @@ ConversionResult convert_onnx_file(const std::filesystem::path& onnx_file, const
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes) {
-  std::random_device random;
-  // A hidden sibling, so the rename stays within one file system. (Built with append() rather
-  // than "." + string: GCC 12 warns falsely about the latter, -Wrestrict.)
-  std::string name(".");
-  name.append(path.filename().string()).append(".tmp-").append(std::to_string(random()));
-  const std::filesystem::path temporary = path.parent_path() / name;
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorCode::kIoError, "cannot create " + temporary.string() + " (to write " + path.string() + ")");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw Error(ErrorCode::kIoError, "writing " + path.string() + " failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw Error(ErrorCode::kIoError, "cannot move the finished file to " + path.string() + ": " + ec.message());
-  }
+  dermcds::write_file_atomically(path, bytes);  // the one implementation (core, fsync'ed)
 }
 
 }  // namespace dermcds::converter

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds {
 
@@ -276,30 +277,8 @@ Manifest read_manifest(const std::filesystem::path& package_dir) {
 }
 
 void write_manifest(const std::filesystem::path& package_dir, const json& document) {
-  const std::filesystem::path path = package_dir / kManifestFileName;
-  const std::filesystem::path temporary = package_dir / (std::string(kManifestFileName) + ".tmp-" + std::to_string(::getpid()));
-  const std::string text = document.dump(2) + "\n";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(ErrorCode::kIoError, "cannot write " + temporary.string() + ": " + std::strerror(errno));
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int saved = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      throw Error(ErrorCode::kIoError, "cannot write " + temporary.string() + ": " + std::strerror(saved));
-    }
-    written += static_cast<std::size_t>(n);
-  }
   // The old manifest is replaced only by a complete, durable new one.
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    ::unlink(temporary.c_str());
-    throw Error(ErrorCode::kIoError, "cannot replace " + path.string() + ": " + std::strerror(errno));
-  }
+  write_file_atomically(package_dir / kManifestFileName, document.dump(2) + "\n");
 }
 
 }  // namespace dermcds

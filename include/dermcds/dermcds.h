@@ -70,7 +70,10 @@ typedef enum dermcds_status {
   DERMCDS_RESOURCE_EXHAUSTED = 12,  /* a capacity limit was reached */
   DERMCDS_DEADLINE_EXCEEDED = 13,   /* a time limit passed */
   DERMCDS_INTERNAL = 14,            /* a bug in derm-cds */
-  DERMCDS_OUT_OF_MEMORY = 15        /* an allocation failed */
+  DERMCDS_OUT_OF_MEMORY = 15,       /* an allocation failed */
+  DERMCDS_PERMISSION_DENIED = 16,   /* the operating system refused access to a file */
+  DERMCDS_NO_SPACE = 17,            /* a write did not fit: disk full, quota or file size limit */
+  DERMCDS_FAILED_PRECONDITION = 18  /* a package version that may not serve (no evidence, rejected) */
 } dermcds_status;
 
 /* "ok", "invalid_image", ...: the names derm-cds's JSON errors use. "unknown" for other values. */

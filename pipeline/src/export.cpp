@@ -12,6 +12,7 @@
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/model_repository.hpp"
 #include "dermcds/postprocess.hpp"
@@ -116,7 +117,9 @@ ExportCheck check_export(const std::filesystem::path& package_dir, const std::fi
   return result;
 }
 
-ExportOutcome export_package(const ExportRequest& request) {
+namespace {
+
+ExportOutcome export_package_unchecked(const ExportRequest& request) {
   const std::string name = request.name.empty() ? default_package_name(request.architecture) : request.name;
   std::filesystem::create_directories(request.repository);
   const ModelRepository repository(request.repository);
@@ -158,8 +161,20 @@ ExportOutcome export_package(const ExportRequest& request) {
 
   std::filesystem::create_directories(destination.parent_path());
   std::filesystem::rename(staging.package(), destination);
+  sync_directory(destination.parent_path());
   request.progress("installed " + destination.string());
   return {destination, check};
+}
+
+}  // namespace
+
+ExportOutcome export_package(const ExportRequest& request) {
+  // The module's edge (see build_model): file-system errors leave with their named code.
+  try {
+    return export_package_unchecked(request);
+  } catch (...) {
+    throw current_exception_as_error();
+  }
 }
 
 }  // namespace dermcds::pipeline

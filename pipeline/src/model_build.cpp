@@ -11,9 +11,9 @@
 #include "dermcds/pipeline/lifecycle.hpp"
 #include "dermcds/pipeline/parity_report.hpp"
 #include "dermcds/sha256.hpp"
-#include "file_lock.hpp"
+#include "dermcds/file_util.hpp"
+#include "dermcds/serving_rule.hpp"
 #include "scratch_directory.hpp"
-#include "utc_time.hpp"
 
 namespace dermcds::pipeline {
 
@@ -66,18 +66,74 @@ std::optional<std::pair<std::string, std::string>> version_with_fingerprint(cons
   return std::nullopt;
 }
 
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
-
 std::string rejection_reason(const ParityReport& report) {
   std::vector<std::string> reasons;
   for (const PairResult& pair : report.pairs)
     for (const std::string& v : pair.check.violations) reasons.push_back(pair.candidate + " vs " + pair.reference + ": " + v);
   if (report.pairs.empty()) reasons.push_back("no pair of runtimes was compared");
   return join(reasons, "; ");
+}
+
+// The artifacts whose own checks failed, when the reference (ONNX fp32, checked against
+// PyTorch) passed: those are dropped from the version, the rest of it may serve. Empty when the
+// whole version must be rejected (the reference failed, or nothing was compared).
+struct FailedArtifact {
+  ArtifactEntry artifact;
+  std::vector<const PairResult*> pairs;
+};
+std::optional<std::vector<FailedArtifact>> failed_artifacts(const ParityReport& report, const Manifest& manifest) {
+  std::vector<FailedArtifact> failed;
+  if (report.pairs.empty()) return std::nullopt;
+  for (const PairResult& pair : report.pairs) {
+    if (pair.check.passed) continue;
+    const auto subject = std::find_if(report.subjects.begin(), report.subjects.end(), [&](const SubjectRun& s) { return s.id == pair.candidate; });
+    if (pair.bound_key == "pytorch" || subject == report.subjects.end() || subject->runtime == "pytorch") return std::nullopt;
+    const ArtifactEntry* artifact = manifest.find_artifact(subject->runtime, subject->precision);
+    if (!artifact) return std::nullopt;
+    if (artifact->runtime == "onnxruntime" && artifact->precision == "fp32") return std::nullopt;  // the reference itself
+    auto it = std::find_if(failed.begin(), failed.end(), [&](const FailedArtifact& f) { return f.artifact.file == artifact->file; });
+    if (it == failed.end()) it = failed.insert(failed.end(), FailedArtifact{*artifact, {}});
+    it->pairs.push_back(&pair);
+  }
+  return failed;
+}
+
+// Moves each failed artifact out of the version (into rejected/, unlisted, kept as evidence) and
+// records it with its figures in lifecycle.rejected_artifacts. Returns one line per artifact.
+std::vector<std::string> drop_failed_artifacts(const std::filesystem::path& package, nlohmann::json& document,
+                                               const std::vector<FailedArtifact>& failed) {
+  std::vector<std::string> lines;
+  std::filesystem::create_directories(package / "rejected");
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& a : document["artifacts"])
+    if (std::none_of(failed.begin(), failed.end(), [&](const FailedArtifact& f) { return f.artifact.file == a.value("file", ""); }))
+      kept.push_back(a);
+  document["artifacts"] = kept;
+  for (const FailedArtifact& f : failed) {
+    const std::filesystem::path moved = std::filesystem::path("rejected") / std::filesystem::path(f.artifact.file).filename();
+    std::filesystem::rename(package / f.artifact.file, package / moved);
+    nlohmann::json figures = nlohmann::json::array();
+    std::vector<std::string> violations;
+    for (const PairResult* p : f.pairs) {
+      figures.push_back({{"candidate", p->candidate},
+                         {"reference", p->reference},
+                         {"mean_abs_diff", p->metrics.mean_abs_diff},
+                         {"max_abs_diff", p->metrics.max_abs_diff},
+                         {"top1_agreement", p->metrics.top1_agreement},
+                         {"triage_agreement", p->metrics.triage_agreement},
+                         {"violations", p->check.violations}});
+      for (const std::string& v : p->check.violations) violations.push_back(p->candidate + ": " + v);
+    }
+    const std::string reason = join(violations, "; ");
+    document["lifecycle"]["rejected_artifacts"].push_back({{"file", moved.string()},
+                                                           {"runtime", f.artifact.runtime},
+                                                           {"precision", f.artifact.precision},
+                                                           {"sha256", f.artifact.sha256},
+                                                           {"reason", reason},
+                                                           {"figures", figures}});
+    lines.push_back(f.artifact.runtime + "/" + f.artifact.precision + " (" + f.artifact.file + "): " + reason);
+  }
+  return lines;
 }
 
 }  // namespace
@@ -142,7 +198,9 @@ BuildInputs resolve_build_inputs(const BuildRequest& request) {
   return inputs;
 }
 
-BuildOutcome build_model(const BuildRequest& request) {
+namespace {
+
+BuildOutcome build_model_unchecked(const BuildRequest& request) {
   if (request.validation_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "a build needs validation images (--images DIR)");
   list_image_set(request.validation_dir, 0, "validation image");  // fail before any work if there are none
   const BuildInputs inputs = resolve_build_inputs(request);
@@ -231,9 +289,20 @@ BuildOutcome build_model(const BuildRequest& request) {
   record_in_manifest(report, files);
 
   nlohmann::json document = read_manifest(package).document;
-  document["lifecycle"]["status"] = report.passed ? "accepted" : "rejected";
-  if (!report.passed) document["lifecycle"]["reason"] = rejection_reason(report);
+  // A version keeps the artifacts that passed (docs/lifecycle.md, "A failing artifact"): when
+  // only non-reference artifacts failed, they leave the version and the rest is accepted.
+  bool accepted = report.passed;
+  std::vector<std::string> dropped;
+  if (!report.passed) {
+    if (const auto failed = failed_artifacts(report, read_manifest(package)); failed && !failed->empty()) {
+      dropped = drop_failed_artifacts(package, document, *failed);
+      accepted = true;
+    }
+  }
+  document["lifecycle"]["status"] = accepted ? "accepted" : "rejected";
+  if (!accepted) document["lifecycle"]["reason"] = rejection_reason(report);
   write_manifest(package, document);
+  for (const std::string& line : dropped) request.progress("artifact rejected, not part of version " + version + ": " + line);
 
   if (std::filesystem::exists(destination))
     throw Error(ErrorCode::kInvalidArgument, destination.string() + " appeared during the build; versions are never overwritten");
@@ -242,22 +311,39 @@ BuildOutcome build_model(const BuildRequest& request) {
   if (const auto pinned = lifecycle.pin_active_version("kept active while version " + version + " is installed"))
     request.progress("version " + *pinned + " served without an ACTIVE marker; marked it active before installing " + version);
   std::filesystem::rename(package, destination);
-  request.progress("installed " + destination.string() + (report.passed ? " (accepted)" : " (REJECTED)"));
+  sync_directory(destination.parent_path());
+  request.progress("installed " + destination.string() + (accepted ? " (accepted)" : " (REJECTED)"));
 
   outcome.version = version;
   outcome.package_dir = destination;
-  outcome.result = report.passed ? BuildResult::kAccepted : BuildResult::kRejected;
-  outcome.reason = report.passed ? "" : rejection_reason(report);
+  outcome.result = accepted ? BuildResult::kAccepted : BuildResult::kRejected;
+  outcome.reason = accepted ? "" : rejection_reason(report);
+  outcome.rejected_artifacts = dropped;
   report.package_dir = destination;
   outcome.parity = std::move(report);
 
   lifecycle.record({utc_timestamp(), "build", version, "",
-                    outcome.result == BuildResult::kAccepted ? "accepted" : "rejected: " + outcome.reason});
+                    outcome.result == BuildResult::kRejected ? "rejected: " + outcome.reason
+                    : dropped.empty()                         ? "accepted"
+                                                              : "accepted without " + join(dropped, "; ")});
   if (outcome.result == BuildResult::kAccepted && request.promote) {
     lifecycle.promote(version, "promoted by the build that made it");
     outcome.promoted = true;
   }
   return outcome;
+}
+
+}  // namespace
+
+BuildOutcome build_model(const BuildRequest& request) {
+  // The module's edge: a std::filesystem error (a full disk, a permission) leaves as the named
+  // code, not as an unknown exception the CLI would call a bug. The staging directory is gone by
+  // now (ScratchDirectory), so nothing partial is left in the repository.
+  try {
+    return build_model_unchecked(request);
+  } catch (...) {
+    throw current_exception_as_error();
+  }
 }
 
 }  // namespace dermcds::pipeline

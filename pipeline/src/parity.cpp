@@ -8,12 +8,12 @@
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
+#include "dermcds/model_repository.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/model_package.hpp"
 #include "dermcds/postprocess.hpp"
 #include "dermcds/pipeline/torch_reference.hpp"
 #include "scratch_directory.hpp"
-#include "utc_time.hpp"
 
 namespace dermcds::pipeline {
 

@@ -6,7 +6,7 @@
 #include "dermcds/error.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/sha256.hpp"
-#include "atomic_file.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds::pipeline {
 
@@ -262,8 +262,8 @@ ReportFiles write_report_files(const ParityReport& report, const std::filesystem
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(ErrorCode::kIoError, "cannot create " + dir.string() + ": " + ec.message());
   ReportFiles files{dir / "parity.json", dir / "parity.md", dir / "parity.png"};
-  write_text_atomically(files.json, to_json(report, true).dump(2) + "\n");
-  write_text_atomically(files.markdown, to_markdown(report));
+  write_file_atomically(files.json, to_json(report, true).dump(2) + "\n");
+  write_file_atomically(files.markdown, to_markdown(report));
   python.run({"parity-plot", "--report", std::filesystem::absolute(files.json).string(), "--out",
               std::filesystem::absolute(files.plot).string()});
   return files;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds::onnxruntime {
 
@@ -35,22 +36,9 @@ std::filesystem::path temporary_name(const std::filesystem::path& path) {
   return path.string() + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
-// Writes through a temporary name and renames, so a reader never sees half a file and several
+// Replaced atomically (core's one implementation), so a reader never sees half a file and several
 // processes or threads preparing the same key all succeed.
-void write_atomically(const std::filesystem::path& path, const std::string& content) {
-  const std::filesystem::path tmp = temporary_name(path);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out.flush()) throw Error(ErrorCode::kIoError, "cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw Error(ErrorCode::kIoError, "cannot write " + path.string() + ": " + ec.message());
-  }
-}
+void write_atomically(const std::filesystem::path& path, const std::string& content) { write_file_atomically(path, content); }
 
 }  // namespace
 

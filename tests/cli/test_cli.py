@@ -221,5 +221,182 @@ class Models(unittest.TestCase):
         self.assertIn("/no/such.pt", result.stderr)
 
 
+
+def write_json(path, document):
+    with open(path, "w") as f:
+        json.dump(document, f, indent=2)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class ServingRule(unittest.TestCase):
+    """Issue 13's two attacks against the CLI (docs/lifecycle.md, "The serving rule")."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.repo = os.path.join(self.tmp, "repository")
+        self.model = os.path.join(self.repo, "tiny")
+        shutil.copytree(os.path.join(REPOSITORY, "tiny", "1"), os.path.join(self.model, "1"))
+        # Attack 1: version 4 is version 1 with one classifier bias edited in model.onnx, and the
+        # manifest re-stamped with the new file's sha256 and size.
+        import onnx  # the test environment's python has it (make_tiny_packages.py uses it)
+        from onnx import numpy_helper
+        v4 = os.path.join(self.model, "4")
+        shutil.copytree(os.path.join(self.model, "1"), v4)
+        model = onnx.load(os.path.join(v4, "model.onnx"))
+        biases = [t for t in model.graph.initializer if len(t.dims) == 1]
+        self.assertTrue(biases, "the tiny model has a bias")
+        bias = numpy_helper.to_array(biases[0]).copy()
+        bias[1] += 25.0  # class 1 wins every image
+        biases[0].CopyFrom(numpy_helper.from_array(bias, biases[0].name))
+        onnx.save(model, os.path.join(v4, "model.onnx"))
+        manifest = read_json(os.path.join(v4, "manifest.json"))
+        data = open(os.path.join(v4, "model.onnx"), "rb").read()
+        import hashlib
+        manifest["version"] = "4"
+        manifest["artifacts"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+        manifest["artifacts"][0]["bytes"] = len(data)
+        write_json(os.path.join(v4, "manifest.json"), manifest)
+        # Attack 2: version 5 without its parity and lifecycle sections.
+        v5 = os.path.join(self.model, "5")
+        shutil.copytree(os.path.join(self.model, "1"), v5)
+        manifest = read_json(os.path.join(v5, "manifest.json"))
+        manifest["version"] = "5"
+        manifest.pop("parity", None)
+        manifest.pop("lifecycle", None)
+        write_json(os.path.join(v5, "manifest.json"), manifest)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def classify(self, model):
+        return run("classify", "--model", model, "--json", GRACE_HOPPER)
+
+    def test_the_edited_weights_would_change_the_answer(self):
+        # What is at stake: opened directly, version 4 answers differently, with a warning.
+        honest = json.loads(self.classify(os.path.join(self.model, "1")).stdout)[0]
+        edited = self.classify(os.path.join(self.model, "4"))
+        self.assertEqual(edited.returncode, 0, edited.stderr)
+        self.assertIn("may not serve", edited.stderr)
+        self.assertNotEqual(json.loads(edited.stdout)[0]["top1"]["code"], honest["top1"]["code"])
+
+    def test_promote_refuses_both(self):
+        for version, missing in (("4", "model.onnx"), ("5", "no parity evidence")):
+            result = run("models", "promote", "tiny", version, "--repository", self.repo)
+            self.assertEqual(result.returncode, EXIT_PACKAGE, result.stderr)
+            self.assertIn(missing, result.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.model, "ACTIVE")))
+
+    def test_model_directory_serves_only_what_may_serve(self):
+        # Without ACTIVE the highest version that may serve answers: 1, not 4 or 5.
+        result = self.classify(self.model)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout)[0]["model_version"], "1")
+        # An ACTIVE marker written by hand is refused, naming why.
+        for version, missing in (("4", "model.onnx"), ("5", "no parity evidence")):
+            with open(os.path.join(self.model, "ACTIVE"), "w") as f:
+                f.write(version + "\n")
+            result = self.classify(self.model)
+            self.assertEqual(result.returncode, EXIT_PACKAGE, result.stderr)
+            self.assertIn("failed_precondition", result.stderr)
+            self.assertIn(missing, result.stderr)
+            listed = run("models", "list", "--repository", self.repo, "--json")
+            self.assertEqual(listed.returncode, 0, listed.stderr)
+            entries = {e["version"]: e for e in json.loads(listed.stdout)}
+            self.assertTrue(entries["1"]["servable"])
+            self.assertFalse(entries[version]["servable"])
+            self.assertIn(missing, entries[version]["reason"])
+
+
+class FileSystemErrors(unittest.TestCase):
+    """Errors of the operating system leave with their named codes (docs/cli.md)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def test_file_size_limit_during_convert_installs_nothing(self):
+        if run("convert", "--help").returncode != 0:
+            self.skipTest("this build has no converter")
+        import resource
+        import signal
+        package = os.path.join(self.tmp, "tiny", "1")
+        shutil.copytree(os.path.join(REPOSITORY, "tiny", "1"), package)
+        before = sorted(os.listdir(package))
+
+        def limit():
+            # Past the limit a write fails with EFBIG instead of the process being killed.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+        result = subprocess.run([BIN, "convert", "--package", package, "--precision", "fp32"], capture_output=True,
+                                text=True, timeout=120, preexec_fn=limit)
+        self.assertEqual(result.returncode, 8, result.stderr)  # I/O, not 70
+        self.assertIn("no_space", result.stderr)
+        self.assertNotIn("internal", result.stderr)
+        self.assertEqual(sorted(os.listdir(package)), before, "a partial file was left")
+        self.assertEqual(run("models", "verify", package).returncode, 0)
+
+    def test_unwritable_repository_is_permission_denied(self):
+        if os.geteuid() == 0:
+            self.skipTest("root is not refused by file permissions")
+        repo = os.path.join(self.tmp, "repository")
+        shutil.copytree(os.path.join(REPOSITORY, "tiny", "1"), os.path.join(repo, "tiny", "1"))
+        os.chmod(os.path.join(repo, "tiny"), 0o555)
+        try:
+            result = run("models", "promote", "tiny", "1", "--repository", repo)
+        finally:
+            os.chmod(os.path.join(repo, "tiny"), 0o755)
+        self.assertEqual(result.returncode, 10, result.stderr)
+        self.assertIn("permission_denied", result.stderr)
+
+
+class SigkillDuringActivation(unittest.TestCase):
+    """SIGKILL at random points of `models promote` and `rollback`, 24 times: ACTIVE and
+    lifecycle.json are never half-written, and a servable version serves afterwards."""
+
+    def test_kill_at_random_points(self):
+        import random
+        import signal
+        import time
+        tmp = tempfile.mkdtemp()
+        try:
+            repo = os.path.join(tmp, "repository")
+            for version in ("1", "2"):
+                shutil.copytree(os.path.join(REPOSITORY, "tiny", "1"), os.path.join(repo, "tiny", version))
+                manifest = read_json(os.path.join(repo, "tiny", version, "manifest.json"))
+                manifest["version"] = version
+                write_json(os.path.join(repo, "tiny", version, "manifest.json"), manifest)
+            rng = random.Random(13)
+            killed = 0
+            for attempt in range(24):
+                command = ["models", "promote", "tiny", "2" if attempt % 2 else "1"] if attempt % 3 else ["models", "rollback", "tiny"]
+                process = subprocess.Popen([BIN, *command, "--repository", repo], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(0, 0.03))
+                process.send_signal(signal.SIGKILL)
+                killed += process.wait() == -signal.SIGKILL
+                active = os.path.join(repo, "tiny", "ACTIVE")
+                if os.path.exists(active):
+                    self.assertIn(open(active).read(), ("1\n", "2\n"), f"attempt {attempt}")
+                state = os.path.join(repo, "tiny", "lifecycle.json")
+                if os.path.exists(state):
+                    read_json(state)  # complete JSON, never a part
+                self.assertEqual([n for n in os.listdir(os.path.join(repo, "tiny")) if ".tmp-" in n], [],
+                                 "a temporary file was left behind")
+                result = run("classify", "--model", os.path.join(repo, "tiny"), "--json", GRACE_HOPPER)
+                self.assertEqual(result.returncode, 0, result.stderr)
+            # Most attempts are killed part-way (the rest finished first; both must hold).
+            self.assertGreater(killed, 0)
+            self.assertEqual(run("models", "history", "tiny", "--repository", repo).returncode, 0)
+        finally:
+            shutil.rmtree(tmp)
+
+
 if __name__ == "__main__":
     unittest.main()

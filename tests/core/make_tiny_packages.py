@@ -88,6 +88,23 @@ def manifest(name, size=SIZE, artifacts=()):
     }
 
 
+def stand_in_evidence(sha256, candidate="numpy/fp32/cpu"):
+    """Parity evidence for a one-artifact test package, so that a repository serves it (docs/
+    lifecycle.md, "The serving rule"). It stands in for a `dermcds parity` run, which a package
+    with one artifact and no PyTorch model cannot make; the comparison it records is the one the
+    tests themselves make, of every answer with the numpy reference. Tests of the rule take it
+    away or make it stale."""
+    reference = "onnxruntime/fp32/cpu"
+    return {"note": "test fixture: stands in for a dermcds parity run (tests/core/make_tiny_packages.py)",
+            "passed": True, "reference": reference,
+            "subjects": [{"id": reference, "runtime": "onnxruntime", "precision": "fp32", "provider": "cpu",
+                          "artifact": "model.onnx", "sha256": sha256},
+                         {"id": candidate, "runtime": candidate.split("/")[0], "precision": "fp32", "provider": "cpu"}],
+            "skipped": [],
+            "pairs": [{"reference": reference, "candidate": candidate, "bound_key": "fixture", "passed": True,
+                       "violations": []}]}
+
+
 def write_package(repository, name, model, manifest_size=SIZE, safety=None):
     directory = os.path.join(repository, name, "1")
     os.makedirs(directory, exist_ok=True)
@@ -96,8 +113,9 @@ def write_package(repository, name, model, manifest_size=SIZE, safety=None):
     data = open(path, "rb").read()
     artifact = {"runtime": "onnxruntime", "precision": "fp32", "file": "model.onnx",
                 "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "layout": "NCHW", "opset": 17}
+    document = manifest(name, manifest_size, [artifact])
+    document["parity"] = stand_in_evidence(artifact["sha256"])
     with open(os.path.join(directory, "manifest.json"), "w") as f:
-        document = manifest(name, manifest_size, [artifact])
         if safety:
             document["safety"] = safety
         json.dump(document, f, indent=2)

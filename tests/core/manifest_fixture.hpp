@@ -49,4 +49,22 @@ inline std::filesystem::path write_package(const std::filesystem::path& reposito
   return dir;
 }
 
+// Parity evidence for the package's current artifacts, standing in for a `dermcds parity` run
+// (the serving rule, serving_rule.hpp, needs it before a repository serves the package).
+inline void add_covering_evidence(const std::filesystem::path& dir) {
+  nlohmann::json manifest = read_manifest(dir).document;
+  nlohmann::json subjects = nlohmann::json::array();
+  for (const auto& a : manifest["artifacts"])
+    subjects.push_back({{"id", a["runtime"].get<std::string>() + "/" + a["precision"].get<std::string>() + "/cpu"},
+                        {"runtime", a["runtime"]},
+                        {"precision", a["precision"]},
+                        {"sha256", a["sha256"]}});
+  manifest["parity"] = {{"passed", true},
+                        {"reference", "onnxruntime/fp32/cpu"},
+                        {"subjects", subjects},
+                        {"skipped", nlohmann::json::array()},
+                        {"pairs", {{{"reference", "onnxruntime/fp32/cpu"}, {"candidate", "pytorch/fp32/cpu"}, {"bound_key", "pytorch"}, {"passed", true}}}}};
+  write_manifest(dir, manifest);
+}
+
 }  // namespace dermcds::test

@@ -72,7 +72,7 @@ class Lifecycle : public ::testing::Test {
 TEST_F(Lifecycle, PromotionNeedsPassingEvidence) {
   add_version("1");
   ModelLifecycle lifecycle(repo(), kModel);
-  EXPECT_EQ(code_of([&] { lifecycle.promote("1"); }), ErrorCode::kInvalidPackage);
+  EXPECT_EQ(code_of([&] { lifecycle.promote("1"); }), ErrorCode::kFailedPrecondition);
   EXPECT_FALSE(std::filesystem::exists(repo() / kModel / "ACTIVE"));
   ASSERT_TRUE(check("1"));
   // Without ACTIVE the only version serves implicitly; promoting it writes the marker.
@@ -99,7 +99,8 @@ TEST_F(Lifecycle, FailedParityCannotBePromoted) {
     lifecycle.promote("1");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("parity run failed"), std::string::npos) << e.what();
+    // The failing artifact is named, with the check it failed.
+    EXPECT_NE(std::string(e.what()).find("model_fp16.onnx (its check"), std::string::npos) << e.what();
   }
 }
 
@@ -114,9 +115,9 @@ TEST_F(Lifecycle, EvidenceMustDescribeTheCurrentArtifacts) {
     if (a["file"] == "model_fp16.onnx") a["sha256"] = sha256_file_hex(dir("1") / "model_fp16.onnx");
   write_manifest(dir("1"), document);
   std::string why;
-  EXPECT_FALSE(has_passing_evidence(read_manifest(dir("1")), &why));
+  EXPECT_FALSE(has_covering_evidence(read_manifest(dir("1")), &why));
   EXPECT_NE(why.find("model_fp16.onnx"), std::string::npos) << why;
-  EXPECT_EQ(code_of([&] { ModelLifecycle(repo(), kModel).promote("1"); }), ErrorCode::kInvalidPackage);
+  EXPECT_EQ(code_of([&] { ModelLifecycle(repo(), kModel).promote("1"); }), ErrorCode::kFailedPrecondition);
 }
 
 TEST_F(Lifecycle, RejectedCandidatesNeverServe) {
@@ -129,11 +130,11 @@ TEST_F(Lifecycle, RejectedCandidatesNeverServe) {
   // Without ACTIVE the highest version serves, unless it is rejected.
   EXPECT_EQ(repository.active_version(kModel), "2");
   EXPECT_EQ(resolve_package_dir(repo() / kModel), dir("2"));
-  EXPECT_EQ(code_of([&] { repository.set_active_version(kModel, "3"); }), ErrorCode::kInvalidPackage);
-  EXPECT_EQ(code_of([&] { ModelLifecycle(repo(), kModel).promote("3"); }), ErrorCode::kInvalidPackage);
+  EXPECT_EQ(code_of([&] { repository.set_active_version(kModel, "3"); }), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(code_of([&] { ModelLifecycle(repo(), kModel).promote("3"); }), ErrorCode::kFailedPrecondition);
   // A marker written by hand that names it is an error, not a silent choice.
   std::ofstream(repo() / kModel / "ACTIVE") << "3\n";
-  EXPECT_EQ(code_of([&] { repository.active_version(kModel); }), ErrorCode::kInvalidPackage);
+  EXPECT_EQ(code_of([&] { repository.active_version(kModel); }), ErrorCode::kFailedPrecondition);
   // Only rejected versions: none serves.
   mark("1", "rejected");
   mark("2", "rejected");
@@ -229,7 +230,9 @@ TEST_F(Lifecycle, ImplicitlyServingVersionIsWhereRollbackReturns) {
 TEST_F(Lifecycle, PinKeepsTheImplicitlyServingVersionWhenANewOneArrives) {
   ModelLifecycle lifecycle(repo(), kModel);
   EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);  // no model yet
-  add_version("1");  // e.g. made by `models export`: no evidence, no ACTIVE, serving implicitly
+  add_version("1");  // e.g. made by `models export`: no evidence, so it does not serve at all
+  EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);
+  ASSERT_TRUE(check("1"));  // now it serves implicitly (no ACTIVE): pinning marks it
   EXPECT_EQ(lifecycle.pin_active_version("test"), "1");
   EXPECT_EQ(active_marker(), "1");
   add_version("2");

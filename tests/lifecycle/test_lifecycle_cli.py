@@ -3,7 +3,8 @@
 A temporary repository receives builds of a small network (MobileNetV3-Small, ONNX plus TFLite
 fp32) from two checkpoints: checkpoint A (version 1, promoted), checkpoint B (version 2), and A
 again under a parity policy no real export can meet (version 3, rejected), and B again with
---force (version 4). Each test then
+--force (version 4), and B under a policy only its TFLite artifact breaks (version 5: accepted
+without that artifact). Each test then
 checks one rule of docs/lifecycle.md on that repository. models/ is never touched.
 
 Environment (set by CTest): DERMCDS_BIN, DERMCDS_CHECKPOINTS (make_checkpoints.py's output),
@@ -42,11 +43,16 @@ class Lifecycle(unittest.TestCase):
         cls.strict = os.path.join(cls.tmp, "strict-policy.json")
         with open(cls.strict, "w") as f:
             json.dump({"parity": {"bounds": {"pytorch": {"max_abs_diff": 1e-12}}}}, f)
+        # A policy only the TFLite artifact breaks: the version keeps its ONNX model and serves.
+        cls.strict_tflite = os.path.join(cls.tmp, "strict-tflite-policy.json")
+        with open(cls.strict_tflite, "w") as f:
+            json.dump({"parity": {"bounds": {"fp32": {"max_abs_diff": 1e-12}}}}, f)
         cls.builds = {
             "a": cls.build("a", "--promote"),
             "b": cls.build("b"),
             "rejected": cls.build("a", "--policy", cls.strict),
             "forced": cls.build("b", "--force"),
+            "dropped": cls.build("b", "--policy", cls.strict_tflite),
         }
 
     @classmethod
@@ -82,7 +88,7 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(outcome["result"], result)
             self.assertEqual(self.manifest(version)["version"], version)
         entries = os.listdir(os.path.join(self.repo, NAME))
-        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "4", "ACTIVE", "lifecycle.json"])
+        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "4", "5", "ACTIVE", "lifecycle.json"])
         self.assertEqual([n for n in entries if n.startswith(".build-")], [], "a staging directory was left behind")
 
     def test_unchanged_inputs_build_nothing(self):
@@ -149,12 +155,31 @@ class Lifecycle(unittest.TestCase):
         shutil.copytree(os.path.join(self.repo, NAME), os.path.join(hidden, NAME))
         os.remove(os.path.join(hidden, NAME, "ACTIVE"))
         listed = json.loads(run("models", "list", "--repository", hidden, "--json").stdout)
-        self.assertEqual([e["version"] for e in listed if e["active"]], ["4"])
-        os.remove(os.path.join(hidden, NAME, "4", "manifest.json"))  # no longer a version
+        self.assertEqual([e["version"] for e in listed if e["active"]], ["5"])
+        for version in ("5", "4"):
+            os.remove(os.path.join(hidden, NAME, version, "manifest.json"))  # no longer a version
         listed = json.loads(run("models", "list", "--repository", hidden, "--json").stdout)
         self.assertEqual([e["version"] for e in listed if e["active"]], ["2"])
         history = json.loads(run("models", "history", NAME, "--repository", self.repo, "--json").stdout)
         self.assertEqual({v["version"]: v["status"] for v in history["versions"]}["3"], "rejected")
+
+    def test_a_failing_artifact_leaves_the_version_and_the_rest_serves(self):
+        # docs/lifecycle.md, "A failing artifact": version 5 keeps ONNX fp32, drops TFLite fp32.
+        build = self.builds["dropped"]
+        self.assertEqual(build.returncode, 0, build.stderr)
+        outcome = json.loads(build.stdout)
+        self.assertEqual((outcome["result"], outcome["version"]), ("accepted", "5"))
+        self.assertIn("WARNING: artifact rejected", build.stderr)
+        manifest = self.manifest("5")
+        self.assertEqual([(a["runtime"], a["precision"]) for a in manifest["artifacts"]], [("onnxruntime", "fp32")])
+        [dropped] = manifest["lifecycle"]["rejected_artifacts"]
+        self.assertEqual((dropped["runtime"], dropped["precision"]), ("tflite", "fp32"))
+        self.assertTrue(os.path.isfile(os.path.join(self.repo, NAME, "5", dropped["file"])))
+        self.assertGreater(dropped["figures"][0]["max_abs_diff"], 1e-12)  # the figures that failed
+        listed = {e["version"]: e for e in json.loads(run("models", "list", "--repository", self.repo, "--json").stdout)}
+        self.assertTrue(listed["5"]["servable"], listed["5"])
+        self.assertNotIn("tflite", " ".join(listed["5"]["artifacts"]))
+        self.assertEqual(run("models", "verify", os.path.join(self.repo, NAME, "5")).returncode, 0)
 
     def test_promote_then_roll_back(self):
         self.assertEqual(self.active(), "1")  # promoted by its build

@@ -7,6 +7,13 @@
   tiny-conv/1  three 3x3 convolutions at 128x128 before the same head: enough arithmetic that
                inference, not HTTP or decoding, limits throughput in the load tests
 
+Each package carries parity evidence for its model.onnx, since nothing serves without it
+(docs/lifecycle.md, "The serving rule"). It is a stand-in for a `dermcds parity` run, which these
+one-artifact packages cannot make (there is no second runtime or PyTorch model to compare): the
+pair it records is the comparison the service tests themselves make, of every answer with the
+numpy reference below (1e-4). tests/service/test_serving_rule.cpp takes the evidence away and
+shows the service refusing.
+
 service_reference.json holds, per photograph, the probabilities of tiny/1 and tiny/2 computed with
 Pillow + torchvision + numpy, which share no code with derm-cds.
 
@@ -78,9 +85,10 @@ def write_package(repository, name, version, model, manifest):
     onnx.save(model, path)
     data = open(path, "rb").read()
     manifest = dict(manifest, version=version)
+    sha256 = hashlib.sha256(data).hexdigest()
     manifest["artifacts"] = [{"runtime": "onnxruntime", "precision": "fp32", "file": "model.onnx",
-                              "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "layout": "NCHW",
-                              "opset": 17}]
+                              "sha256": sha256, "bytes": len(data), "layout": "NCHW", "opset": 17}]
+    manifest["parity"] = tiny.stand_in_evidence(sha256)
     with open(os.path.join(directory, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
 

@@ -197,7 +197,7 @@ TEST(RepositoryAdmin, RejectedCandidateIsNeverLoaded) {
   for (const char* action : {"load", "activate"}) {
     SCOPED_TRACE(action);
     const auto refused = s.admin(std::string("/v2/repository/models/tiny/") + action, {{"parameters", {{"version", "3"}}}});
-    EXPECT_EQ(status_of(refused), 400);
+    EXPECT_EQ(status_of(refused), 409);  // the serving rule: failed_precondition
     const std::string error = body_of(refused)["error"];
     EXPECT_NE(error.find("rejected candidate"), std::string::npos) << error;
   }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace dermcds {
 
@@ -27,7 +28,13 @@ enum class ErrorCode {
   kResourceExhausted,    // a queue or capacity limit was reached
   kDeadlineExceeded,     // a time limit passed
   kInternal,             // one of our own invariants did not hold: a bug
+  // Added later (values are stable; the C API and exit statuses map each one):
+  kPermissionDenied,     // the operating system refused access to a file or directory
+  kNoSpace,              // a write did not fit: the disk is full, or a quota or file size limit was hit
+  kFailedPrecondition,   // valid, but the state forbids it: a version that may not serve (serving_rule.hpp)
 };
+
+inline constexpr ErrorCode kLastErrorCode = ErrorCode::kFailedPrecondition;
 
 // Stable lower_snake_case name, used in JSON error bodies and logs ("invalid_image").
 std::string_view to_string(ErrorCode code) noexcept;
@@ -40,5 +47,20 @@ class Error : public std::runtime_error {
  private:
   ErrorCode code_;
 };
+
+// The one translation of operating-system errors (errno values, std::error_code of the system or
+// generic category) into the vocabulary: ENOENT/ENOTDIR -> kNotFound, EACCES/EPERM/EROFS ->
+// kPermissionDenied, ENOSPC/EDQUOT/EFBIG -> kNoSpace, ENOMEM -> kResourceExhausted, anything else
+// kIoError. Module edges use it so that a full disk never reads as an internal error.
+ErrorCode error_code_for_errno(int error) noexcept;
+ErrorCode error_code_for(const std::error_code& ec) noexcept;
+// `what` + ": " + the system's message, with the code above.
+Error system_error(const std::error_code& ec, const std::string& what);
+Error errno_error(int error, const std::string& what);
+
+// Anything caught at a module edge as an Error: an Error as it is, std::filesystem_error and
+// std::system_error by their error code, std::bad_alloc as kResourceExhausted, anything else as
+// kInternal (a bug). Call it from inside a catch block only.
+Error current_exception_as_error();
 
 }  // namespace dermcds

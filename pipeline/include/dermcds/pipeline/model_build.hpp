@@ -78,6 +78,9 @@ struct BuildOutcome {
   // Up to date: the matched version's lifecycle status ("accepted" or "rejected").
   std::string matched_status;
   bool promoted = false;
+  // Accepted: artifacts whose own check failed and that were dropped from the version
+  // ("tflite/int8 (model_int8.tflite): <violations>"); the rest of the version may serve.
+  std::vector<std::string> rejected_artifacts;
   std::optional<ParityReport> parity;  // when a version was built
 };
 
