@@ -69,7 +69,9 @@ ordered_json skipped_json(const std::vector<SkippedSubject>& skipped) {
 ordered_json images_json(const ParityReport& report) {
   std::size_t unusable = 0;
   for (const auto& e : report.image_errors) unusable += e.empty() ? 0 : 1;
-  return {{"directory", report.image_set.directory.string()},
+  // Reports are stored inside packages: the set is named by its folder's name and identified by
+  // its sha256, never by a path of the machine that checked it.
+  return {{"directory", report.image_set.directory.filename().string()},
           {"count", report.images.size()},
           {"unusable", unusable},
           {"sha256", report.image_set.sha256}};
@@ -112,7 +114,7 @@ ordered_json to_json(const ParityReport& report, bool per_image) {
   ordered_json j;
   j["format"] = kParityReportFormat;
   j["format_version"] = kParityReportFormatVersion;
-  j["package"] = {{"name", report.package_name}, {"version", report.package_version}, {"directory", report.package_dir.string()}};
+  j["package"] = {{"name", report.package_name}, {"version", report.package_version}};
   j["created"] = report.created;
   j["passed"] = report.passed;
   j["reference"] = kReferenceSubject;
@@ -179,7 +181,7 @@ std::string to_markdown(const ParityReport& r) {
   md += "# Parity: " + r.package_name + " version " + r.package_version + "\n\n";
   md += std::string("**") + (r.passed ? "PASSED" : "FAILED") + "**: " + std::to_string(r.pairs.size()) + " pair" +
         (r.pairs.size() == 1 ? "" : "s") + " on " + std::to_string(r.images.size()) + " images from `" +
-        r.image_set.directory.string() + "` (set sha256 " + r.image_set.sha256.substr(0, 16) + "), " + r.created + ".\n\n";
+        r.image_set.directory.filename().string() + "` (set sha256 " + r.image_set.sha256.substr(0, 16) + "), " + r.created + ".\n\n";
   const bool torch = std::any_of(r.subjects.begin(), r.subjects.end(), [](const SubjectRun& s) { return s.id == kGroundTruthSubject; });
   md += "Reference: `" + std::string(kReferenceSubject) + "`; ground truth for the ONNX export: " +
         (torch ? "`" + std::string(kGroundTruthSubject) + "`" : std::string("not run")) +

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import NotFound
-from .hashing import sha256_file
+from .hashing import portable_path, sha256_file
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     document = {
         "exporter": {"name": EXPORTER_NAME, "version": EXPORTER_VERSION},
         "architecture": args.arch,
-        "checkpoint": {"source": source, "file": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)},
+        "checkpoint": {"source": source, "file": path.name, "sha256": sha256_file(path)},
     }
+    portable = portable_path(path)  # never a path of this machine (docs/model-package.md)
+    if portable:
+        document["checkpoint"]["path"] = portable
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")

@@ -28,7 +28,7 @@ import torchvision
 
 from . import EXPORTER_NAME, EXPORTER_VERSION, architectures, checkpoints, demo_training, lesions, safety
 from .errors import InvalidInput
-from .hashing import sha256_file
+from .hashing import portable_path, sha256_file
 from .reference_transform import transform_from_manifest_input
 
 INPUT_NAME = "image"
@@ -73,8 +73,11 @@ class Weights:
         if self.path is not None:
             entry["file"] = self.path.name
             entry["sha256"] = self.sha256
-            if self.source == "file":  # lets torch-reference find a user's checkpoint again
-                entry["path"] = str(self.path.resolve())
+            # Lets torch-reference find a user's checkpoint again, if it lies in the repository;
+            # elsewhere it is named by file name and sha256 only (no path of this machine).
+            portable = portable_path(self.path) if self.source == "file" else None
+            if portable:
+                entry["path"] = portable
         return entry
 
 

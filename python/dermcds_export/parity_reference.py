@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import NotFound
-from .hashing import sha256_file
+from .hashing import resolve_recorded_path, sha256_file
 
 BATCH = 8
 
@@ -34,10 +34,10 @@ def _candidates(manifest: dict, package: Path, override: Optional[str]) -> List[
         out.append(Path(override))
     checkpoint = manifest.get("provenance", {}).get("checkpoint", {})
     if checkpoint.get("path"):
-        out.append(package / checkpoint["path"])  # an absolute path stays absolute
+        out.append(resolve_recorded_path(checkpoint["path"]))
     lifecycle_path = manifest.get("lifecycle", {}).get("inputs", {}).get("checkpoint", {}).get("path")
     if lifecycle_path:
-        out.append(package / lifecycle_path)
+        out.append(resolve_recorded_path(lifecycle_path))
     if checkpoint.get("file"):
         out.append(demo_training.cache_dir() / Path(checkpoint["file"]).name)
     return out
