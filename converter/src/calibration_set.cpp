@@ -4,6 +4,7 @@
 
 #include "dermcds/converter.hpp"
 #include "dermcds/error.hpp"
+#include "dermcds/image_set_digest.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/image.hpp"
 #include "dermcds/sha256.hpp"
@@ -39,7 +40,7 @@ CalibrationSet load_calibration_images(const std::filesystem::path& dir, const I
   if (max_images > 0 && files.size() > max_images) files.resize(max_images);
 
   CalibrationSet set;
-  std::string listing;
+  std::vector<std::pair<std::string, std::string>> listing;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::vector<std::uint8_t> bytes = read_file_bytes(files[i], kMaxImageBytes);
     RgbImage image;
@@ -50,11 +51,11 @@ CalibrationSet load_calibration_images(const std::filesystem::path& dir, const I
     }
     set.samples.push_back(preprocess(image, spec, TensorLayout::kNHWC));
     set.files.push_back(files[i]);
-    listing += files[i].filename().string() + " " + sha256_hex(bytes) + "\n";
+    listing.emplace_back(files[i].filename().string(), sha256_hex(bytes));
     if (progress && ((i + 1) % 50 == 0 || i + 1 == files.size()))
       progress("calibration images: " + std::to_string(i + 1) + "/" + std::to_string(files.size()) + " preprocessed");
   }
-  set.sha256 = sha256_hex({reinterpret_cast<const std::uint8_t*>(listing.data()), listing.size()});
+  set.sha256 = image_set_sha256(listing);  // the digest the lifecycle's fingerprint records too
   return set;
 }
 

@@ -72,3 +72,15 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
 }
 
 }  // namespace dermcds
+
+#include "dermcds/image_set_digest.hpp"
+
+namespace dermcds {
+
+std::string image_set_sha256(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string listing;
+  for (const auto& [name, sha256] : files) listing.append(name).append(" ").append(sha256).append("\n");
+  return sha256_hex({reinterpret_cast<const std::uint8_t*>(listing.data()), listing.size()});
+}
+
+}  // namespace dermcds

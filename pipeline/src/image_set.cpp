@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "dermcds/error.hpp"
+#include "dermcds/image_set_digest.hpp"
 #include "dermcds/sha256.hpp"
 
 namespace dermcds::pipeline {
@@ -27,9 +28,9 @@ ImageSet list_image_set(const std::filesystem::path& directory, std::size_t limi
   if (set.files.empty())
     throw Error(ErrorCode::kInvalidArgument, what + " directory " + directory.string() + " holds no JPEG or PNG images (*.jpg, *.jpeg, *.png)");
   if (limit > 0 && set.files.size() > limit) set.files.resize(limit);
-  std::string listing;
-  for (const std::filesystem::path& file : set.files) listing += file.filename().string() + " " + sha256_file_hex(file) + "\n";
-  set.sha256 = sha256_hex({reinterpret_cast<const std::uint8_t*>(listing.data()), listing.size()});
+  std::vector<std::pair<std::string, std::string>> listing;
+  for (const std::filesystem::path& file : set.files) listing.emplace_back(file.filename().string(), sha256_file_hex(file));
+  set.sha256 = image_set_sha256(listing);
   return set;
 }
 

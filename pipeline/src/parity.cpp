@@ -8,6 +8,7 @@
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/model_repository.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/model_package.hpp"
@@ -88,11 +89,6 @@ void answer_all(const Classifier& classifier, const DecodedImages& decoded, cons
   progress(run.id + ": " + std::to_string(n) + " images in " + std::to_string(static_cast<int>(run.seconds * 1000)) + " ms");
 }
 
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
 
 // Runs one artifact on one provider, or says why it cannot run here.
 std::optional<SubjectRun> run_subject(const ModelPackage& package, const ArtifactEntry& artifact, const std::string& provider,

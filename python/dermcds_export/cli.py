@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import EXPORTER_NAME, EXPORTER_VERSION
-from .errors import UserError
+from .errors import UserError, os_error_status
 
 ARCHITECTURE_NAMES = ("efficientnet_b4", "mobilenet_v3_large", "mobilenet_v2", "resnet18", "efficientnet_b0",
                       "mobilenet_v3_small")
@@ -127,3 +127,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:  # architecture and argument checks of the library functions
         print(f"{args.command}: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the operating system's errors: a full disk is not a bug
+        print(f"{args.command}: {e}", file=sys.stderr)
+        return os_error_status(e)

@@ -32,7 +32,9 @@ Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
 
 }  // namespace
 
-OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
+// A function-try-block: no Ort::Exception leaves the backend (runtime.hpp), wherever in the
+// set-up (memory info, environment, session, signature) the C++ API threw it.
+OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request) try
     : cpu_memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   Ort::Env& env = ort_environment();
   info_.runtime = "onnxruntime";
@@ -67,6 +69,8 @@ OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request)
   check_signature(request);
   // A TensorRT engine built for batches up to N takes no more than N.
   if (provider_max_batch > 0 && (max_batch_ == 0 || provider_max_batch < max_batch_)) max_batch_ = provider_max_batch;
+} catch (const Ort::Exception& e) {
+  throw Error(ErrorCode::kRuntimeFailure, "ONNX Runtime cannot load " + request.model_file.string() + ": " + e.what());
 }
 
 void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
@@ -117,7 +121,7 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
 
 Tensor OnnxRuntimeBackend::run(const Tensor& images) { return run_outputs(images).logits; }
 
-InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) {
+InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) try {
   if (max_batch_ > 0 && images.shape[0] > max_batch_)
     throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " +
                                                  std::to_string(max_batch_));
@@ -145,6 +149,9 @@ InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) {
   result.logits = copy(outputs.front());
   if (output_count == 2) result.ood_score = copy(outputs[1]);
   return result;
+} catch (const Ort::Exception& e) {
+  // Creating the input tensor or reading the outputs can throw as well as Run itself.
+  throw Error(ErrorCode::kRuntimeFailure, std::string("ONNX Runtime inference failed: ") + e.what());
 }
 
 }  // namespace dermcds::onnxruntime

@@ -198,5 +198,51 @@ class Lifecycle(unittest.TestCase):
         self.assertIn(("build", "3"), actions)
 
 
+
+class FileSizeLimit(unittest.TestCase):
+    """A full disk, simulated by RLIMIT_FSIZE, during `models build` and `models export`: nothing is
+    installed, no partial file is left, and the error names the cause with the I/O exit status
+    (docs/cli.md), never 70."""
+
+    def limited(self, *args):
+        import resource
+        import signal
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+            resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+        return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=900, preexec_fn=limit)
+
+    def check(self, result, repo):
+        self.assertEqual(result.returncode, 8, result.stderr)
+        self.assertIn("no_space", result.stderr)
+        self.assertNotIn("internal error", result.stderr)
+        leftovers = []
+        for root, dirs, files in os.walk(repo):
+            leftovers += [os.path.join(root, n) for n in dirs + files if n.startswith(".build-") or n.startswith(".staging-")
+                          or ".tmp" in n or n.isdigit()]
+        self.assertEqual(leftovers, [], "something was installed or left behind")
+
+    def test_build(self):
+        repo = tempfile.mkdtemp(prefix="fsize-build-")
+        try:
+            result = self.limited("models", "build", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", repo,
+                                  "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"), "--images", IMAGES,
+                                  "--check-samples", "2")
+            self.check(result, repo)
+        finally:
+            shutil.rmtree(repo)
+
+    def test_export(self):
+        repo = tempfile.mkdtemp(prefix="fsize-export-")
+        try:
+            result = self.limited("models", "export", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", repo,
+                                  "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"), "--check-samples", "2")
+            self.check(result, repo)
+        finally:
+            shutil.rmtree(repo)
+
+
 if __name__ == "__main__":
     unittest.main()

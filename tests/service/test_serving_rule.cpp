@@ -4,7 +4,11 @@
 // written by hand; the development override is explicit, logged and stamped; rollback history
 // survives a restart; the repository vanishing or an artifact corrupted while serving leaves the
 // loaded version answering.
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -259,6 +263,40 @@ TEST(ServingRuleService, RepeatedFailuresAreLoggedWithACount) {
   // each would be a failure of its own).
   EXPECT_EQ(lines + held_back, kRequests + 1);
   EXPECT_LT(lines, kRequests + 1);
+}
+
+TEST(ServingRuleService, SigkillDuringActivationNeverLeavesHalfWrittenState) {
+  TemporaryDirectory tmp;
+  const auto repository = copy_fixture_repository(tmp);
+  std::mt19937 random(13);  // fixed: the same kill points each run
+  int killed_mid_request = 0;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    SCOPED_TRACE(attempt);
+    Server s(repository, {"--model", "tiny"});
+    const std::string target = attempt % 2 ? "1" : "2";
+    std::atomic<bool> answered{false};
+    std::thread activation([&] {
+      answered = static_cast<bool>(s.admin("/v2/repository/models/tiny/" + std::string(attempt % 5 == 4 ? "rollback" : "activate"),
+                                           {{"version", target}}));
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(random)));
+    s.process->send_signal(SIGKILL);
+    EXPECT_EQ(s.process->wait_for_exit(std::chrono::seconds(60)), 128 + SIGKILL);
+    activation.join();
+    killed_mid_request += answered ? 0 : 1;
+    // Whole files only: ACTIVE one of the versions, lifecycle.json complete JSON, no temporaries.
+    const std::string active = file_text(repository / "tiny" / "ACTIVE");
+    EXPECT_TRUE(active == "1\n" || active == "2\n") << active;
+    if (std::filesystem::exists(repository / "tiny" / "lifecycle.json"))
+      EXPECT_FALSE(json::parse(file_text(repository / "tiny" / "lifecycle.json"), nullptr, false).is_discarded());
+    for (const auto& entry : std::filesystem::directory_iterator(repository / "tiny"))
+      EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
+  // After the last kill a servable version serves.
+  Server s(repository, {"--model", "tiny"});
+  const std::string active = file_text(repository / "tiny" / "ACTIVE");
+  EXPECT_EQ(s.classify(0) + "\n", active);
+  RecordProperty("killed_mid_request", killed_mid_request);
 }
 
 }  // namespace
