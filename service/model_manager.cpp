@@ -382,8 +382,9 @@ std::vector<IndexEntry> ModelManager::index(bool ready_only) const {
 std::vector<ModelStatus> ModelManager::status() const {
   std::vector<ModelStatus> out;
   for (const IndexEntry& entry : index(false)) {
-    if (out.empty() || out.back().name != entry.name) out.push_back({entry.name, "", false, {}});
-    out.back().versions.push_back({entry.version, entry.state, false, nullptr, entry.reason});
+    if (out.empty() || out.back().name != entry.name) out.push_back({entry.name, "", false, "", {}});
+    // A model-level entry (no version on disk) describes the model, not a version.
+    if (!entry.version.empty()) out.back().versions.push_back({entry.version, entry.state, false, nullptr, entry.reason});
   }
   std::shared_lock lock(state_mutex_);
   for (ModelStatus& model : out) {

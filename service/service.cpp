@@ -169,6 +169,8 @@ void Service::print_banner(int port) const {
   std::string models;
   for (const ModelStatus& m : models_.status())
     if (m.ready) models += "  " + m.name + " version " + m.active_version + (m.name == config_.default_model ? " (default)" : "") + "\n";
+  for (const ModelStatus& m : models_.status())
+    if (!m.unservable.empty()) models += "  WARNING: not serving " + m.name + ": " + m.unservable + "\n";
   std::printf(
       "\npms-derm-cds is ready at %s serving:\n%s\n"
       "  web page       %s/\n"

@@ -254,8 +254,9 @@ class ServingRule(unittest.TestCase):
         biases[0].CopyFrom(numpy_helper.from_array(bias, biases[0].name))
         onnx.save(model, os.path.join(v4, "model.onnx"))
         manifest = read_json(os.path.join(v4, "manifest.json"))
-        data = open(os.path.join(v4, "model.onnx"), "rb").read()
         import hashlib
+        with open(os.path.join(v4, "model.onnx"), "rb") as f:
+            data = f.read()
         manifest["version"] = "4"
         manifest["artifacts"][0]["sha256"] = hashlib.sha256(data).hexdigest()
         manifest["artifacts"][0]["bytes"] = len(data)

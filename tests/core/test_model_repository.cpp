@@ -158,21 +158,26 @@ TEST(ServingRule, HistoryIsPersistedAndSharedByEveryActivation) {
     repository.activate("derm-test", "3", "activate", "test");
   }
   // Another process (a fresh object reading the files) rolls back to where the first was.
+  // Before the first activation version 3 served implicitly (no ACTIVE): it is where the
+  // history starts.
   const ModelRepository later(tmp.path());
-  EXPECT_EQ(later.lifecycle_state("derm-test").stack, (std::vector<std::string>{"1", "3"}));
+  EXPECT_EQ(later.lifecycle_state("derm-test").stack, (std::vector<std::string>{"3", "1", "3"}));
   EXPECT_EQ(later.rollback("derm-test"), "1");
   EXPECT_EQ(later.active_version("derm-test"), "1");
+  EXPECT_EQ(later.rollback("derm-test"), "3");
   EXPECT_EQ(code_of([&] { later.rollback("derm-test"); }), ErrorCode::kNotFound);
+  EXPECT_EQ(later.active_version("derm-test"), "3");
   const auto events = later.lifecycle_state("derm-test").events;
-  ASSERT_EQ(events.size(), 3u);
+  ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[2].action, "rollback");
   EXPECT_EQ(events[2].from, "3");
+  EXPECT_EQ(events[2].version, "1");
   // A failing step before the switch changes nothing.
   EXPECT_THROW(later.activate("derm-test", "2", "activate", "", [](const std::string&) {
     throw Error(ErrorCode::kRuntimeFailure, "load failed");
   }), Error);
-  EXPECT_EQ(later.active_version("derm-test"), "1");
-  EXPECT_EQ(later.lifecycle_state("derm-test").events.size(), 3u);
+  EXPECT_EQ(later.active_version("derm-test"), "3");
+  EXPECT_EQ(later.lifecycle_state("derm-test").events.size(), 4u);
 }
 
 }  // namespace
