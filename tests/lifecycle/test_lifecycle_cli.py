@@ -107,7 +107,7 @@ class Lifecycle(unittest.TestCase):
         outcome = json.loads(result.stdout)
         self.assertEqual((outcome["result"], outcome["version"]), ("up-to-date", "3"))
         self.assertIn("rejected candidate", result.stderr)
-        self.assertFalse(os.path.exists(self.package("5")))
+        self.assertFalse(os.path.exists(self.package("6")))
 
     def test_changed_inputs_are_recorded_and_fingerprinted(self):
         one, two = self.manifest("1"), self.manifest("2")

@@ -122,7 +122,9 @@ TEST(ServingRuleService, HandWrittenActiveMarkerDoesNotServeAfterRestart) {
     EXPECT_NE(s.process->log().find("model_not_servable"), std::string::npos);
     const json models = body_of(s.client->Get("/v1/models"));
     for (const auto& m : models["models"])
-      if (m["name"] == "tiny") EXPECT_FALSE(m["ready"].get<bool>());
+      if (m["name"] == "tiny") {
+        EXPECT_FALSE(m["ready"].get<bool>());
+      }
     // The operator repairs it by activating a version with evidence.
     ASSERT_EQ(status_of(s.admin("/v2/repository/models/tiny/activate", {{"version", "1"}})), 200);
     EXPECT_EQ(s.classify(2), "1");
@@ -287,8 +289,9 @@ TEST(ServingRuleService, SigkillDuringActivationNeverLeavesHalfWrittenState) {
     // Whole files only: ACTIVE one of the versions, lifecycle.json complete JSON, no temporaries.
     const std::string active = file_text(repository / "tiny" / "ACTIVE");
     EXPECT_TRUE(active == "1\n" || active == "2\n") << active;
-    if (std::filesystem::exists(repository / "tiny" / "lifecycle.json"))
+    if (std::filesystem::exists(repository / "tiny" / "lifecycle.json")) {
       EXPECT_FALSE(json::parse(file_text(repository / "tiny" / "lifecycle.json"), nullptr, false).is_discarded());
+    }
     for (const auto& entry : std::filesystem::directory_iterator(repository / "tiny"))
       EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
   }
