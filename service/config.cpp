@@ -230,7 +230,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
 
   std::filesystem::path config_file, admin_key_file;
   std::vector<std::string> provider_options;
-  bool no_batching = false, no_banner = false, print_config = false;
+  bool no_batching = false, no_banner = false, print_config = false, allow_unverified_models = false;
   app.add_option("-c,--config", config_file, "JSON configuration file (keys: docs/service.md)")->check(CLI::ExistingFile);
   option("--host", &ServiceConfig::host, "Address to listen on");
   option("-p,--port", &ServiceConfig::port, "Port to listen on (0: any free port)");
@@ -261,7 +261,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--log-level", &ServiceConfig::log_level, "trace, debug, info, warn, error, critical or off");
   option("--port-file", &ServiceConfig::port_file, "Write the listening port to this file once listening");
   app.add_flag("--no-banner", no_banner, "Do not print usage examples once ready");
-  app.add_flag("--allow-unverified-models", config.allow_unverified_models,
+  app.add_flag("--allow-unverified-models", allow_unverified_models,
                "DEVELOPMENT ONLY: serve versions whose parity evidence does not cover their artifacts (rejected ones never "
                "serve). Logged at start; every answer carries the header X-Dermcds-Unverified-Models: allowed");
   app.add_flag("--print-config", print_config, "Print the effective configuration as JSON and exit");
@@ -286,6 +286,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   }
   if (no_batching) config.batching = false;
   if (no_banner) config.banner = false;
+  config.allow_unverified_models = allow_unverified_models;  // the flag alone decides, never a file
   if (!admin_key_file.empty()) config.admin_key = read_secret_file(admin_key_file);
   validate(config);
 

@@ -153,6 +153,18 @@ LifecycleState ModelRepository::lifecycle_state(std::string_view model) const {
   return state;
 }
 
+// A writer killed between creating its temporary file and renaming it leaves the temporary
+// behind (never the target half-written). Whoever holds the model's lock next removes them: every
+// writer of ACTIVE and lifecycle.json holds that lock, so none of them is still being written.
+static void remove_stale_temporaries(const std::filesystem::path& model_dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(model_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    for (std::string_view target : {kActiveVersionFileName, kLifecycleFileName})
+      if (name.starts_with("." + std::string(target) + ".tmp-")) std::filesystem::remove(entry.path(), ec);
+  }
+}
+
 void ModelRepository::save_state(std::string_view model, const LifecycleState& state) const {
   nlohmann::ordered_json j{{"format", kLifecycleFormat},
                            {"format_version", kLifecycleFormatVersion},
@@ -181,6 +193,7 @@ void ModelRepository::record_event(std::string_view model, LifecycleEvent event)
   check_model_name(model);
   std::filesystem::create_directories(root_ / std::string(model));
   FileLock lock(lock_path(model));
+  remove_stale_temporaries(root_ / std::string(model));
   LifecycleState state = lifecycle_state(model);
   if (event.at.empty()) event.at = utc_timestamp();
   state.events.push_back(std::move(event));
@@ -191,6 +204,7 @@ std::string ModelRepository::activate(std::string_view model, std::string_view v
                                       std::string_view detail, const BeforeSwitch& before_switch) const {
   require_servable(model, version);
   FileLock lock(lock_path(model));
+  remove_stale_temporaries(root_ / std::string(model));
   require_servable(model, version);  // again, under the lock: it may have changed meanwhile
   LifecycleState state = lifecycle_state(model);
   reconcile(model, state);
@@ -229,6 +243,7 @@ std::string ModelRepository::rollback(std::string_view model, std::string_view d
   if (versions(model).empty())
     throw Error(ErrorCode::kNotFound, "the repository " + root_.string() + " has no model '" + std::string(model) + "'");
   FileLock lock(lock_path(model));
+  remove_stale_temporaries(root_ / std::string(model));
   LifecycleState state = lifecycle_state(model);
   reconcile(model, state);
   const std::string current = state.stack.back();
