@@ -161,7 +161,8 @@ static void remove_stale_temporaries(const std::filesystem::path& model_dir) {
   for (const auto& entry : std::filesystem::directory_iterator(model_dir, ec)) {
     const std::string name = entry.path().filename().string();
     for (std::string_view target : {kActiveVersionFileName, kLifecycleFileName})
-      if (name.starts_with("." + std::string(target) + ".tmp-")) std::filesystem::remove(entry.path(), ec);
+      // (append(), not "." + string: GCC 12 warns falsely about the latter, -Wrestrict)
+      if (name.starts_with(std::string(".").append(target).append(".tmp-"))) std::filesystem::remove(entry.path(), ec);
   }
 }
 
