@@ -114,6 +114,7 @@ const std::vector<Field>& fields() {
       field("max_image_pixels", &ServiceConfig::max_image_pixels),
       field("http_threads", &ServiceConfig::http_threads),
       field("warmup_runs", &ServiceConfig::warmup_runs),
+      field("repository_poll_secs", &ServiceConfig::repository_poll_secs),
       field("admin_key", &ServiceConfig::admin_key),
       field("audit_log", &ServiceConfig::audit_log),
       field("audit_max_bytes", &ServiceConfig::audit_max_bytes),
@@ -176,6 +177,8 @@ void validate(const ServiceConfig& c) {
   require(c.max_image_pixels >= 1, "max_image_pixels must be positive");
   require(c.http_threads >= 1 && c.http_threads <= 4096, "http_threads must be between 1 and 4096");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
+  require(c.repository_poll_secs >= 0 && c.repository_poll_secs <= 86400,
+          "repository_poll_secs must be between 0 (off) and 86400");
   require(c.audit_max_bytes >= 4096, "audit_max_bytes must be at least 4096");
   require(c.public_url.empty() || c.public_url.rfind("http://", 0) == 0 || c.public_url.rfind("https://", 0) == 0,
           "public_url must be an absolute http:// or https:// URL");
@@ -254,6 +257,8 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--max-image-pixels", &ServiceConfig::max_image_pixels, "Largest decoded image accepted, in pixels");
   option("--http-threads", &ServiceConfig::http_threads, "HTTP worker threads (concurrent connections served)");
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
+  option("--repository-poll-secs", &ServiceConfig::repository_poll_secs,
+         "Rescan the repository every N seconds and follow its versions and ACTIVE markers (0: off)");
   app.add_option("--admin-key-file", admin_key_file, "File holding the API key of the repository endpoints")
       ->check(CLI::ExistingFile);
   option("--audit-log", &ServiceConfig::audit_log, "Append a hash-chained audit line per request to this file (docs/audit.md)");

@@ -38,6 +38,9 @@ struct ServiceConfig {
   std::uint64_t max_image_pixels = 64ull * 1000 * 1000;
   int http_threads = 64;
   int warmup_runs = 1;
+  // Rescan the repository every N seconds and follow it (new versions, a changed ACTIVE), as one
+  // replica of several that share it (docs/deploy.md); 0: only at start-up and on admin calls.
+  int repository_poll_secs = 0;
 
   std::string admin_key;  // empty: the repository API answers 403
 

@@ -135,6 +135,8 @@ void Service::run() {
       log_event(spdlog::level::warn, "default_model_missing",
                 {{"default_model", config_.default_model},
                  {"hint", "requests that name no model will get 404; set --default-model"}});
+    if (config_.repository_poll_secs > 0 && !shutting_down_)
+      watcher_ = std::make_unique<RepositoryWatcher>(models_, std::chrono::seconds(config_.repository_poll_secs));
     if (models_.ready() && !shutting_down_) {
       log_event(spdlog::level::info, "ready", {{"models_loaded", loaded}});
       if (config_.banner) print_banner(port);
@@ -149,6 +151,7 @@ void Service::run() {
     throw;
   }
   serving.join();
+  watcher_.reset();  // no version switch may start while the process winds down
   log_event(spdlog::level::info, "stopped");
 }
 

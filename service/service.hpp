@@ -17,6 +17,7 @@
 #include "http_server.hpp"
 #include "logging.hpp"
 #include "model_manager.hpp"
+#include "repository_watcher.hpp"
 #include "routes.hpp"
 #include "service_metrics.hpp"
 
@@ -50,6 +51,7 @@ class Service {
   std::chrono::steady_clock::time_point last_refusal_report_{};
   std::unique_ptr<clinical::AuditLog> audit_;  // null without audit_log; outlives the routes that write it
   ModelManager models_;  // after metrics_, which its batchers report to
+  std::unique_ptr<RepositoryWatcher> watcher_;  // with repository_poll_secs; stopped before models_ goes
   ServiceContext context_;
   HttpServer http_;      // last: destroyed first, before what its handlers use
 };
