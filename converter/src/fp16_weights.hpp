@@ -1,6 +1,7 @@
-// fp16 weights: large float32 constants are stored as float16 and expanded back to float32 by a
-// DEQUANTIZE operator when the interpreter prepares the model (XNNPACK folds it into its packed
-// weights). Arithmetic stays float32; the file shrinks to about half.
+// The fp16-weights pass: large float32 constants are stored as float16 and expanded back to
+// float32 by a DEQUANTIZE operator when the interpreter prepares the model (XNNPACK folds it into
+// its packed weights). Arithmetic stays float32; the file shrinks to about half. The number
+// conversion itself is float16.hpp's.
 #pragma once
 
 #include <cstddef>

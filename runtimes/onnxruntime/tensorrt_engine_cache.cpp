@@ -8,7 +8,7 @@
 
 #include "dermcds/error.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -111,4 +111,4 @@ TensorRTFiles prepare_engine_cache(const std::filesystem::path& root, const Engi
   return files;
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -16,7 +16,7 @@
 #include "dermcds/runtime.hpp"
 #include "tflite_api.hpp"
 
-namespace dermcds::tflite_runtime {
+namespace dermcds::runtimes::tflite {
 
 class TfliteBackend final : public InferenceBackend {
  public:
@@ -35,4 +35,4 @@ class TfliteBackend final : public InferenceBackend {
   std::size_t classes_ = 0;
 };
 
-}  // namespace dermcds::tflite_runtime
+}  // namespace dermcds::runtimes::tflite

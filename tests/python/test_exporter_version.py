@@ -19,9 +19,9 @@ PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
 
 
 def version_of(python_dir: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(python_dir), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run([sys.executable, "-c", "import dermcds_export; print(dermcds_export.EXPORTER_VERSION)"],
-                            cwd=python_dir, env={**os.environ, "PYTHONPATH": str(python_dir), "PYTHONDONTWRITEBYTECODE": "1"},
-                            capture_output=True, text=True, check=True)
+                            cwd=python_dir, env=env, capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
@@ -51,7 +51,7 @@ class ExporterVersionTest(unittest.TestCase):
     def test_editing_export_py_changes_it(self):
         before = version_of(self.copy)
         export_py = self.copy / "dermcds_export" / "export.py"
-        export_py.write_text(export_py.read_text() + "\n# an edit that changes no behaviour still changes the version\n")
+        export_py.write_text(export_py.read_text() + "\n# an edit that changes no behaviour changes the version\n")
         after = version_of(self.copy)
         self.assertNotEqual(after, before)
         self.assertEqual(after, expected_digest(self.copy / "dermcds_export"))
