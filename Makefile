@@ -14,7 +14,7 @@ PORT ?= 8080
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 DERMCDS := $(BUILD)/bin/dermcds
 
-.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image
+.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image format-check tidy lint-python
 
 help:
 	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
@@ -25,6 +25,9 @@ help:
 	@echo "make test-arm64  cross-build for aarch64, run the tests under qemu-aarch64, compare with x86_64"
 	@echo "make image    build the pms-derm-cds container image with podman (docs/deploy.md)"
 	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
+	@echo "make format-check  check C/C++ formatting against .clang-format (changes nothing)"
+	@echo "make tidy     run clang-tidy (.clang-tidy) over our C++ sources, using $(BUILD)/compile_commands.json"
+	@echo "make lint-python   run flake8 (.flake8) over python/, tests/, bench/ and scripts/"
 
 setup:
 	scripts/provision.sh
@@ -74,6 +77,22 @@ run: build models
 # The container image (deploy/container/Containerfile) on a Debian base made by debootstrap.
 image: setup
 	scripts/build-image.sh
+
+# Code checks (docs/testing.md, "Style and lint"). Only tracked files: build trees, .deps and
+# generated sources are not ours to format.
+CPP_SOURCES = git ls-files -z -- '*.c' '*.h' '*.cpp' '*.hpp'
+format-check:
+	$(CPP_SOURCES) | xargs -0 clang-format --dry-run --Werror
+
+# clang-tidy reads the flags of each file from the compile database `make configure` writes; the
+# headers of our own folders are checked through the sources that include them (.clang-tidy).
+tidy: configure
+	cmake --build $(BUILD) --target dermcds_tflite_schema  # the converter's generated header
+	git ls-files -- 'core/*.cpp' 'runtimes/*.cpp' 'converter/*.cpp' 'pipeline/*.cpp' 'service/*.cpp' \
+	  'cli/*.cpp' 'capi/*.cpp' 'clinical/*.cpp' | xargs run-clang-tidy -quiet -p $(BUILD) -j$(JOBS)
+
+lint-python:
+	flake8 python tests bench scripts
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_ARM64)

@@ -1,7 +1,8 @@
 # Finds the ONNX Runtime C library that scripts/provision.sh unpacks into .deps/onnxruntime:
 #   include/            C and C++ API headers (Debian trixie libonnxruntime-dev)
 #   lib/<x64|arm64>/    libonnxruntime.so.1 (from the onnxruntime-node npm package)
-# Defines the imported target OnnxRuntime::OnnxRuntime. Set OnnxRuntime_ROOT to look elsewhere.
+# Defines the imported target OnnxRuntime::OnnxRuntime (global: found by runtimes/onnxruntime, also used
+# by tests and benchmarks). Set OnnxRuntime_ROOT to look elsewhere.
 include(FindPackageHandleStandardArgs)
 include(${CMAKE_CURRENT_LIST_DIR}/DermcdsArch.cmake)
 
@@ -19,7 +20,7 @@ find_package_handle_standard_args(OnnxRuntime
   REASON_FAILURE_MESSAGE "run scripts/provision.sh (or make setup) to fetch ONNX Runtime into .deps/")
 
 if(OnnxRuntime_FOUND AND NOT TARGET OnnxRuntime::OnnxRuntime)
-  add_library(OnnxRuntime::OnnxRuntime SHARED IMPORTED)
+  add_library(OnnxRuntime::OnnxRuntime SHARED IMPORTED GLOBAL)
   set_target_properties(OnnxRuntime::OnnxRuntime PROPERTIES
     IMPORTED_LOCATION ${OnnxRuntime_LIBRARY}
     IMPORTED_SONAME libonnxruntime.so.1

@@ -1,7 +1,8 @@
 # Finds the TensorFlow Lite 2.9 C library that scripts/provision.sh unpacks into .deps/tflite:
 #   include/tensorflow/lite/c/   C API headers
 #   lib/<x64|arm64>/             libtensorflowlite_c.so (from the tfjs-tflite-node npm package)
-# Defines the imported target TensorFlowLite::C. Set TensorFlowLite_ROOT to look elsewhere.
+# Defines the imported target TensorFlowLite::C (global: found by runtimes/tflite, also used by the
+# converter, tests and benchmarks). Set TensorFlowLite_ROOT to look elsewhere.
 include(FindPackageHandleStandardArgs)
 include(${CMAKE_CURRENT_LIST_DIR}/DermcdsArch.cmake)
 
@@ -19,7 +20,7 @@ find_package_handle_standard_args(TensorFlowLite
   REASON_FAILURE_MESSAGE "run scripts/provision.sh (or make setup) to fetch TensorFlow Lite into .deps/")
 
 if(TensorFlowLite_FOUND AND NOT TARGET TensorFlowLite::C)
-  add_library(TensorFlowLite::C SHARED IMPORTED)
+  add_library(TensorFlowLite::C SHARED IMPORTED GLOBAL)
   set_target_properties(TensorFlowLite::C PROPERTIES
     IMPORTED_LOCATION ${TensorFlowLite_LIBRARY}
     IMPORTED_SONAME libtensorflowlite_c.so

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "dermcds/error.hpp"
+#include "dermcds/runtime.hpp"
 
 namespace dermcds::service {
 
@@ -201,9 +202,10 @@ nlohmann::ordered_json infer_response(const std::string& model_name, const std::
   return response;
 }
 
+// The runtime's own name for the protocol's "platform" (its descriptor), or its name.
 std::string platform_of(std::string_view runtime) {
-  if (runtime == "onnxruntime") return "onnxruntime_onnx";
-  return std::string(runtime);
+  const RuntimeDescriptor* descriptor = find_runtime(runtime);
+  return std::string(descriptor ? descriptor->platform : runtime);
 }
 
 nlohmann::ordered_json model_metadata(const std::string& name, const std::vector<std::string>& versions,

@@ -171,10 +171,10 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
     observed.push_back(static_cast<int>(t));
   }
   instrumented.outputs = observed;
-  tflite_runtime::InterpreterOptions interpreter_options;
+  runtimes::tflite::InterpreterOptions interpreter_options;
   interpreter_options.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  tflite_runtime::Interpreter interpreter =
-      tflite_runtime::Interpreter::from_buffer(serialize_tflite(instrumented), interpreter_options, "calibration model");
+  runtimes::tflite::Interpreter interpreter =
+      runtimes::tflite::Interpreter::from_buffer(serialize_tflite(instrumented), interpreter_options, "calibration model");
 
   std::map<int, Statistics> stats;
   auto run_sample = [&](const Tensor& sample, bool histogram) {

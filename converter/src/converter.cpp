@@ -8,7 +8,7 @@
 #include "dermcds/file_util.hpp"
 #include "calibration.hpp"
 #include "dermcds/file_bytes.hpp"
-#include "fp16.hpp"
+#include "fp16_weights.hpp"
 #include "graph_passes.hpp"
 #include "int8_rewrites.hpp"
 #include "lowering.hpp"

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -20,27 +19,24 @@ double milliseconds_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-struct Preference {
-  std::string_view runtime;
-  std::string_view precision;
-};
-
-// What `--runtime auto` prefers on this machine. x86_64 servers and GPU machines run the ONNX
-// model on ONNX Runtime (which itself picks CUDA/TensorRT when present). ARM CPUs without a GPU
-// are phones and small boards, where the int8 TFLite model is the one built for them.
-std::vector<Preference> auto_preferences() {
-#if defined(__aarch64__)
-  std::error_code ec;
-  // A discrete GPU's driver node, or the integrated GPU of a Jetson.
-  const bool has_nvidia_gpu =
-      std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
-  const bool arm_cpu_only = !has_nvidia_gpu;
-#else
-  const bool arm_cpu_only = false;
-#endif
-  if (arm_cpu_only)
-    return {{"tflite", "int8"}, {"tflite", "fp16"}, {"tflite", "fp32"}, {"onnxruntime", "fp32"}, {"onnxruntime", ""}, {"tflite", ""}};
-  return {{"onnxruntime", "fp32"}, {"onnxruntime", ""}, {"tflite", "fp32"}, {"tflite", "fp16"}, {"tflite", "int8"}, {"tflite", ""}};
+// The artifact `auto` prefers among those of runtime `only` (null: of every compiled runtime
+// available here) at `precision` (empty: any), ranked by each runtime's descriptor for this
+// machine; the first listed in the manifest wins a tie. Null when none qualifies.
+const ArtifactEntry* preferred_artifact(const Manifest& manifest, const RuntimeDescriptor* only, std::string_view precision) {
+  const MachineKind machine = this_machine();
+  const ArtifactEntry* best = nullptr;
+  int best_rank = 0;
+  for (const ArtifactEntry& artifact : manifest.artifacts) {
+    if (!precision.empty() && artifact.precision != precision) continue;
+    const RuntimeDescriptor* runtime = only ? (artifact.runtime == only->name ? only : nullptr) : find_runtime(artifact.runtime);
+    if (!runtime || (!only && !runtime->available())) continue;
+    const int rank = runtime->preference(machine, artifact.precision);
+    if (!best || rank < best_rank) {
+      best = &artifact;
+      best_rank = rank;
+    }
+  }
+  return best;
 }
 
 std::string compiled_runtime_names() {
@@ -82,25 +78,14 @@ RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime,
                   "runtime '" + std::string(runtime) + "' is not part of this build (it has: " + compiled_runtime_names() + ")");
     if (!descriptor->available())
       throw Error(ErrorCode::kRuntimeUnavailable, "runtime '" + std::string(runtime) + "' cannot be loaded on this machine");
-    const ArtifactEntry* artifact = nullptr;
-    if (wanted_precision.empty()) {
-      for (const Preference& p : auto_preferences())
-        if (p.runtime == runtime && (artifact = manifest.find_artifact(runtime, p.precision))) break;
-    } else {
-      artifact = manifest.find_artifact(runtime, wanted_precision);
-    }
+    const ArtifactEntry* artifact = preferred_artifact(manifest, descriptor, wanted_precision);
     if (!artifact)
       throw Error(ErrorCode::kNotFound, "package " + manifest.name + "/" + manifest.version + " has no " + std::string(runtime) +
                                             (wanted_precision.empty() ? "" : " " + std::string(wanted_precision)) + " artifact");
     return {artifact, descriptor};
   }
-  for (const Preference& p : auto_preferences()) {
-    if (!wanted_precision.empty() && !p.precision.empty() && p.precision != wanted_precision) continue;
-    const RuntimeDescriptor* descriptor = find_runtime(p.runtime);
-    if (!descriptor || !descriptor->available()) continue;
-    const std::string_view precision_filter = p.precision.empty() ? wanted_precision : p.precision;
-    if (const ArtifactEntry* artifact = manifest.find_artifact(p.runtime, precision_filter)) return {artifact, descriptor};
-  }
+  if (const ArtifactEntry* artifact = preferred_artifact(manifest, nullptr, wanted_precision))
+    return {artifact, find_runtime(artifact->runtime)};
   throw Error(ErrorCode::kRuntimeUnavailable,
               "no artifact of package " + manifest.name + "/" + manifest.version +
                   (wanted_precision.empty() ? "" : " at precision " + std::string(wanted_precision)) +

@@ -20,17 +20,6 @@ namespace dermcds::pipeline {
 
 namespace {
 
-// Execution providers worth trying per runtime (runtime.hpp lists what each runtime accepts).
-std::vector<std::string> providers_of(std::string_view runtime) {
-  if (runtime == "onnxruntime") return {"cpu", "cuda", "tensorrt"};
-#ifdef __ANDROID__
-  if (runtime == "tflite") return {"xnnpack", "builtin", "nnapi"};
-#else
-  if (runtime == "tflite") return {"xnnpack", "builtin"};  // NNAPI exists only on Android
-#endif
-  return {"auto"};
-}
-
 bool wanted(const std::string& id, const std::vector<std::string>& only) {
   if (id == kReferenceSubject || only.empty()) return true;
   return std::any_of(only.begin(), only.end(), [&](const std::string& prefix) { return id.starts_with(prefix); });
@@ -251,7 +240,10 @@ ParityReport run_parity(const ParityRequest& request) {
                                         : "runtime " + artifact.runtime + " is not part of this build"});
       continue;
     }
-    for (const std::string& provider : providers_of(artifact.runtime)) {
+    // Every provider the runtime's descriptor lists; one that cannot run here is listed as
+    // skipped, with the reason (run_subject).
+    for (const std::string_view provider_name : runtime->providers) {
+      const std::string provider(provider_name);
       const std::string id = artifact.runtime + "/" + artifact.precision + "/" + provider;
       if (id == kReferenceSubject || !wanted(id, request.only)) continue;
       if (auto run = run_subject(package, artifact, provider, request, decoded, report.skipped)) report.subjects.push_back(std::move(*run));

@@ -12,6 +12,24 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EXPORTER_NAME = "dermcds_export"
-# Bump when a change here can change an exported artifact: the lifecycle rebuilds packages
-# whose recorded exporter version differs.
-EXPORTER_VERSION = "1"
+
+
+def _sources_version() -> str:
+    """A digest of this package's sources: the relative path and sha256 of every .py file.
+
+    Any edit to the exporter changes it, so the lifecycle (which rebuilds packages whose recorded
+    exporter version differs) never keeps an artifact an older exporter made; nobody has to
+    remember to bump a number. The same scheme as the converter's version (pipeline/CMakeLists.txt).
+    """
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    listing = ""
+    for source in sorted(root.rglob("*.py")):
+        relative = source.relative_to(root.parent).as_posix()
+        listing += f"{relative} {hashlib.sha256(source.read_bytes()).hexdigest()}\n"
+    return "sources-sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
+EXPORTER_VERSION = _sources_version()

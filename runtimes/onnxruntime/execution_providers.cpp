@@ -13,7 +13,7 @@
 #include "gpu_probe.hpp"
 #include "tensorrt_engine_cache.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -228,4 +228,4 @@ void append_provider(Ort::SessionOptions& session_options, const ProviderAttempt
   }
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -22,7 +22,7 @@
 #include "dermcds/runtime.hpp"
 #include "provider_options.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 enum class Provider { kTensorRT, kCuda, kCpu };
 
@@ -68,4 +68,4 @@ void append_provider(Ort::SessionOptions& session_options, const ProviderAttempt
 // ("/onnxruntime_src/...cc:1988 ...Get() [ONNXRuntimeError] : 1 : FAIL : "), for fallback reasons.
 std::string concise_failure(std::string_view ort_message);
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

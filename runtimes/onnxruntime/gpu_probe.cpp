@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <utility>
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -133,4 +133,4 @@ ProbeResult<LibraryVersion> probe_tensorrt_version(const std::vector<std::string
   return {std::nullopt, "no TensorRT library: " + tried};
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

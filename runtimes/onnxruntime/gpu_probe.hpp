@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 struct GpuIdentity {
   std::string name;  // as the driver reports it: "NVIDIA GeForce RTX 4090", "Orin"
@@ -47,4 +47,4 @@ ProbeResult<LibraryVersion> probe_tensorrt_version(const std::vector<std::string
 // (major*100 + minor)*100 + patch from TensorRT 10.
 LibraryVersion decode_tensorrt_version(int encoded);
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
@@ -9,7 +10,7 @@
 #include "execution_providers.hpp"
 #include "ort_api.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -36,6 +37,10 @@ Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
 // set-up (memory info, environment, session, signature) the C++ API threw it.
 OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request) try
     : cpu_memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+  // As every runtime reports it (runtime.hpp); ONNX Runtime's own message would be a load failure.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(request.model_file, ec))
+    throw Error(ErrorCode::kNotFound, request.model_file.string() + ": no such model file");
   Ort::Env& env = ort_environment();
   info_.runtime = "onnxruntime";
   info_.runtime_version = ort_version();
@@ -75,6 +80,7 @@ OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request) try
 
 void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
   const std::string model = request.model_file.string();
+  input_size_ = request.input_size;
   // Logits come first; a package with the safety guard has the ood score as a second output.
   const std::size_t expected_outputs = request.ood_output_name.empty() ? 1 : 2;
   if (session_->GetInputCount() != 1 || session_->GetOutputCount() < 1 || session_->GetOutputCount() > 2 ||
@@ -122,6 +128,13 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
 Tensor OnnxRuntimeBackend::run(const Tensor& images) { return run_outputs(images).logits; }
 
 InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) try {
+  // A wrong batch is the caller's mistake (kInvalidArgument), not a runtime failure; ONNX Runtime
+  // would also read past the data if the shape promised more values than it holds.
+  const std::int64_t s = input_size_;
+  if (images.shape.size() != 4 || images.shape[0] < 1 || images.shape[1] != 3 || images.shape[2] != s || images.shape[3] != s ||
+      static_cast<std::int64_t>(images.data.size()) != Tensor::element_count(images.shape))
+    throw Error(ErrorCode::kInvalidArgument, "image batch is not [N,3," + std::to_string(s) + "," + std::to_string(s) + "] with " +
+                                                 "as many values as its shape");
   if (max_batch_ > 0 && images.shape[0] > max_batch_)
     throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " +
                                                  std::to_string(max_batch_));
@@ -154,17 +167,35 @@ InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) try {
   throw Error(ErrorCode::kRuntimeFailure, std::string("ONNX Runtime inference failed: ") + e.what());
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime
 
 namespace dermcds {
 
+namespace {
+
+// The server runtime: first choice wherever `auto` serves on a server or a GPU machine, and where
+// a phone's package has no TFLite artifact, only behind TFLite's.
+int onnxruntime_preference(MachineKind machine, std::string_view precision) {
+  if (machine == MachineKind::kMobileCpu) return kPreferPortable + (precision == "fp32" ? 0 : 1);
+  return precision == "fp32" ? kPreferNative : kPreferSecond;
+}
+
+// Every provider is worth a parity run: one that cannot load falls back and says so.
+constexpr std::string_view kProviders[] = {"cpu", "cuda", "tensorrt"};
+
+}  // namespace
+
 const RuntimeDescriptor& dermcds_runtime_onnxruntime() {
   static const RuntimeDescriptor descriptor{
-      "onnxruntime",
-      [] { return onnxruntime::ort_api_available(); },
-      [] { return onnxruntime::ort_version(); },
-      [](const BackendRequest& request) -> std::unique_ptr<InferenceBackend> {
-        return std::make_unique<onnxruntime::OnnxRuntimeBackend>(request);
+      .name = "onnxruntime",
+      .platform = "onnxruntime_onnx",
+      .layout = TensorLayout::kNCHW,
+      .providers = kProviders,
+      .preference = onnxruntime_preference,
+      .available = [] { return runtimes::onnxruntime::ort_api_available(); },
+      .version = [] { return runtimes::onnxruntime::ort_version(); },
+      .create = [](const BackendRequest& request) -> std::unique_ptr<InferenceBackend> {
+        return std::make_unique<runtimes::onnxruntime::OnnxRuntimeBackend>(request);
       },
   };
   return descriptor;

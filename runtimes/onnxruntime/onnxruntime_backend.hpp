@@ -14,7 +14,7 @@
 
 #include "dermcds/runtime.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 class OnnxRuntimeBackend final : public InferenceBackend {
  public:
@@ -36,6 +36,7 @@ class OnnxRuntimeBackend final : public InferenceBackend {
   std::string output_name_;
   std::string ood_output_name_;  // empty: the model's guard output is not read
   int max_batch_ = 0;
+  int input_size_ = 0;  // S of the [N,3,S,S] input
 };
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

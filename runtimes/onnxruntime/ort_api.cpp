@@ -4,7 +4,7 @@
 
 #include "dermcds/error.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 const OrtApi* load_api() {
@@ -29,4 +29,4 @@ Ort::Env& ort_environment() {
   return env;
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

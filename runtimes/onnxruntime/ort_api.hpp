@@ -10,7 +10,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 bool ort_api_available();
 std::string ort_version();
@@ -19,4 +19,4 @@ std::string ort_version();
 // kRuntimeUnavailable if the API is unavailable.
 Ort::Env& ort_environment();
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

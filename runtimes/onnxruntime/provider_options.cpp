@@ -6,7 +6,7 @@
 
 #include "dermcds/error.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -193,4 +193,4 @@ ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, con
   return list;
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -28,7 +28,7 @@
 
 #include "dermcds/runtime.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 // One option by ONNX Runtime's name, as UpdateCUDAProviderOptions/UpdateTensorRTProviderOptions take it.
 struct ProviderOption {
@@ -79,4 +79,4 @@ ProviderOptionList cuda_provider_options(const CudaOptions& options);
 ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, const TensorRTFiles& files,
                                              std::string_view input_name, int input_size);
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

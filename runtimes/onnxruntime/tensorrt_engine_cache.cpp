@@ -9,7 +9,7 @@
 #include "dermcds/error.hpp"
 #include "dermcds/file_util.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 namespace {
 
@@ -99,4 +99,4 @@ TensorRTFiles prepare_engine_cache(const std::filesystem::path& root, const Engi
   return files;
 }
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -24,7 +24,7 @@
 #include "gpu_probe.hpp"
 #include "provider_options.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 
 struct EngineCacheKey {
   std::string model_sha256;
@@ -53,4 +53,4 @@ nlohmann::ordered_json to_json(const EngineCacheKey& key);
 TensorRTFiles prepare_engine_cache(const std::filesystem::path& root, const EngineCacheKey& key,
                                    const std::filesystem::path& calibration_table);
 
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

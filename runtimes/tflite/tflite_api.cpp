@@ -13,7 +13,7 @@
 extern "C" void TfLiteInterpreterOptionsSetUseNNAPI(TfLiteInterpreterOptions* options, bool enable);
 #endif
 
-namespace dermcds::tflite_runtime {
+namespace dermcds::runtimes::tflite {
 
 namespace {
 
@@ -52,7 +52,23 @@ struct Interpreter::State {
 
 std::string version() { return TfLiteVersion(); }
 
+bool supported_version(std::string_view version) {
+  constexpr std::string_view kSeries = "2.9.";
+  if (!version.starts_with(kSeries) || version.size() == kSeries.size()) return false;
+  // The patch level: digits, optionally followed by a pre-release or build suffix ("2.9.0-rc1").
+  const std::string_view patch = version.substr(kSeries.size());
+  return patch.front() >= '0' && patch.front() <= '9';
+}
+
+bool library_supported() {
+  static const bool supported = supported_version(TfLiteVersion());
+  return supported;
+}
+
 std::unique_ptr<Interpreter::State> Interpreter::build(std::unique_ptr<State> s, const InterpreterOptions& options, const std::string& origin) {
+  if (!library_supported())
+    throw Error(ErrorCode::kRuntimeUnavailable, "TensorFlow Lite " + version() +
+                                                    " is loaded; this build is written against the 2.9 C API and XNNPACK options (tflite_api.hpp)");
   if (!s->model)
     throw Error(ErrorCode::kInvalidArgument, origin + ": TensorFlow Lite cannot read it as a model (not a valid .tflite flatbuffer)");
   s->options.reset(TfLiteInterpreterOptionsCreate());
@@ -120,4 +136,4 @@ std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor) {
 
 const char* type_name(TfLiteType type) { return TfLiteTypeGetName(type); }
 
-}  // namespace dermcds::tflite_runtime
+}  // namespace dermcds::runtimes::tflite

@@ -14,18 +14,22 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tensorflow/lite/c/c_api.h>
 
 // ---- XNNPACK delegate (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h, not shipped) ----
 //
-// The library's own ABI, read from its machine code rather than from a header (headers of other
-// TF versions differ): TfLiteXNNPackDelegateOptionsDefault returns the struct in one 64-bit
+// Where the layout comes from: TensorFlow 2.9's xnnpack_delegate.h declares
+// TfLiteXNNPackDelegateOptions as { int32_t num_threads; uint32_t flags; } (the weights_cache
+// pointer arrived in 2.10, and later versions add more). The library we link,
+// libtensorflowlite_c.so 2.9.0 from the tfjs-tflite-node package (scripts/deps.lock), confirms it
+// in its machine code: TfLiteXNNPackDelegateOptionsDefault returns the struct in one 64-bit
 // register (x86_64: `xor eax,eax; ret`; arm64: `mov x0,#0; ret`) and TfLiteXNNPackDelegateCreate
-// copies exactly 8 bytes from *options. So in this TF 2.9.0 build the options are two 32-bit
-// fields: there is no weights_cache pointer, which later versions add. The static_assert below
-// keeps our declaration at that size.
+// copies exactly 8 bytes from *options. The static_assert keeps our declaration at that size,
+// and library_supported() refuses any library that is not 2.9.x, whose struct may differ, before
+// anything is passed to it.
 extern "C" {
 struct DermcdsXnnpackOptions {
   std::int32_t num_threads;  // 0 or negative: no thread pool
@@ -36,15 +40,21 @@ void TfLiteXNNPackDelegateDelete(TfLiteDelegate* delegate);
 }
 static_assert(sizeof(DermcdsXnnpackOptions) == 8, "TF 2.9's TfLiteXNNPackDelegateOptions is 8 bytes");
 
-namespace dermcds::tflite_runtime {
+namespace dermcds::runtimes::tflite {
 
 // XNNPACK delegate flags (TF 2.9): accelerate signed int8 (QS8) / unsigned uint8 (QU8) operators.
 // Without them XNNPACK takes only float operators and int8 models run on TFLite's own kernels.
 inline constexpr std::uint32_t kXnnpackFlagQs8 = 0x1;
 inline constexpr std::uint32_t kXnnpackFlagQu8 = 0x2;
 
-// "2.9.0"
+// "2.9.0": TfLiteVersion() of the loaded library.
 std::string version();
+
+// Whether `version` is one whose XNNPACK options layout the declarations above reproduce: 2.9.x.
+bool supported_version(std::string_view version);
+// supported_version(version()): the runtime's available(). Interpreters refuse to start otherwise
+// (kRuntimeUnavailable).
+bool library_supported();
 
 enum class Accelerator { kNone, kXnnpack, kNnapi };
 
@@ -85,4 +95,4 @@ class Interpreter {
 std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor);
 const char* type_name(TfLiteType type);
 
-}  // namespace dermcds::tflite_runtime
+}  // namespace dermcds::runtimes::tflite

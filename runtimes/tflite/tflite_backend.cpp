@@ -9,7 +9,7 @@
 
 #include "dermcds/error.hpp"
 
-namespace dermcds::tflite_runtime {
+namespace dermcds::runtimes::tflite {
 
 namespace {
 
@@ -156,18 +156,42 @@ InferenceOutputs TfliteBackend::run_outputs(const Tensor& images) {
   return result;
 }
 
-}  // namespace dermcds::tflite_runtime
+}  // namespace dermcds::runtimes::tflite
 
 namespace dermcds {
 
+namespace {
+
+// The mobile runtime: its int8 model is the one built for ARM CPUs without a GPU; on servers it
+// serves only packages without an ONNX artifact, float before int8.
+int tflite_preference(MachineKind machine, std::string_view precision) {
+  const std::string_view order[] = {machine == MachineKind::kMobileCpu ? "int8" : "fp32", "fp16",
+                                    machine == MachineKind::kMobileCpu ? "fp32" : "int8"};
+  const int band = machine == MachineKind::kMobileCpu ? kPreferNative : kPreferPortable;
+  for (int i = 0; i < 3; ++i)
+    if (precision == order[i]) return band + i;
+  return machine == MachineKind::kMobileCpu ? kPreferLast : kPreferPortable + 9;
+}
+
+#if defined(__ANDROID__)
+constexpr std::string_view kProviders[] = {"xnnpack", "builtin", "nnapi"};
+#else
+constexpr std::string_view kProviders[] = {"xnnpack", "builtin"};  // NNAPI exists only on Android
+#endif
+
+}  // namespace
+
 const RuntimeDescriptor& dermcds_runtime_tflite() {
   static const RuntimeDescriptor descriptor{
-      "tflite",
-      // Linked directly (not loaded at run time): present whenever this build is.
-      [] { return true; },
-      [] { return tflite_runtime::version(); },
-      [](const BackendRequest& request) -> std::unique_ptr<InferenceBackend> {
-        return std::make_unique<tflite_runtime::TfliteBackend>(request);
+      .name = "tflite",
+      .platform = "tflite",
+      .layout = TensorLayout::kNHWC,
+      .providers = kProviders,
+      .preference = tflite_preference,
+      .available = [] { return runtimes::tflite::library_supported(); },
+      .version = [] { return runtimes::tflite::version(); },
+      .create = [](const BackendRequest& request) -> std::unique_ptr<InferenceBackend> {
+        return std::make_unique<runtimes::tflite::TfliteBackend>(request);
       },
   };
   return descriptor;

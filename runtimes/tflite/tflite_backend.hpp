@@ -16,7 +16,7 @@
 #include "dermcds/runtime.hpp"
 #include "tflite_api.hpp"
 
-namespace dermcds::tflite_runtime {
+namespace dermcds::runtimes::tflite {
 
 class TfliteBackend final : public InferenceBackend {
  public:
@@ -37,4 +37,4 @@ class TfliteBackend final : public InferenceBackend {
   bool reads_ood_ = false;  // the manifest names a guard output (second output tensor)
 };
 
-}  // namespace dermcds::tflite_runtime
+}  // namespace dermcds::runtimes::tflite

@@ -21,7 +21,7 @@ struct OrtModel::Session {
 };
 
 OrtModel::OrtModel(const std::filesystem::path& onnx_file) {
-  Ort::Env& env = onnxruntime::ort_environment();  // also initializes the C++ API table
+  Ort::Env& env = runtimes::onnxruntime::ort_environment();  // also initializes the C++ API table
   Ort::SessionOptions options;
   options.SetIntraOpNumThreads(1);
   Ort::Session session(env, onnx_file.c_str(), options);
@@ -71,26 +71,26 @@ Tensor nchw_to_nhwc(const Tensor& t) {
 }
 
 struct TfliteModel::State {
-  tflite_runtime::Interpreter interpreter;
+  runtimes::tflite::Interpreter interpreter;
 };
 
 TfliteModel::TfliteModel(const std::vector<std::uint8_t>& model, TfliteKernels kernels, int threads) {
-  tflite_runtime::InterpreterOptions options;
+  runtimes::tflite::InterpreterOptions options;
   options.threads = threads;
-  options.accelerator = kernels == TfliteKernels::kBuiltin ? tflite_runtime::Accelerator::kNone : tflite_runtime::Accelerator::kXnnpack;
-  options.xnnpack_flags = kernels == TfliteKernels::kXnnpackInt8 ? tflite_runtime::kXnnpackFlagQs8 : 0u;
-  state_ = std::make_unique<State>(State{tflite_runtime::Interpreter::from_buffer(model, options, "converted model")});
+  options.accelerator = kernels == TfliteKernels::kBuiltin ? runtimes::tflite::Accelerator::kNone : runtimes::tflite::Accelerator::kXnnpack;
+  options.xnnpack_flags = kernels == TfliteKernels::kXnnpackInt8 ? runtimes::tflite::kXnnpackFlagQs8 : 0u;
+  state_ = std::make_unique<State>(State{runtimes::tflite::Interpreter::from_buffer(model, options, "converted model")});
 }
 
 TfliteModel::~TfliteModel() = default;
 
 std::vector<Tensor> TfliteModel::run(const std::vector<Tensor>& onnx_layout_inputs) {
-  tflite_runtime::Interpreter& interpreter = state_->interpreter;
+  runtimes::tflite::Interpreter& interpreter = state_->interpreter;
   if (interpreter.input_count() != static_cast<int>(onnx_layout_inputs.size())) throw std::runtime_error("input count differs");
   for (std::size_t i = 0; i < onnx_layout_inputs.size(); ++i) {
     const Tensor in = nchw_to_nhwc(onnx_layout_inputs[i]);
     TfLiteTensor* tensor = interpreter.input(static_cast<int>(i));
-    if (tflite_runtime::tensor_shape(tensor) != in.shape) throw std::runtime_error("TFLite input shape differs");
+    if (runtimes::tflite::tensor_shape(tensor) != in.shape) throw std::runtime_error("TFLite input shape differs");
     if (TfLiteTensorType(tensor) != kTfLiteFloat32) throw std::runtime_error("TFLite input is not float32");
     std::memcpy(TfLiteTensorData(tensor), in.data.data(), in.data.size() * sizeof(float));
   }
@@ -99,7 +99,7 @@ std::vector<Tensor> TfliteModel::run(const std::vector<Tensor>& onnx_layout_inpu
   for (int i = 0; i < interpreter.output_count(); ++i) {
     const TfLiteTensor* tensor = interpreter.output(i);
     Tensor t;
-    t.shape = tflite_runtime::tensor_shape(tensor);
+    t.shape = runtimes::tflite::tensor_shape(tensor);
     if (TfLiteTensorType(tensor) != kTfLiteFloat32) throw std::runtime_error("TFLite output is not float32");
     const auto* data = static_cast<const float*>(TfLiteTensorData(tensor));
     t.data.assign(data, data + Tensor::element_count(t.shape));

@@ -10,7 +10,7 @@
 #include "tensorrt_engine_cache.hpp"
 #include "test_support.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 namespace {
 
 const std::string kSha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -120,4 +120,4 @@ TEST(EngineCache, UnwritableRootIsAnIoErrorNamingTheDirectory) {
 }
 
 }  // namespace
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -6,7 +6,7 @@
 
 #include "gpu_probe.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 namespace {
 
 const std::filesystem::path kInstallation = DERMCDS_FAKE_INSTALLATION;
@@ -70,4 +70,4 @@ TEST(TensorRTProbe, DecodesBothVersionEncodings) {
 }
 
 }  // namespace
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -5,7 +5,7 @@
 #include "dermcds/error.hpp"
 #include "provider_options.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 namespace {
 
 ExecutionOptions with(std::map<std::string, std::string> provider_options, int device_id = 0) {
@@ -149,4 +149,4 @@ TEST(GpuOptions, BadValuesAreRefused) {
 }
 
 }  // namespace
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

@@ -9,7 +9,7 @@
 #include "execution_providers.hpp"
 #include "test_support.hpp"
 
-namespace dermcds::onnxruntime {
+namespace dermcds::runtimes::onnxruntime {
 namespace {
 
 const std::filesystem::path kInstallation = DERMCDS_FAKE_INSTALLATION;
@@ -176,4 +176,4 @@ TEST(ProviderFailure, ReasonIsOnnxRuntimesMessageWithoutItsSourceLocation) {
 }
 
 }  // namespace
-}  // namespace dermcds::onnxruntime
+}  // namespace dermcds::runtimes::onnxruntime

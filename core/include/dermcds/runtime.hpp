@@ -1,6 +1,8 @@
 // The runtime interface: every inference runtime (ONNX Runtime, TensorFlow Lite, ...) is one
-// InferenceBackend implementation in its own folder under runtimes/. Nothing outside runtimes/
-// knows which runtimes exist; they are found through compiled_runtimes().
+// InferenceBackend implementation in its own folder under runtimes/, described by one
+// RuntimeDescriptor. Nothing outside runtimes/ knows which runtimes exist: what differs between
+// them (providers, which artifact `auto` prefers on which machine, input layout, protocol
+// platform name) is read from the descriptors that compiled_runtimes() lists.
 //
 // Ownership: a backend owns its runtime session and every handle under it; destroying the
 // backend releases them. Backends never keep pointers to the request's memory after return.
@@ -15,15 +17,15 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dermcds/tensor.hpp"
 
 namespace dermcds {
 
-// How to execute; the meaning of `provider` belongs to each runtime:
-//   onnxruntime: "auto" (best available: tensorrt > cuda > cpu), "cpu", "cuda", "tensorrt"
-//   tflite:      "auto" (xnnpack), "xnnpack", "builtin", "nnapi" (Android builds only)
+// How to execute; the meaning of `provider` belongs to each runtime: "auto" (the runtime's best
+// available) or one of its descriptor's `providers`.
 struct ExecutionOptions {
   std::string provider = "auto";
   int threads = 0;  // intra-op threads; 0 lets the runtime choose
@@ -81,17 +83,42 @@ class InferenceBackend {
   virtual InferenceOutputs run_outputs(const Tensor& images) { return {run(images), {}}; }
 };
 
-// One runtime compiled into this build.
+// The kind of machine `auto` chooses an artifact for (this_machine()).
+enum class MachineKind {
+  kServer,     // x86-64, or any machine with an NVIDIA GPU (discrete, or a Jetson's)
+  kMobileCpu,  // an ARM CPU without a GPU: phones and small boards
+};
+
+// What this machine is, probed once: aarch64 without /dev/nvidia0 or /dev/nvhost-ctrl-gpu is
+// kMobileCpu, everything else kServer.
+MachineKind this_machine();
+
+// Ranks RuntimeDescriptor::preference returns. They are compared across runtimes, so each
+// runtime places its precisions in these bands rather than counting from 0:
+inline constexpr int kPreferNative = 10;    // the artifact built for this kind of machine
+inline constexpr int kPreferSecond = 20;    // the same runtime at another precision
+inline constexpr int kPreferPortable = 30;  // another runtime that also runs well here
+inline constexpr int kPreferLast = 50;      // runs, but nothing else was there
+
+// One runtime compiled into this build: everything the rest of derm-cds may know about it.
 struct RuntimeDescriptor {
-  std::string_view name;  // "onnxruntime"
+  std::string_view name;      // "onnxruntime": the manifest's artifact "runtime"
+  std::string_view platform;  // Open Inference Protocol model "platform": "onnxruntime_onnx"
+  TensorLayout layout;        // input layout of this runtime's artifacts and of run()
+  // Execution providers this build can ask for, in the order the parity validator tries them
+  // (all of them, also those that may fall back on this machine); "auto" is always accepted too.
+  std::span<const std::string_view> providers;
+  // How much `auto` wants an artifact of this runtime at `precision` on a machine of this kind:
+  // lower is preferred (the kPrefer* bands); ties go to the artifact listed first in the manifest.
+  int (*preference)(MachineKind machine, std::string_view precision);
   // Whether the runtime's library works on this machine (not whether a GPU is present).
   bool (*available)();
   std::string (*version)();
   std::unique_ptr<InferenceBackend> (*create)(const BackendRequest& request);
 };
 
-// The runtimes compiled into this build, in the order runtimes/ lists them. Defined by the
-// registry CMake generates from the folders under runtimes/.
+// The runtimes compiled into this build, by name. Defined by the registry CMake generates from
+// the folders under runtimes/ (runtimes/CMakeLists.txt).
 std::span<const RuntimeDescriptor* const> compiled_runtimes();
 
 // nullptr when no runtime of that name is compiled in.

@@ -1,4 +1,4 @@
-#include "fp16.hpp"
+#include "fp16_weights.hpp"
 
 #include <cstring>
 
