@@ -87,6 +87,7 @@ void lower_squeeze(LoweringContext& ctx, const Node& node) {
   const std::string& x = node.inputs.at(0);
   const Shape in = ctx.shape_of(x);
   std::vector<std::int64_t> axes = axes_of(ctx, node, attributes, 1);
+  attributes.check_all_read();
   std::vector<bool> removed(in.size(), false);
   if (axes.empty()) {
     for (std::size_t d = 0; d < in.size(); ++d) removed[d] = in[d] == 1;
@@ -120,6 +121,7 @@ void lower_unsqueeze(LoweringContext& ctx, const Node& node) {
   const std::string& x = node.inputs.at(0);
   const Shape in = ctx.shape_of(x);
   const std::vector<std::int64_t> axes = axes_of(ctx, node, attributes, 1);
+  attributes.check_all_read();
   if (axes.empty()) malformed(node, "has no axes");
   const std::size_t out_rank = in.size() + axes.size();
   std::vector<bool> inserted(out_rank, false);
