@@ -517,6 +517,13 @@ def _(b):
 
 # ---- Grouped convolutions and the modern families (issue 15) ----
 
+@case("max_pool_after_relu_pads_with_zeros")
+def _(b):
+    # ResNet's stem: the padding of a max pool over a ReLU output may be zeros (a PAD XNNPACK takes).
+    y = b.node("Relu", [conv(b, b.input("x", [1, 3, 12, 12]), 3, 4, 3, pads=[1, 1, 1, 1])])
+    return b.node("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+
+
 @case("conv_grouped_relu")
 def _(b):
     # ReLU after a grouped convolution: TFLite 2.9's CONCATENATION refuses a fused activation.
