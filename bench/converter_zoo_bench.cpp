@@ -34,7 +34,8 @@ struct Options {
 
 int run(const Options& o) {
   const dermcds::RuntimeDescriptor* ort = dermcds::find_runtime("onnxruntime");
-  if (!ort) throw dermcds::Error(dermcds::ErrorCode::kRuntimeUnavailable, "this build has no onnxruntime runtime");
+  // available() also initializes the runtime's library (the ONNX Runtime API table).
+  if (!ort || !ort->available()) throw dermcds::Error(dermcds::ErrorCode::kRuntimeUnavailable, "ONNX Runtime is not available in this build");
   std::vector<std::filesystem::path> models;
   const std::string suffix = ".opset" + std::to_string(o.opset) + ".onnx";
   for (const auto& entry : std::filesystem::directory_iterator(o.zoo)) {
