@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -55,6 +56,8 @@ std::vector<ZooCase> zoo_cases() {
   }
   return cases;
 }
+
+void PrintTo(const ZooCase& c, std::ostream* os) { *os << c.network << " opset " << c.opset; }
 
 std::filesystem::path zoo_dir() { return work_dir() / "converter-zoo"; }
 
@@ -117,7 +120,7 @@ class ZooTest : public ::testing::TestWithParam<ZooCase> {
   std::filesystem::path onnx() const { return zoo_dir() / (stem(GetParam()) + ".onnx"); }
 };
 
-TEST_P(ZooTest, Fp32MatchesOnnxRuntimeFullyDelegated) {
+TEST_P(ZooTest, Fp32MatchesOnnxRuntimeAndXnnpackTakesAllItImplements) {
   const Measured m = compare(GetParam(), converter::Precision::kFp32, onnx());
   EXPECT_GT(m.spread, 0.02) << "the reference's outputs barely depend on the input";
   EXPECT_LE(m.max_dp, 1e-4);
@@ -138,7 +141,7 @@ TEST_P(ZooTest, Fp16MatchesOnnxRuntime) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ZooTest, ::testing::ValuesIn(zoo_cases()),
-                         [](const ::testing::TestParamInfo<ZooCase>& info) { return stem(info.param).replace(stem(info.param).find('.'), 1, "_"); });
+                         [](const ::testing::TestParamInfo<ZooCase>& info) { return info.param.network + "_opset" + std::to_string(info.param.opset); });
 
 }  // namespace
 }  // namespace dermcds::test
