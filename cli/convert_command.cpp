@@ -44,6 +44,9 @@ nlohmann::ordered_json report_json(const converter::ConversionReport& r) {
   j["output"] = {{"name", r.output_name}, {"shape", r.output_shape}};
   j["folded_batch_norms"] = r.folded_batch_norms;
   j["fused_activations"] = r.fused_activations;
+  // The check after writing: TFLite ran the file; operators XNNPACK left on TFLite's kernels.
+  j["verified_with"] = r.verified_with;
+  j["xnnpack_undelegated"] = r.xnnpack_undelegated;
   if (r.calibration_samples > 0) {
     j["calibration"] = {{"samples", r.calibration_samples}, {"method", r.calibration_method}};
     j["quantized_tensors"] = r.quantized_tensors;

@@ -243,6 +243,59 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
       {"Sqrt", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::sqrt(x); })); }},
       {"Reciprocal", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return 1.0 / x; })); }},
       {"Floor", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::floor(x); })); }},
+      // Where / Equal / Expand / Not / Mod: the shape arithmetic torch.onnx writes around
+      // class-token expansion (ViT) and window masks (Swin). Booleans are held as 0/1 integers.
+      {"Equal",
+       [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
+         HostTensor r = elementwise(n, *in[0], *in[1], [](double x, double y) { return x == y ? 1.0 : 0.0; },
+                                    [](std::int64_t x, std::int64_t y) -> std::int64_t { return x == y ? 1 : 0; });
+         return one(HostTensor::from_ints(r.shape, r.to_ints()));
+       }},
+      {"Not",
+       [](const Node&, Attributes&, const Inputs& in, const Graph&) {
+         std::vector<std::int64_t> v = in[0]->to_ints();
+         for (auto& x : v) x = x == 0 ? 1 : 0;
+         return one(HostTensor::from_ints(in[0]->shape, std::move(v)));
+       }},
+      {"Mod",
+       [](const Node& n, Attributes& a, const Inputs& in, const Graph&) {
+         if (a.get_int("fmod", 0) != 0 || in[0]->is_float() || in[1]->is_float()) bad(n, "only integer Mod with fmod = 0 is folded");
+         return one(elementwise(n, *in[0], *in[1], [](double x, double) { return x; }, [&](std::int64_t x, std::int64_t y) {
+           if (y == 0) bad(n, "integer modulo by zero");
+           const std::int64_t r = x % y;
+           return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;  // the sign of the divisor, as numpy
+         }));
+       }},
+      {"Where",
+       [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
+         Shape shape;
+         try {
+           shape = broadcast_shapes(broadcast_shapes(in[0]->shape, in[1]->shape), in[2]->shape);
+         } catch (const std::invalid_argument& e) {
+           bad(n, e.what());
+         }
+         const HostTensor c = broadcast_to(*in[0], shape), x = broadcast_to(*in[1], shape), y = broadcast_to(*in[2], shape);
+         const std::vector<std::int64_t> take = c.to_ints();
+         if (x.is_float() || y.is_float()) {
+           std::vector<float> v(take.size());
+           for (std::size_t i = 0; i < v.size(); ++i)
+             v[i] = static_cast<float>(take[i] != 0 ? x.as_double(static_cast<std::int64_t>(i)) : y.as_double(static_cast<std::int64_t>(i)));
+           return one(HostTensor::from_floats(shape, std::move(v)));
+         }
+         std::vector<std::int64_t> v(take.size());
+         for (std::size_t i = 0; i < v.size(); ++i) v[i] = take[i] != 0 ? x.ints[i] : y.ints[i];
+         return one(HostTensor::from_ints(shape, std::move(v)));
+       }},
+      {"Expand",
+       [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
+         Shape shape;
+         try {
+           shape = broadcast_shapes(in[0]->shape, in[1]->to_ints());
+         } catch (const std::invalid_argument& e) {
+           bad(n, e.what());
+         }
+         return one(broadcast_to(*in[0], shape));
+       }},
       {"ConstantOfShape",
        [](const Node&, Attributes& a, const Inputs& in, const Graph&) {
          const Shape shape = in[0]->to_ints();

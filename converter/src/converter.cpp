@@ -8,6 +8,7 @@
 #include "dermcds/file_util.hpp"
 #include "calibration.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/tflite_model_runner.hpp"
 #include "fp16_weights.hpp"
 #include "graph_passes.hpp"
 #include "int8_rewrites.hpp"
@@ -119,8 +120,46 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
     report.output_name = out.name;
     report.output_shape.assign(out.shape.begin(), out.shape.end());
   }
+  progress(options, "checking that TensorFlow Lite runs it");
+  verify_tflite_runs(result.flatbuffer, origin, report);
   progress(options, "wrote " + std::to_string(report.tflite_operators) + " TFLite operators, " + std::to_string(result.flatbuffer.size()) + " bytes");
   return result;
+}
+
+namespace {
+
+std::string node_operator_name(const runtimes::tflite::UndelegatedNode& node) {
+  if (!node.custom_name.empty()) return node.custom_name;
+  const std::string_view name = operator_name(static_cast<BuiltinOperator>(node.builtin_code));
+  return name.empty() ? "builtin operator " + std::to_string(node.builtin_code) : std::string(name);
+}
+
+}  // namespace
+
+void verify_tflite_runs(const std::vector<std::uint8_t>& flatbuffer, const std::string& origin, ConversionReport& report) {
+  // Builtin kernels are what every TFLite build has (and where XNNPACK falls back to); XNNPACK
+  // is what the backend runs by default. A kernel's refusal to prepare, or a failing inference,
+  // on either is the converter's error, not the user's surprise at load time.
+  for (const bool xnnpack : {false, true}) {
+    const std::string kernels = xnnpack ? "with XNNPACK" : "on its builtin kernels";
+    try {
+      runtimes::tflite::RunnerOptions options;
+      options.xnnpack = xnnpack;
+      options.xnnpack_int8 = xnnpack;
+      runtimes::tflite::ModelRunner runner(flatbuffer, options, "the converted " + origin);
+      runner.set_sample_inputs(20260101);
+      runner.invoke();
+      if (xnnpack) {
+        report.xnnpack_undelegated.clear();
+        for (const runtimes::tflite::UndelegatedNode& node : runner.undelegated())
+          ++report.xnnpack_undelegated[node_operator_name(node)];
+      }
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kUnsupportedModel, "TensorFlow Lite " + runtimes::tflite::version() + " cannot run the model converted from " +
+                                                    origin + " (" + kernels + "), so nothing was written: " + e.what());
+    }
+  }
+  report.verified_with = "TensorFlow Lite " + runtimes::tflite::version();
 }
 
 ConversionResult convert_onnx_file(const std::filesystem::path& onnx_file, const ConvertOptions& options) {

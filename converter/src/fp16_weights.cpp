@@ -1,16 +1,30 @@
 #include "fp16_weights.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "float16.hpp"
 
 namespace dermcds::converter {
 
+namespace {
+
+// A filter or matrix: at least two dimensions above 1. Per-channel vectors (biases, the scales
+// and shifts of an unfolded batch normalization, broadcast as [1, 1, 1, C]) stay float32: they are
+// small, and rounding a product of parameters differs from rounding each (export_zoo.py rounds
+// the ONNX reference by this same rule).
+bool is_weight_tensor(const TflTensor& t) {
+  return std::count_if(t.shape.begin(), t.shape.end(), [](std::int32_t d) { return d > 1; }) >= 2;
+}
+
+}  // namespace
+
 std::size_t store_weights_as_fp16(TflModel& model, std::int64_t min_elements) {
   std::vector<TflOperator> dequantizes;
   const std::size_t original = model.tensors.size();
   for (std::size_t i = 0; i < original; ++i) {
-    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 || model.tensors[i].element_count() < min_elements)
+    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 || model.tensors[i].element_count() < min_elements ||
+        !is_weight_tensor(model.tensors[i]))
       continue;
     const std::vector<float> values = float_values(model.tensors[i]);
     TflTensor half;

@@ -4,6 +4,8 @@
 //  - BatchNormalization folded into the Conv that feeds it;
 //  - x * HardSigmoid(x; 1/6, 1/2) recognized as HardSwish(x) (torch exports hardswish that way
 //    before opset 14);
+//  - x * 0.5 * (1 + Erf(x / sqrt 2)) recognized as Gelu(x) (torch's nn.GELU before opset 20);
+//  - LayerNormalization decomposed into the ReduceMean/Sub/Mul/Sqrt/Div nodes defining it;
 //  - removal of nodes whose outputs nothing uses.
 #pragma once
 
@@ -18,6 +20,8 @@ struct SimplifyReport {
   std::size_t removed_pass_through = 0;
   std::size_t folded_batch_norms = 0;
   std::size_t fused_hard_swish = 0;
+  std::size_t fused_gelu = 0;
+  std::size_t decomposed_layer_norms = 0;
   std::size_t removed_dead = 0;
 };
 

@@ -178,6 +178,22 @@ void lower_unary(LoweringContext& ctx, const Node& node, BuiltinOperator code) {
   }
 }
 
+// Gelu: ONNX's (opset 20) and what graph_passes.cpp recognizes in the Div/Erf/Add/Mul/Mul form
+// torch.onnx writes for nn.GELU at older opsets. TFLite 2.9's GELU computes the exact erf form
+// (approximate = false) or the tanh approximation.
+void lower_gelu(LoweringContext& ctx, const Node& node) {
+  Attributes attributes(node);
+  const std::string approximate = attributes.get_string("approximate", "none");
+  attributes.check_all_read();
+  if (approximate != "none" && approximate != "tanh") malformed(node, "approximate must be 'none' or 'tanh', not '" + approximate + "'");
+  const std::string& x = node.inputs.at(0);
+  const int input = ctx.tensor_as_is(x);
+  const int out = ctx.define(node.outputs.at(0), ctx.shape_of(x), ctx.layout_of(x));
+  tflite::GeluOptionsT o;
+  o.approximate = approximate == "tanh";
+  ctx.model().add_operator(BuiltinOperator::GELU, {input}, {out}, std::move(o));
+}
+
 void lower_pass_through(LoweringContext& ctx, const Node& node) {
   Attributes attributes(node);
   if (node.op_type == "Dropout") {
@@ -322,6 +338,7 @@ void register_elementwise_lowerings(LoweringTable& table) {
   table["LeakyRelu"] = [](LoweringContext& c, const Node& n) { lower_unary(c, n, BuiltinOperator::LEAKY_RELU); };
   table["Exp"] = [](LoweringContext& c, const Node& n) { lower_unary(c, n, BuiltinOperator::EXP); };
   table["Sqrt"] = [](LoweringContext& c, const Node& n) { lower_unary(c, n, BuiltinOperator::SQRT); };
+  table["Gelu"] = lower_gelu;
   table["Clip"] = lower_clip;
   table["HardSigmoid"] = lower_hard_sigmoid;
   table["Identity"] = lower_pass_through;

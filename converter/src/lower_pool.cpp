@@ -88,6 +88,21 @@ void dilated_max_pool(LoweringContext& ctx, const Node& node, int padded, const 
   if (running != output) ctx.reshape(running, out, node.name, output);  // a 1x1 kernel
 }
 
+// Whether ONNX value `name` is never negative because of the node computing it (Relu, Sigmoid,
+// Clip with a constant minimum >= 0). Max pooling over such a value may pad with zeros instead
+// of the lowest float: every window holds at least one real element, which is >= 0, so the
+// maximum is the same, and zero padding is a PAD, which XNNPACK 2.9 delegates (PADV2 it does not).
+bool never_negative(LoweringContext& ctx, const std::string& name) {
+  for (const Node& n : ctx.graph().nodes) {
+    if (std::find(n.outputs.begin(), n.outputs.end(), name) == n.outputs.end()) continue;
+    if (n.op_type == "Relu" || n.op_type == "Sigmoid") return true;
+    if (n.op_type == "Clip" && n.has_input(1) && ctx.is_constant(n.inputs[1]) && ctx.constant(n.inputs[1]).size() == 1)
+      return ctx.constant(n.inputs[1]).as_double(0) >= 0.0;
+    return false;
+  }
+  return false;
+}
+
 void lower_max_pool(LoweringContext& ctx, const Node& node) {
   Attributes attributes(node);
   check_single_output(ctx, node);
@@ -103,7 +118,11 @@ void lower_max_pool(LoweringContext& ctx, const Node& node) {
   const int output = ctx.define(node.outputs.at(0), {xs[0], xs[1], w.output[0], w.output[1]}, channels_last_perm(4));
   if (w.dropped_padding_window) ctx.mark_shape_divergence(node.outputs.at(0));
   const PadMode mode = choose_pad_mode(w);
-  const float lowest = std::numeric_limits<float>::lowest();
+  // A window lying wholly in the padding cannot occur: ONNX Runtime drops such windows
+  // (dropped_padding_window) and pads are smaller than the kernel in every exporter we read;
+  // zero padding is used only when that holds.
+  const bool pads_within_kernel = w.pad_begin[0] < k[0] && w.used_pad_end(0) < k[0] && w.pad_begin[1] < k[1] && w.used_pad_end(1) < k[1];
+  const float lowest = pads_within_kernel && never_negative(ctx, x) ? 0.0f : std::numeric_limits<float>::lowest();
   if (w.dilation[0] != 1 || w.dilation[1] != 1) {
     if (mode != PadMode::kValid) input = pad_nhwc(ctx, input, w, lowest, node.name);
     dilated_max_pool(ctx, node, input, w, output);

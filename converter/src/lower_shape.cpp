@@ -87,6 +87,7 @@ void lower_squeeze(LoweringContext& ctx, const Node& node) {
   const std::string& x = node.inputs.at(0);
   const Shape in = ctx.shape_of(x);
   std::vector<std::int64_t> axes = axes_of(ctx, node, attributes, 1);
+  attributes.check_all_read();
   std::vector<bool> removed(in.size(), false);
   if (axes.empty()) {
     for (std::size_t d = 0; d < in.size(); ++d) removed[d] = in[d] == 1;
@@ -120,6 +121,7 @@ void lower_unsqueeze(LoweringContext& ctx, const Node& node) {
   const std::string& x = node.inputs.at(0);
   const Shape in = ctx.shape_of(x);
   const std::vector<std::int64_t> axes = axes_of(ctx, node, attributes, 1);
+  attributes.check_all_read();
   if (axes.empty()) malformed(node, "has no axes");
   const std::size_t out_rank = in.size() + axes.size();
   std::vector<bool> inserted(out_rank, false);
@@ -330,6 +332,61 @@ void lower_slice(LoweringContext& ctx, const Node& node) {
                            {ctx.define(node.outputs.at(0), out, perm)}, std::move(o));
 }
 
+// Gather of an activation at constant indices: a scalar index (ViT's class token, x[:, 0]) or a
+// run of consecutive indices is a STRIDED_SLICE (then a RESHAPE dropping the axis for a scalar).
+// Other index patterns are refused.
+void lower_gather(LoweringContext& ctx, const Node& node) {
+  Attributes attributes(node);
+  const std::int64_t axis_attribute = attributes.get_int("axis", 0);
+  attributes.check_all_read();
+  const std::string& x = node.inputs.at(0);
+  const Shape in = ctx.shape_of(x);
+  const HostTensor& indices = require_constant(ctx, node, 1, "indices");
+  if (indices.is_float()) malformed(node, "indices must be integers");
+  if (indices.shape.size() > 1) unsupported(node, "only scalar or 1-D indices are supported");
+  int axis;
+  try {
+    axis = normalize_axis(axis_attribute, in.size());
+  } catch (const std::out_of_range& e) {
+    malformed(node, e.what());
+  }
+  const std::int64_t dim = in[static_cast<std::size_t>(axis)];
+  std::vector<std::int64_t> picked = indices.to_ints();
+  if (picked.empty()) unsupported(node, "empty indices");
+  for (std::int64_t& i : picked) {
+    if (i < -dim || i >= dim) malformed(node, "index " + std::to_string(i) + " is out of range for a dimension of " + std::to_string(dim));
+    if (i < 0) i += dim;
+  }
+  for (std::size_t k = 1; k < picked.size(); ++k)
+    if (picked[k] != picked[k - 1] + 1) unsupported(node, "only consecutive indices are supported");
+  const Perm perm = ctx.layout_of(x);
+  std::vector<std::int32_t> b, e, st;
+  Shape sliced = in;
+  sliced[static_cast<std::size_t>(axis)] = static_cast<std::int64_t>(picked.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto d = static_cast<std::size_t>(perm[i]);
+    const bool gathered = static_cast<int>(d) == axis;
+    b.push_back(gathered ? static_cast<std::int32_t>(picked.front()) : 0);
+    e.push_back(static_cast<std::int32_t>(gathered ? picked.back() + 1 : in[d]));
+    st.push_back(1);
+  }
+  const bool scalar = indices.shape.empty();
+  const int slice_out = scalar ? ctx.intermediate(node.name + "_slice", to_tflite_order(sliced, perm)) : ctx.define(node.outputs.at(0), sliced, perm);
+  ctx.model().add_operator(BuiltinOperator::STRIDED_SLICE,
+                           {ctx.tensor_as_is(x), ctx.int32_vector(node.name + "_begin", b), ctx.int32_vector(node.name + "_end", e),
+                            ctx.int32_vector(node.name + "_strides", st)},
+                           {slice_out}, tflite::StridedSliceOptionsT{});
+  if (!scalar) return;
+  // Dropping a size-1 axis keeps the element order: the layout loses that axis, renumbered.
+  Shape out;
+  for (std::size_t d = 0; d < in.size(); ++d)
+    if (static_cast<int>(d) != axis) out.push_back(in[d]);
+  Perm out_perm;
+  for (int d : perm)
+    if (d != axis) out_perm.push_back(d > axis ? d - 1 : d);
+  ctx.reshape(slice_out, to_tflite_order(out, out_perm), node.name, ctx.define(node.outputs.at(0), out, out_perm));
+}
+
 void lower_pad(LoweringContext& ctx, const Node& node) {
   Attributes attributes(node);
   const std::string mode = attributes.get_string("mode", "constant");
@@ -388,6 +445,7 @@ void register_shape_lowerings(LoweringTable& table) {
   table["Split"] = lower_split;
   table["Slice"] = lower_slice;
   table["Pad"] = lower_pad;
+  table["Gather"] = lower_gather;
 }
 
 }  // namespace dermcds::converter

@@ -20,7 +20,6 @@ ActivationFunctionType* activation_slot(TflOperator& op) {
     case BuiltinOptions::AddOptions: return &o.AsAddOptions()->fused_activation_function;
     case BuiltinOptions::SubOptions: return &o.AsSubOptions()->fused_activation_function;
     case BuiltinOptions::MulOptions: return &o.AsMulOptions()->fused_activation_function;
-    case BuiltinOptions::ConcatenationOptions: return &o.AsConcatenationOptions()->fused_activation_function;
     case BuiltinOptions::Pool2DOptions: return &o.AsPool2DOptions()->fused_activation_function;
     default: return nullptr;
   }
@@ -30,6 +29,24 @@ void replace_uses(TflModel& model, int from, int to) {
   for (TflOperator& op : model.operators)
     for (int& t : op.inputs)
       if (t == from) t = to;
+}
+
+// TFLite 2.9's CONCATENATION kernel refuses a fused activation ("params->activation !=
+// kTfLiteActNone"), so concat has no slot. act(concat(a, b, ...)) = concat(act(a), act(b), ...):
+// when every input comes from an operator with a free slot that nothing else reads (the
+// convolutions of a grouped convolution), the activation goes into each of them.
+bool push_into_concat_inputs(TflModel& model, const TflOperator& concat, ActivationFunctionType type) {
+  std::vector<ActivationFunctionType*> slots;
+  for (int t : concat.inputs) {
+    const int p = model.producer(t);
+    if (p < 0 || model.is_model_output(t) || model.consumers(t).size() != 1) return false;
+    TflOperator& producer = model.operators[static_cast<std::size_t>(p)];
+    ActivationFunctionType* slot = activation_slot(producer);
+    if (!slot || *slot != ActivationFunctionType::NONE || producer.outputs.size() != 1) return false;
+    slots.push_back(slot);
+  }
+  for (ActivationFunctionType* slot : slots) *slot = type;
+  return true;
 }
 
 std::size_t fuse_activations(TflModel& model) {
@@ -54,6 +71,12 @@ std::size_t fuse_activations(TflModel& model) {
       continue;
     }
     TflOperator& producer = model.operators[static_cast<std::size_t>(p)];
+    if (producer.code == BuiltinOperator::CONCATENATION && push_into_concat_inputs(model, producer, type)) {
+      producer.outputs[0] = act.outputs.at(0);
+      model.operators.erase(model.operators.begin() + static_cast<std::ptrdiff_t>(i));
+      ++fused;
+      continue;
+    }
     ActivationFunctionType* slot = activation_slot(producer);
     if (!slot || *slot != ActivationFunctionType::NONE || producer.outputs.size() != 1) {
       ++i;

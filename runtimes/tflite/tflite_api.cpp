@@ -92,6 +92,7 @@ std::unique_ptr<Interpreter::State> Interpreter::build(std::unique_ptr<State> s,
       throw Error(ErrorCode::kRuntimeUnavailable, "NNAPI exists only in Android builds");
 #endif
   }
+  if (options.plan_observer) TfLiteInterpreterOptionsAddDelegate(s->options.get(), options.plan_observer);
   s->interpreter.reset(TfLiteInterpreterCreate(s->model.get(), s->options.get()));
   if (!s->interpreter) throw Error(ErrorCode::kRuntimeFailure, origin + ": TensorFlow Lite refuses the model: " + s->messages);
   if (TfLiteInterpreterAllocateTensors(s->interpreter.get()) != kTfLiteOk)

@@ -62,6 +62,9 @@ struct InterpreterOptions {
   int threads = 0;  // 0: TFLite's default (one thread for its own kernels)
   Accelerator accelerator = Accelerator::kNone;
   std::uint32_t xnnpack_flags = 0;
+  // Not owned; added after the accelerator, so its Prepare sees the execution plan the
+  // accelerator left (tflite_model_runner.cpp uses it to find undelegated nodes).
+  TfLiteDelegate* plan_observer = nullptr;
 };
 
 class Interpreter {

@@ -35,6 +35,22 @@ TEST(ConverterErrors, UnsupportedOperatorNamesNodeAndOp) {
                AllOf(HasSubstr("node 'the_erf_node' (Erf)"), HasSubstr("operator Erf is not supported"), HasSubstr("Conv")));
 }
 
+// The check after writing: TFLite 2.9 itself refuses the converted model (a 6-D TRANSPOSE), so
+// conversion fails naming the operator, and the command line writes nothing.
+TEST(ConverterErrors, ModelTfliteCannotRunIsRefusedNamingTheOperator) {
+  expect_error([] { converter::convert_onnx_file(model("error_tflite_refuses.onnx"), {}); }, ErrorCode::kUnsupportedModel,
+               AllOf(HasSubstr("TensorFlow Lite 2.9"), HasSubstr("cannot run the model converted from"), HasSubstr("TRANSPOSE"),
+                     HasSubstr("nothing was written")));
+}
+
+// An attribute the operator's schema does not define is refused by the ONNX checker at import
+// (a malformed model); an attribute the schema defines but a lowering does not read is refused by
+// Attributes::check_all_read (the single-operator error cases above).
+TEST(ConverterErrors, UnknownAttributeIsRefusedNotIgnored) {
+  expect_error([] { converter::convert_onnx_file(model("error_unknown_attribute.onnx"), {}); }, ErrorCode::kInvalidArgument,
+               AllOf(HasSubstr("keep_names"), HasSubstr("Squeeze")));
+}
+
 TEST(ConverterErrors, UnsupportedAttributeValueNamesNode) {
   expect_error([] { converter::convert_onnx_file(model("error_unsupported_attribute.onnx"), {}); }, ErrorCode::kUnsupportedModel,
                AllOf(HasSubstr("(Pad)"), HasSubstr("pad mode 'edge' is not supported")));

@@ -515,6 +515,60 @@ def _(b):
     return b.node("Softmax", [b.input("x", [2, 3, 4])], axis=1)
 
 
+# ---- Grouped convolutions and the modern families (issue 15) ----
+
+@case("max_pool_after_relu_pads_with_zeros")
+def _(b):
+    # ResNet's stem: the padding of a max pool over a ReLU output may be zeros (a PAD XNNPACK takes).
+    y = b.node("Relu", [conv(b, b.input("x", [1, 3, 12, 12]), 3, 4, 3, pads=[1, 1, 1, 1])])
+    return b.node("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+
+
+@case("conv_grouped_relu")
+def _(b):
+    # ReLU after a grouped convolution: TFLite 2.9's CONCATENATION refuses a fused activation.
+    return b.node("Relu", [conv(b, b.input("x", [1, 16, 9, 9]), 16, 8, 3, group=4, pads=[1, 1, 1, 1])])
+
+
+@case("conv_grouped_32_then_add")
+def _(b):
+    x = b.input("x", [1, 64, 6, 6])
+    return b.node("Add", [conv(b, x, 64, 64, 3, group=32, pads=[1, 1, 1, 1]), x])
+
+
+def gelu(b, x):
+    erf = b.node("Erf", [b.node("Div", [x, b.const(np.float32(np.sqrt(2.0)))])])
+    return b.node("Mul", [b.node("Mul", [x, b.node("Add", [erf, b.const(np.float32(1.0))])]), b.const(np.float32(0.5))])
+
+
+@case("gelu_erf_form")
+def _(b):
+    return gelu(b, b.input("x", [2, 5, 16]))
+
+
+@case("layer_norm_opset17", opset=17)
+def _(b):
+    return b.node("LayerNormalization", [b.input("x", [1, 5, 16]), b.weight(16), b.weight(16)], epsilon=1e-6)
+
+
+@case("layer_norm_channels_of_image", opset=17)
+def _(b):
+    # ConvNeXt: permute NCHW -> NHWC, normalize over channels, permute back.
+    x = b.node("Transpose", [conv(b, b.input("x", [1, 3, 8, 8]), 3, 12, 3)], perm=[0, 2, 3, 1])
+    y = b.node("LayerNormalization", [x, b.weight(12), b.weight(12)], axis=-1)
+    return b.node("Transpose", [y], perm=[0, 3, 1, 2])
+
+
+@case("layer_norm_decomposed")
+def _(b):
+    x = b.input("x", [1, 7, 16])
+    mean = b.node("ReduceMean", [x], axes=[-1])
+    centred = b.node("Sub", [x, mean])
+    var = b.node("ReduceMean", [b.node("Pow", [centred, b.const(np.float32(2.0))])], axes=[-1])
+    y = b.node("Div", [centred, b.node("Sqrt", [b.node("Add", [var, b.const(np.float32(1e-5))])])])
+    return b.node("Add", [b.node("Mul", [y, b.weight(16)]), b.weight(16)])
+
+
 # ---- A small network: every layout decision in sequence ----
 
 @case("small_network", opset=14)
@@ -568,6 +622,19 @@ def write_error_models(out):
     model = b.model(conv(b, b.input("x", [1, 3, 8, 8]), 3, 16, 3), 13)
     onnx.save(model, os.path.join(out, "error_external_data.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
               location="error_external_data.weights", size_threshold=0)
+
+    # TFLite 2.9's TRANSPOSE takes at most 5 dimensions: the converter writes this model, and its
+    # check after writing must refuse it, naming the operator.
+    b = Builder("tflite_refuses")
+    x = b.node("Transpose", [b.input("x", [1, 2, 3, 2, 2, 2])], perm=[0, 2, 1, 3, 5, 4])
+    model = b.model(b.node("Reshape", [x, b.ints([1, 48])]), 13)
+    onnx.save(model, os.path.join(out, "error_tflite_refuses.onnx"))
+
+    # An attribute no lowering reads (Squeeze has only axes before opset 13).
+    b = Builder("unknown_attribute")
+    model = b.model(b.node("Squeeze", [b.input("x", [1, 3, 1, 4])], axes=[2]), 11)
+    model.graph.node[0].attribute.append(helper.make_attribute("keep_names", 1))
+    onnx.save(model, os.path.join(out, "error_unknown_attribute.onnx"))
 
     # A valid model, cut in half, and random bytes.
     b = Builder("truncated")

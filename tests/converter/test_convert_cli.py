@@ -98,6 +98,13 @@ class ConvertCli(unittest.TestCase):
         self.assertIn("node 'the_erf_node' (Erf)", r.stderr)
         self.assertEqual(os.listdir(self.dir), [])
 
+    def test_model_tflite_refuses_is_an_error_naming_the_operator_and_writes_nothing(self):
+        r = run("convert", os.path.join(OPS, "error_tflite_refuses.onnx"), "-o", self.out())
+        self.assertEqual(r.returncode, EXIT_UNSUPPORTED_MODEL, r.stderr)
+        self.assertIn("TRANSPOSE", r.stderr)
+        self.assertIn("cannot run the model", r.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
+
     def test_broken_inputs(self):
         r = run("convert", os.path.join(OPS, "error_truncated.onnx"), "-o", self.out())
         self.assertEqual(r.returncode, EXIT_USAGE)

@@ -14,7 +14,8 @@
 //
 // Errors: dermcds::Error with kInvalidArgument (not an ONNX model, malformed model, bad
 // options or calibration input), kUnsupportedModel (an operator, attribute or form the converter
-// does not handle, naming the node and the op), kRuntimeFailure (TFLite could not run the model
+// does not handle, naming the node and the op; also a written model that TensorFlow Lite itself
+// cannot load, prepare or run, with TFLite's words naming the operator), kRuntimeFailure (TFLite could not run the model
 // during calibration), kIoError (writing). Nothing is written on failure.
 // Thread safety: the functions are reentrant; nothing is shared between calls.
 #pragma once
@@ -83,6 +84,12 @@ struct ConversionReport {
   std::size_t calibration_samples = 0;
   std::string calibration_method;
   std::size_t quantized_tensors = 0;
+  // The check after writing (verify_tflite_runs): TFLite loaded the file, prepared every kernel
+  // and ran one inference, on its builtin kernels and with XNNPACK (int8 operators included).
+  std::string verified_with;  // "TensorFlow Lite 2.9.0"
+  // Operators XNNPACK did not take (they run on TFLite's own kernels), by name; empty when the
+  // model is fully delegated.
+  std::map<std::string, std::size_t> xnnpack_undelegated;
 };
 
 struct ConversionResult {
@@ -93,6 +100,12 @@ struct ConversionResult {
 // `origin` names the model in error messages (its path).
 ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const std::string& origin, const ConvertOptions& options);
 ConversionResult convert_onnx_file(const std::filesystem::path& onnx_file, const ConvertOptions& options);
+
+// Loads `flatbuffer` in TensorFlow Lite (through the TFLite runtime's public ModelRunner), on its
+// builtin kernels and with XNNPACK, allocates tensors and runs one inference on a deterministic
+// sample; throws kUnsupportedModel naming the operator TFLite refused. convert_onnx() calls it
+// on everything it returns. Fills report.verified_with and report.xnnpack_undelegated.
+void verify_tflite_runs(const std::vector<std::uint8_t>& flatbuffer, const std::string& origin, ConversionReport& report);
 
 // The ONNX operators the converter lowers, sorted.
 std::vector<std::string> supported_onnx_operators();
