@@ -73,6 +73,9 @@ class Weights:
         if self.path is not None:
             entry["file"] = self.path.name
             entry["sha256"] = self.sha256
+            report = demo_training.report_path(self.path)
+            if self.source == "demo" and report.exists():  # where and with which kernels it was trained
+                entry["trained_on"] = json.loads(report.read_text()).get("cpu", "not recorded")
             if self.source == "file":  # lets torch-reference find a user's checkpoint again
                 entry["path"] = str(self.path.resolve())
         return entry
@@ -219,6 +222,7 @@ def build_manifest(arch: architectures.Architecture, name: str, version: str, we
             "checkpoint": weights.provenance(),
             "exporter": {"name": EXPORTER_NAME, "version": EXPORTER_VERSION},
             "libraries": library_versions(),
+            "cpu": demo_training.cpu_description(),
             "created": created_timestamp(),
         },
     }
