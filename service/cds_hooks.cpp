@@ -141,8 +141,13 @@ std::string_view cds_indicator_for_tier(std::string_view tier) {
 ordered_json cds_response(const CdsCardInput& input) {
   const ClassificationResult& r = *input.result;
   const auto top = static_cast<std::size_t>(r.top1);
-  std::string summary = tier_words(r.triage.tier) + " suggested: " + r.labels[top].name + " " + percent_text(r.probabilities[top]) +
-                        " (AI, awaiting review)";
+  // A photograph the safety guard refuses gets no suggested diagnosis, only the request to retake
+  // it and the guard's reason codes (docs/fhir-cds-hooks.md).
+  std::string reasons;
+  for (const AssessmentReason& reason : r.assessment.reasons) reasons += (reasons.empty() ? "" : ", ") + reason.code;
+  std::string summary = r.assessment.assessable() ? tier_words(r.triage.tier) + " suggested: " + r.labels[top].name + " " +
+                                                        percent_text(r.probabilities[top]) + " (AI, awaiting review)"
+                                                  : "Not assessable: retake the photograph (AI: " + reasons + ")";
   if (summary.size() > 139) summary = summary.substr(0, 136) + "...";  // the spec: under 140 characters
 
   std::string detail = "**AI suggestion awaiting clinician review.** Triage tier: **" + tier_words(r.triage.tier) + "**";

@@ -164,7 +164,8 @@ TEST(ConverterErrors, CalibrationSetIsIdentifiedByItsContents) {
 TEST(ConverterErrors, FailedWriteLeavesNoFile) {
   TemporaryDirectory dir;
   const std::vector<std::uint8_t> bytes(1000, 7);
-  expect_error([&] { converter::write_file_atomically(dir.path() / "missing-dir" / "model.tflite", bytes); }, ErrorCode::kIoError,
+  // A missing directory is ENOENT, which the core's errno translation names kNotFound (error.hpp).
+  expect_error([&] { converter::write_file_atomically(dir.path() / "missing-dir" / "model.tflite", bytes); }, ErrorCode::kNotFound,
                HasSubstr("model.tflite"));
   // A successful write replaces the target whole and leaves no temporary file behind.
   converter::write_file_atomically(dir.path() / "model.tflite", bytes);

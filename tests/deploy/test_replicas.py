@@ -160,6 +160,9 @@ http {{
   server {{
     listen 127.0.0.1:{self.nginx_port};
     client_max_body_size 20m;
+    # Bodies stay in memory: run as root, nginx's workers are 'nobody' and cannot write temporary
+    # files under this test's private directory (they answered 500).
+    client_body_buffer_size 20m;
     location / {{
       proxy_pass http://derm;
       proxy_next_upstream error timeout http_502 http_503 non_idempotent;

@@ -12,7 +12,7 @@ from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
-from dermcds_export import image_sets, parity_plot, parity_reference  # noqa: E402
+from dermcds_export import hashing, image_sets, parity_plot, parity_reference  # noqa: E402
 from dermcds_export.errors import InvalidInput, NotFound  # noqa: E402
 
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -41,11 +41,20 @@ class FindCheckpoint(Temporary):
     def manifest(self, checkpoint, **extra):
         return {"name": "m", "version": "1", "provenance": {"checkpoint": dict(checkpoint, **extra)}}
 
-    def test_recorded_path_relative_to_the_package(self):
+    def test_recorded_path_relative_to_the_repository(self):
+        # Packages record a checkpoint inside the repository relative to its root (hashing.portable_path,
+        # docs/model-package.md), so that no path of the exporting machine is written; here the
+        # temporary directory stands for the repository root.
         checkpoint = self.write("weights/a.pt", b"weights a")
-        (self.tmp / "package").mkdir()
-        manifest = self.manifest({"file": "a.pt", "sha256": sha256(checkpoint), "path": "../weights/a.pt"})
-        self.assertEqual(parity_reference.find_checkpoint(manifest, self.tmp / "package").resolve(), checkpoint)
+        manifest = self.manifest({"file": "a.pt", "sha256": sha256(checkpoint), "path": "weights/a.pt"})
+        with mock.patch.object(hashing, "REPO_ROOT", self.tmp):
+            self.assertEqual(hashing.portable_path(checkpoint), "weights/a.pt")
+            self.assertEqual(parity_reference.find_checkpoint(manifest, self.tmp / "package").resolve(), checkpoint)
+
+    def test_recorded_absolute_path_of_an_older_package(self):
+        checkpoint = self.write("weights/b.pt", b"weights b")
+        manifest = self.manifest({"file": "b.pt", "sha256": sha256(checkpoint), "path": str(checkpoint)})
+        self.assertEqual(parity_reference.find_checkpoint(manifest, self.tmp / "package"), checkpoint)
 
     def test_demo_checkpoint_from_the_cache(self):
         checkpoint = self.write("cache/demo-checkpoints/demo-x.pt", b"demo")

