@@ -26,6 +26,8 @@ struct ConvertFlags {
   std::size_t calibration_limit = 0;
   std::string calibration_method = "mse";
   bool int8_io = false;
+  bool full_integer = false;
+  std::string report;
   int input_size = 224;
   int resize = 0;
   std::string interpolation = "bilinear";
@@ -50,8 +52,63 @@ nlohmann::ordered_json report_json(const converter::ConversionReport& r) {
   if (r.calibration_samples > 0) {
     j["calibration"] = {{"samples", r.calibration_samples}, {"method", r.calibration_method}};
     j["quantized_tensors"] = r.quantized_tensors;
+    const auto agreement = [](const converter::Int8Agreement& a) {
+      return nlohmann::ordered_json{{"samples", a.samples}, {"mean_abs_diff", a.mean_abs_diff}, {"max_abs_diff", a.max_abs_diff},
+                                    {"top1_agreement", a.top1_agreement}, {"triage_agreement", a.triage_agreement}};
+    };
+    j["int8"] = {{"goal_met_on_calibration", r.int8_goal_met},
+                 {"full_integer", agreement(r.int8_full_integer)},
+                 {"chosen", agreement(r.int8_chosen)},
+                 {"float_operators", r.float_operators},
+                 {"boundary_operators", r.boundary_operators},
+                 {"bias_corrections", r.bias_corrections},
+                 {"range_methods", r.range_methods},
+                 {"xnnpack_delegates_all", r.xnnpack_delegates_all},
+                 {"xnnpack_delegation", r.xnnpack_delegation}};
   }
   return j;
+}
+
+std::string percent(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f%%", 100 * v);
+  return text;
+}
+
+std::string figure(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4f", v);
+  return text;
+}
+
+// The int8 analysis as Markdown: summary, then one row per operator (docs/converter.md).
+void write_report(const std::string& path, const std::string& model, const converter::ConversionReport& r) {
+  std::string out = "# int8 analysis of " + model + "\n\n";
+  out += "Measured on " + std::to_string(r.calibration_samples) + " calibration samples against the float model in TFLite; " +
+         "figures: mean |dp| over all classes, top-1 and triage agreement.\n\n";
+  const auto line = [&](const char* what, const converter::Int8Agreement& a) {
+    out += std::string("- ") + what + ": mean |dp| " + figure(a.mean_abs_diff) + ", max " + figure(a.max_abs_diff) + ", top-1 " +
+           percent(a.top1_agreement) + ", triage " + percent(a.triage_agreement) + "\n";
+  };
+  line("full integer (every operator int8)", r.int8_full_integer);
+  line("written model (worst of XNNPACK and TFLite's kernels)", r.int8_chosen);
+  out += "- goal met on the calibration samples (with margin): " + std::string(r.int8_goal_met ? "yes" : "no") + "\n";
+  out += "- operators kept float: " + std::to_string(r.float_operators.size()) + "; QUANTIZE/DEQUANTIZE at the boundaries: " +
+         std::to_string(r.boundary_operators) + "; bias corrections: " + std::to_string(r.bias_corrections) + "\n";
+  out += "- XNNPACK delegation: " + std::string(r.xnnpack_delegates_all ? "every operator" : "NOT every operator") + " (" +
+         r.xnnpack_delegation + ")\n\n";
+  out += "| # | operator | output | only this int8: mean \\|dp\\| | top-1 | only this float: mean \\|dp\\| | top-1 | range | kept float |\n";
+  out += "|---:|---|---|---:|---:|---:|---:|---|---|\n";
+  for (const converter::Int8Sensitivity& row : r.sensitivity) {
+    const auto cell = [](const converter::Int8Agreement& a, bool mean) {
+      return a.samples == 0 ? std::string("-") : mean ? figure(a.mean_abs_diff) : percent(a.top1_agreement);
+    };
+    out += "| " + std::to_string(row.unit) + " | " + row.op + " | " + row.output + " | " + cell(row.only_quantized, true) + " | " +
+           cell(row.only_quantized, false) + " | " + cell(row.only_float, true) + " | " + cell(row.only_float, false) + " | " +
+           row.range_method + " | " + (row.kept_float ? "yes" : "") + " |\n";
+  }
+  converter::write_file_atomically(path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
+  std::fprintf(stderr, "dermcds: wrote the int8 report %s\n", path.c_str());
 }
 
 void print_result(const ConvertFlags& flags, const std::string& path, std::uint64_t bytes, const std::string& sha256,
@@ -64,8 +121,14 @@ void print_result(const ConvertFlags& flags, const std::string& path, std::uint6
   }
   std::printf("%s: %s, %.2f MB, %zu TFLite operators, sha256 %s\n", path.c_str(), flags.precision.c_str(),
               static_cast<double>(bytes) / 1e6, report.tflite_operators, sha256.c_str());
-  if (report.calibration_samples > 0)
+  if (report.calibration_samples > 0) {
     std::printf("  int8 calibrated on %zu images (%s ranges)\n", report.calibration_samples, report.calibration_method.c_str());
+    std::printf("  on them: mean |dp| %.4f, top-1 %.1f%%, triage %.1f%% (full integer: %.4f, %.1f%%, %.1f%%); %zu operator(s) float; XNNPACK %s\n",
+                report.int8_chosen.mean_abs_diff, 100 * report.int8_chosen.top1_agreement, 100 * report.int8_chosen.triage_agreement,
+                report.int8_full_integer.mean_abs_diff, 100 * report.int8_full_integer.top1_agreement,
+                100 * report.int8_full_integer.triage_agreement, report.float_operators.size(),
+                report.xnnpack_delegates_all ? "delegates every operator" : "does NOT delegate every operator");
+  }
 }
 
 void run(const ConvertFlags& flags) {
@@ -73,8 +136,11 @@ void run(const ConvertFlags& flags) {
   const converter::CalibrationMethod method = converter::parse_calibration_method(flags.calibration_method);
   if (precision == converter::Precision::kInt8 && flags.calibration.empty())
     throw Error(ErrorCode::kInvalidArgument, "--precision int8 needs --calibration DIR (images preprocessed as at inference)");
-  if (precision != converter::Precision::kInt8 && (!flags.calibration.empty() || flags.int8_io))
-    throw Error(ErrorCode::kInvalidArgument, "--calibration and --int8-io apply to --precision int8 only");
+  if (precision != converter::Precision::kInt8 && (!flags.calibration.empty() || flags.int8_io || flags.full_integer || !flags.report.empty()))
+    throw Error(ErrorCode::kInvalidArgument, "--calibration, --int8-io, --full-integer and --report apply to --precision int8 only");
+  converter::Int8Options int8;
+  int8.mixed_precision = !flags.full_integer;
+  int8.sensitivity_table = !flags.report.empty();
 
   if (!flags.package.empty()) {
     if (!flags.model.empty() || !flags.output.empty())
@@ -87,7 +153,9 @@ void run(const ConvertFlags& flags) {
     request.calibration_limit = flags.calibration_limit;
     request.calibration_method = method;
     request.progress = print_progress;
+    request.int8 = int8;
     const converter::PackageConversionResult result = converter::convert_package(request);
+    if (!flags.report.empty()) write_report(flags.report, flags.package, result.report);
     print_result(flags, result.artifact.string(), result.bytes, result.sha256, result.report);
     return;
   }
@@ -99,6 +167,7 @@ void run(const ConvertFlags& flags) {
   options.int8_io = flags.int8_io;
   options.calibration.method = method;
   options.progress = print_progress;
+  options.int8 = int8;
   if (precision == converter::Precision::kInt8) {
     InputSpec spec;
     spec.crop_size = flags.input_size;
@@ -109,6 +178,7 @@ void run(const ConvertFlags& flags) {
   }
   const converter::ConversionResult result = converter::convert_onnx_file(flags.model, options);
   converter::write_file_atomically(flags.output, result.flatbuffer);
+  if (!flags.report.empty()) write_report(flags.report, flags.model, result.report);
   print_result(flags, flags.output, result.flatbuffer.size(), sha256_hex(result.flatbuffer), result.report);
 }
 
@@ -135,6 +205,12 @@ void register_convert_command(CLI::App& app) {
       ->check(CLI::IsMember({"mse", "percentile", "minmax"}))
       ->capture_default_str();
   command->add_flag("--int8-io", flags->int8_io, "int8: quantized input and output tensors (default: float in, float out)");
+  command->add_flag("--full-integer", flags->full_integer,
+                    "int8: every operator int8 (default: keep the fewest operators float that reach the int8 goal on the "
+                    "calibration images)");
+  command->add_option("--report", flags->report,
+                      "int8: write the sensitivity analysis (per operator: error when only it is int8, when only it stays "
+                      "float; what was kept float) as a Markdown table to FILE (slower: twice as many measurements)");
   command->add_option("--input-size", flags->input_size, "Without --package: image side the model takes (for calibration)")
       ->check(CLI::Range(16, 4096))
       ->capture_default_str();

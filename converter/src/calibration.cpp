@@ -21,6 +21,8 @@ struct Statistics {
   float max = -std::numeric_limits<float>::infinity();
   double lo = 0, hi = 0;  // histogram span, always containing 0
   std::vector<double> counts;
+  std::vector<double> channel_sum;  // per channel (last dimension), filled with the histogram
+  double positions = 0;             // values per channel seen
 
   // The lowest float is the converter's stand-in for minus infinity (the padding of max pools);
   // it is not a value the tensor takes on.
@@ -39,10 +41,14 @@ struct Statistics {
     if (hi - lo < 1e-12) hi = lo + 1e-12;
     counts.assign(kBins, 0.0);
   }
-  void observe_values(const float* v, std::size_t n) {
+  void observe_values(const float* v, std::size_t n, std::size_t channels) {
     const double scale = kBins / (hi - lo);
+    if (channels == 0 || n % channels != 0) channels = 1;
+    if (channel_sum.size() != channels) channel_sum.assign(channels, 0.0);
+    positions += static_cast<double>(n / channels);
     for (std::size_t i = 0; i < n; ++i) {
       if (sentinel(v[i])) continue;
+      channel_sum[i % channels] += v[i];
       const int b = static_cast<int>((static_cast<double>(v[i]) - lo) * scale);
       counts[static_cast<std::size_t>(std::clamp(b, 0, kBins - 1))] += 1.0;
     }
@@ -126,23 +132,30 @@ double quantile(const Statistics& s, double fraction) {
   return s.hi;
 }
 
-TensorRange choose_range(const Statistics& s, const CalibrationOptions& options) {
-  TensorRange r;
-  r.observed_min = s.min;
-  r.observed_max = s.max;
+std::pair<float, float> method_range(const Statistics& s, CalibrationMethod method, double percentile) {
   double a = s.lo, b = s.hi;
-  switch (options.method) {
+  switch (method) {
     case CalibrationMethod::kMinMax: break;
     case CalibrationMethod::kPercentile: {
-      const double p = options.percentile / 100.0;
+      const double p = percentile / 100.0;
       a = std::min(0.0, quantile(s, 1.0 - p));
       b = std::max(0.0, quantile(s, p));
       break;
     }
     case CalibrationMethod::kMse: std::tie(a, b) = mse_range(s); break;
   }
-  r.min = static_cast<float>(a);
-  r.max = static_cast<float>(b);
+  return {static_cast<float>(a), static_cast<float>(b)};
+}
+
+TensorRange choose_range(const Statistics& s, CalibrationMethod method, double percentile) {
+  TensorRange r;
+  r.observed_min = s.min;
+  r.observed_max = s.max;
+  for (CalibrationMethod m : {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile, CalibrationMethod::kMse})
+    r.by_method[static_cast<std::size_t>(m)] = method_range(s, m, percentile);
+  std::tie(r.min, r.max) = r.range(method);
+  if (s.positions > 0)
+    for (double sum : s.channel_sum) r.channel_mean.push_back(sum / s.positions);
   return r;
 }
 
@@ -181,13 +194,18 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
     std::memcpy(TfLiteTensorData(interpreter.input(0)), sample.data.data(), sample.data.size() * sizeof(float));
     interpreter.invoke();
     Statistics& in = stats[input];
-    histogram ? in.observe_values(sample.data.data(), sample.data.size()) : in.observe_range(sample.data.data(), sample.data.size());
+    const auto channels_of = [&](int t) {
+      const TflTensor& tensor = model.tensors[static_cast<std::size_t>(t)];
+      return tensor.shape.empty() ? std::size_t{1} : static_cast<std::size_t>(std::max(1, tensor.shape.back()));
+    };
+    histogram ? in.observe_values(sample.data.data(), sample.data.size(), channels_of(input))
+              : in.observe_range(sample.data.data(), sample.data.size());
     for (std::size_t o = 0; o < observed.size(); ++o) {
       const TfLiteTensor* out = interpreter.output(static_cast<int>(o));
       const auto* values = static_cast<const float*>(TfLiteTensorData(out));
       const std::size_t n = TfLiteTensorByteSize(out) / sizeof(float);
       Statistics& s = stats[observed[o]];
-      histogram ? s.observe_values(values, n) : s.observe_range(values, n);
+      histogram ? s.observe_values(values, n, channels_of(observed[o])) : s.observe_range(values, n);
     }
   };
   const std::size_t count = options.samples.size();
@@ -211,9 +229,9 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
     // observed range.
     const TflTensor& tensor = model.tensors[static_cast<std::size_t>(t)];
     const bool vector = !tensor.shape.empty() && tensor.element_count() == tensor.shape.back();
-    CalibrationOptions o = options;
-    if (o.method == CalibrationMethod::kMse && vector) o.method = CalibrationMethod::kMinMax;
-    ranges[t] = choose_range(s, o);
+    CalibrationMethod method = options.method;
+    if (method == CalibrationMethod::kMse && vector) method = CalibrationMethod::kMinMax;
+    ranges[t] = choose_range(s, method, options.percentile);
   }
   return ranges;
 }

@@ -10,7 +10,10 @@
 // their observed min/max (calibration.cpp says why).
 #pragma once
 
+#include <array>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "dermcds/converter.hpp"
 #include "tflite_model.hpp"
@@ -22,6 +25,12 @@ struct TensorRange {
   float max = 0.0f;
   float observed_min = 0.0f;  // before clipping by the method
   float observed_max = 0.0f;
+  // The range each method would choose (indexed by CalibrationMethod), for per-tensor choice.
+  std::array<std::pair<float, float>, 3> by_method{};
+  // Mean of each channel (last dimension) over the calibration samples, for bias correction.
+  std::vector<double> channel_mean;
+
+  std::pair<float, float> range(CalibrationMethod method) const { return by_method[static_cast<std::size_t>(method)]; }
 };
 
 // tensor index -> range, for the model input and every float activation. Throws

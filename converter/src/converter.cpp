@@ -11,10 +11,12 @@
 #include "dermcds/tflite_model_runner.hpp"
 #include "fp16_weights.hpp"
 #include "graph_passes.hpp"
+#include "int8_analysis.hpp"
 #include "int8_rewrites.hpp"
 #include "lowering.hpp"
 #include "onnx_import.hpp"
 #include "quantize.hpp"
+#include "tflite_int8_evaluator.hpp"
 #include "tflite_passes.hpp"
 #include "tflite_writer.hpp"
 
@@ -98,17 +100,44 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
     case Precision::kInt8: {
       rewrite_for_int8(model);
       const std::map<int, TensorRange> ranges = calibrate(model, options.calibration, options.progress);
-      const QuantizeReport quantized = quantize_int8(model, ranges, options.int8_io);
+      // Which operators stay float, bias correction and range methods: measured on the
+      // calibration samples against the float model (int8_analysis.hpp).
+      TfliteInt8Evaluator evaluator(model, ranges, options.calibration.samples, options.int8.triage);
+      AnalysisOptions analysis_options;
+      analysis_options.goal = options.int8.goal;
+      analysis_options.mixed_precision = options.int8.mixed_precision;
+      analysis_options.full_table = options.int8.sensitivity_table;
+      analysis_options.progress = options.progress;
+      const AnalysisResult analysis = analyse_and_choose(evaluator, analysis_options);
+      Int8Plan plan = evaluator.plan_for(analysis.chosen);
+      plan.int8_io = options.int8_io;
+      for (std::size_t u : analysis.chosen.float_units)
+        report.float_operators.push_back(evaluator.units()[u].op + " '" + evaluator.units()[u].output + "'");
+      QuantizeReport quantized;
+      model = build_int8_model(model, ranges, plan, &quantized);
       report.calibration_samples = options.calibration.samples.size();
       report.calibration_method = std::string(to_string(options.calibration.method));
       report.quantized_tensors = quantized.quantized_activations + quantized.quantized_weights;
-      remove_unused_tensors(model);
+      report.int8_goal_met = analysis.goal_met;
+      report.int8_full_integer = analysis.full_int8;
+      report.int8_chosen = analysis.chosen_agreement;
+      report.boundary_operators = quantized.boundary_operators;
+      report.bias_corrections = quantized.bias_corrections;
+      report.range_methods[std::string(to_string(options.calibration.method))] = ranges.size() - plan.methods.size();
+      for (const auto& [t, method] : plan.methods) ++report.range_methods[std::string(to_string(method))];
+      report.sensitivity = analysis.table;
+      for (Int8Sensitivity& row : report.sensitivity) {
+        const auto m = analysis.chosen.output_methods.find(row.unit);
+        row.range_method = std::string(to_string(m != analysis.chosen.output_methods.end() ? m->second : options.calibration.method));
+      }
       break;
     }
   }
 
   result.flatbuffer = serialize_tflite(model);
   report.tflite_operators = model.operators.size();
+  if (options.precision == Precision::kInt8)
+    std::tie(report.xnnpack_delegates_all, report.xnnpack_delegation) = xnnpack_delegates_all(result.flatbuffer, model.operators.size());
   for (const TflOperator& op : model.operators) ++report.operator_counts[std::string(operator_name(op.code))];
   if (!model.inputs.empty()) {
     const TflTensor& in = model.tensors[static_cast<std::size_t>(model.inputs[0])];

@@ -4,6 +4,7 @@
 #include "dermcds/converter.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/manifest.hpp"
+#include "dermcds/postprocess.hpp"
 #include "dermcds/sha256.hpp"
 
 namespace dermcds::converter {
@@ -38,6 +39,15 @@ PackageConversionResult convert_package(const PackageConversion& request) {
   options.int8_io = request.int8_io;
   options.progress = request.progress;
   options.calibration.method = request.calibration_method;
+  options.int8 = request.int8;
+  if (!options.int8.triage) {
+    // Triage agreement under the package's own policy: the tier a clinician would be shown.
+    options.int8.triage = [labels = manifest.labels, policy = manifest.triage](std::span<const double> p) {
+      const std::vector<float> probabilities(p.begin(), p.end());
+      const std::string tier = decide_triage(probabilities, labels, policy).tier;
+      return static_cast<int>(std::hash<std::string>{}(tier) & 0x7fffffff);
+    };
+  }
   CalibrationSet calibration;
   if (request.precision == Precision::kInt8) {
     if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs a calibration image directory");
@@ -72,6 +82,24 @@ PackageConversionResult convert_package(const PackageConversion& request) {
                             {"sha256", calibration.sha256},
                             {"method", to_string(request.calibration_method)},
                             {"preprocessing", "the manifest's input specification"}};
+  if (request.precision == Precision::kInt8) {
+    const ConversionReport& r = result.report;
+    const auto agreement = [](const Int8Agreement& a) {
+      return nlohmann::json{{"samples", a.samples}, {"mean_abs_diff", a.mean_abs_diff}, {"max_abs_diff", a.max_abs_diff},
+                            {"top1_agreement", a.top1_agreement}, {"triage_agreement", a.triage_agreement}};
+    };
+    entry["quantization"] = {{"goal", {{"max_mean_abs_diff", request.int8.goal.max_mean_abs_diff},
+                                       {"min_top1_agreement", request.int8.goal.min_top1_agreement},
+                                       {"min_triage_agreement", request.int8.goal.min_triage_agreement}}},
+                             {"goal_met_on_calibration", r.int8_goal_met},
+                             {"full_integer_on_calibration", agreement(r.int8_full_integer)},
+                             {"chosen_on_calibration", agreement(r.int8_chosen)},
+                             {"float_operators", r.float_operators},
+                             {"boundary_operators", r.boundary_operators},
+                             {"bias_corrections", r.bias_corrections},
+                             {"range_methods", r.range_methods},
+                             {"xnnpack_delegates_all", r.xnnpack_delegates_all}};
+  }
 
   nlohmann::json document = manifest.document;
   nlohmann::json artifacts = nlohmann::json::array();

@@ -212,32 +212,189 @@ std::pair<double, double> constant_range(const TflTensor& t) {
 
 }  // namespace
 
-QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& ranges, bool int8_io) {
-  QuantizeReport report;
-  const std::size_t count = model.tensors.size();
-  auto is_float = [&](int t) { return t >= 0 && model.tensors[static_cast<std::size_t>(t)].type == TensorType::FLOAT32; };
+bool moves_values_only(BuiltinOperator code) {
+  switch (code) {
+    case BuiltinOperator::RESHAPE:
+    case BuiltinOperator::SQUEEZE:
+    case BuiltinOperator::TRANSPOSE:
+    case BuiltinOperator::STRIDED_SLICE:
+    case BuiltinOperator::PAD:
+    case BuiltinOperator::PADV2:
+    case BuiltinOperator::MIRROR_PAD:
+    case BuiltinOperator::MAX_POOL_2D:
+    case BuiltinOperator::REDUCE_MAX:
+    case BuiltinOperator::SPLIT:
+    case BuiltinOperator::SPLIT_V:
+    case BuiltinOperator::CONCATENATION:
+    case BuiltinOperator::MAXIMUM:
+    case BuiltinOperator::MINIMUM:
+      return true;
+    default:
+      return false;
+  }
+}
 
-  for (const TflOperator& op : model.operators)
-    if (!has_int8_kernel(op.code))
+namespace {
+
+// (W_q - W) . E[x] per output channel: the mean error the rounded weights add to the output.
+// Weights are [O, H, W, I] (CONV_2D) or [1, H, W, C * multiplier] (DEPTHWISE_CONV_2D).
+std::vector<double> weight_rounding_bias(const TflTensor& quantized, const std::vector<float>& original, bool depthwise,
+                                         const std::vector<double>& input_mean) {
+  const std::vector<float>& scales = quantized.quantization.scale;
+  const auto* q = reinterpret_cast<const std::int8_t*>(quantized.data.data());
+  const std::size_t n = original.size();
+  if (depthwise) {
+    const auto channels = static_cast<std::size_t>(quantized.shape.back());
+    const std::size_t multiplier = channels / std::max<std::size_t>(1, input_mean.size());
+    if (multiplier == 0 || input_mean.size() * multiplier != channels) return {};
+    std::vector<double> delta(channels, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t o = i % channels;
+      delta[o] += (static_cast<double>(q[i]) * scales[o] - original[i]) * input_mean[o / multiplier];
+    }
+    return delta;
+  }
+  const auto outputs = static_cast<std::size_t>(quantized.shape.front());
+  const auto inputs = static_cast<std::size_t>(quantized.shape.back());
+  if (inputs != input_mean.size()) return {};
+  std::vector<double> delta(outputs, 0.0);
+  const std::size_t per_output = n / outputs;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t o = i / per_output;
+    delta[o] += (static_cast<double>(q[i]) * scales[scales.size() == 1 ? 0 : o] - original[i]) * input_mean[i % inputs];
+  }
+  return delta;
+}
+
+}  // namespace
+
+QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& calibrated, const Int8Plan& plan) {
+  QuantizeReport report;
+  const bool int8_io = plan.int8_io;
+  std::map<int, TensorRange> ranges = calibrated;
+  for (const auto& [t, method] : plan.methods)
+    if (auto it = ranges.find(t); it != ranges.end()) std::tie(it->second.min, it->second.max) = it->second.range(method);
+
+  // ---- which operators stay float ----
+  const std::size_t op_count = model.operators.size();
+  std::vector<bool> float_op(op_count, false);
+  for (std::size_t i = 0; i < op_count; ++i) {
+    const TflOperator& op = model.operators[i];
+    float_op[i] = plan.float_operators.count(i) > 0;
+    if (!float_op[i] && moves_values_only(op.code)) {
+      // A value mover follows the producers of its activation inputs: float if all of them are.
+      bool any = false, all = true;
+      for (int t : op.inputs) {
+        if (t < 0 || model.tensors[static_cast<std::size_t>(t)].is_constant()) continue;
+        const int p = model.producer(t);
+        const bool f = p >= 0 ? float_op[static_cast<std::size_t>(p)] : !int8_io && model.is_model_input(t);
+        any = true;
+        all = all && f;
+      }
+      float_op[i] = any && all;
+    }
+    if (!float_op[i] && !has_int8_kernel(op.code))
       throw Error(ErrorCode::kUnsupportedModel, "operator " + std::string(operator_name(op.code)) + " (writing '" +
                                                     model.tensors[static_cast<std::size_t>(op.outputs.at(0))].name +
                                                     "') has no int8 kernel in TensorFlow Lite 2.9; convert this model at fp16 or fp32");
+    report.float_operators += float_op[i];
+  }
+
+  // ---- the float domain: float operators' outputs and constants, and a float model input ----
+  std::vector<bool> float_tensor(model.tensors.size(), false);
+  for (std::size_t i = 0; i < op_count; ++i)
+    if (float_op[i])
+      for (int t : model.operators[i].outputs) float_tensor[static_cast<std::size_t>(t)] = true;
+  if (!int8_io)
+    for (int t : model.inputs) float_tensor[static_cast<std::size_t>(t)] = true;
+  // Constants read by float operators stay float; one also read by an int8 operator is copied.
+  std::map<int, int> float_constant_copy;
+  for (std::size_t i = 0; i < op_count; ++i) {
+    if (!float_op[i]) continue;
+    for (int& t : model.operators[i].inputs) {
+      if (t < 0 || !model.tensors[static_cast<std::size_t>(t)].is_constant()) continue;
+      bool read_by_int8 = false;
+      for (std::size_t c : model.consumers(t)) read_by_int8 = read_by_int8 || !float_op[c];
+      if (!read_by_int8) {
+        float_tensor[static_cast<std::size_t>(t)] = true;
+        continue;
+      }
+      auto [it, added] = float_constant_copy.try_emplace(t, -1);
+      if (added) {
+        TflTensor copy = model.tensors[static_cast<std::size_t>(t)];
+        copy.name += "_float";
+        it->second = model.add_tensor(std::move(copy));
+        float_tensor.push_back(true);
+      }
+      t = it->second;
+    }
+  }
+
+  // ---- boundaries: QUANTIZE / DEQUANTIZE in front of the operators that cross them ----
+  std::map<int, int> quantized_copy, float_copy;
+  std::vector<TflOperator> ordered;
+  auto boundary = [&](int t, bool to_float) {
+    std::map<int, int>& copies = to_float ? float_copy : quantized_copy;
+    if (auto it = copies.find(t); it != copies.end()) return it->second;
+    TflTensor copy = model.tensors[static_cast<std::size_t>(t)];
+    copy.name += to_float ? "_float" : "_int8";
+    copy.dynamic_batch = false;
+    const int c = model.add_tensor(std::move(copy));
+    float_tensor.push_back(to_float);
+    if (!to_float) {
+      const auto r = ranges.find(t);
+      if (r == ranges.end()) throw Error(ErrorCode::kInternal, "no calibrated range for tensor '" + model.tensors[static_cast<std::size_t>(t)].name + "'");
+      ranges[c] = r->second;
+    }
+    TflOperator op{to_float ? BuiltinOperator::DEQUANTIZE : BuiltinOperator::QUANTIZE, {t}, {c}, {}};
+    if (to_float) op.options.Set(tflite::DequantizeOptionsT{});
+    else op.options.Set(tflite::QuantizeOptionsT{});
+    ordered.push_back(std::move(op));
+    ++report.boundary_operators;
+    copies[t] = c;
+    return c;
+  };
+  for (std::size_t i = 0; i < op_count; ++i) {
+    TflOperator op = std::move(model.operators[i]);
+    for (int& t : op.inputs) {
+      if (t < 0 || model.tensors[static_cast<std::size_t>(t)].is_constant()) continue;
+      const bool is_float = float_tensor[static_cast<std::size_t>(t)];
+      if (float_op[i] && !is_float) t = boundary(t, true);
+      else if (!float_op[i] && is_float) t = boundary(t, false);
+    }
+    ordered.push_back(std::move(op));
+  }
+  model.operators = std::move(ordered);
+  std::vector<bool> int8_op_now;  // per operator of the rewritten list
+  for (const TflOperator& op : model.operators) {
+    const bool boundary_op = op.code == BuiltinOperator::QUANTIZE || op.code == BuiltinOperator::DEQUANTIZE;
+    int8_op_now.push_back(!boundary_op && !float_tensor[static_cast<std::size_t>(op.outputs.at(0))]);
+  }
+
+  const std::size_t count = model.tensors.size();
+  auto is_float = [&](int t) {
+    return t >= 0 && !float_tensor[static_cast<std::size_t>(t)] && model.tensors[static_cast<std::size_t>(t)].type == TensorType::FLOAT32;
+  };
 
   // Which float tensors share parameters, and which have them fixed by their producer.
   UnionFind groups(count);
-  for (const TflOperator& op : model.operators) {
-    const std::vector<int> tied = tied_tensors(op);
-    for (std::size_t i = 1; i < tied.size(); ++i)
-      if (is_float(tied[0]) && is_float(tied[i])) groups.unite(tied[0], tied[i]);
+  for (std::size_t i = 0; i < model.operators.size(); ++i) {
+    if (!int8_op_now[i]) continue;
+    const std::vector<int> tied = tied_tensors(model.operators[i]);
+    for (std::size_t k = 1; k < tied.size(); ++k)
+      if (is_float(tied[0]) && is_float(tied[k])) groups.unite(tied[0], tied[k]);
   }
   std::map<int, Params> fixed;
-  for (const TflOperator& op : model.operators)
+  for (std::size_t i = 0; i < model.operators.size(); ++i) {
+    const TflOperator& op = model.operators[i];
+    if (!int8_op_now[i]) continue;
     if (const auto p = fixed_output(op.code)) {
       const int root = groups.find(op.outputs.at(0));
       if (fixed.count(root) && (fixed[root].scale != p->scale || fixed[root].zero_point != p->zero_point))
         throw Error(ErrorCode::kUnsupportedModel, "two fixed int8 scales meet at tensor '" + model.tensors[static_cast<std::size_t>(op.outputs[0])].name + "'");
       fixed[root] = *p;
     }
+  }
 
   // Group ranges: the union of their members' calibrated ranges (and constant values).
   std::map<int, std::pair<double, double>> group_range;
@@ -265,25 +422,40 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
     return asymmetric(g->second.first, g->second.second);
   };
 
-  // Weights and biases of the operators that have them, per their kernels' rules.
+  // Weights and biases of the int8 operators that have them, per their kernels' rules.
   std::set<int> done;
-  for (const TflOperator& op : model.operators) {
+  for (std::size_t i = 0; i < model.operators.size(); ++i) {
+    const TflOperator& op = model.operators[i];
+    if (!int8_op_now[i]) continue;
     const bool conv = op.code == BuiltinOperator::CONV_2D, depthwise = op.code == BuiltinOperator::DEPTHWISE_CONV_2D;
     if (!conv && !depthwise && op.code != BuiltinOperator::FULLY_CONNECTED) continue;
     const int weights = op.inputs.at(1);
-    if (!model.tensors[static_cast<std::size_t>(weights)].is_constant())
+    TflTensor& w = model.tensors[static_cast<std::size_t>(weights)];
+    if (!w.is_constant())
       throw Error(ErrorCode::kUnsupportedModel, std::string(operator_name(op.code)) + " with non-constant weights cannot be quantized");
     if (done.count(weights)) throw Error(ErrorCode::kInternal, "weights shared between operators");
-    const std::vector<float> weight_scales = quantize_weights(model.tensors[static_cast<std::size_t>(weights)], conv ? 0 : depthwise ? 3 : -1);
+    const std::vector<float> original = float_values(w);
+    const std::vector<float> weight_scales = quantize_weights(w, conv ? 0 : depthwise ? 3 : -1);
     done.insert(weights);
     ++report.quantized_weights;
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
-      quantize_bias(model.tensors[static_cast<std::size_t>(op.inputs[2])], params_of(op.inputs[0]).scale, weight_scales);
+      TflTensor& bias = model.tensors[static_cast<std::size_t>(op.inputs[2])];
+      const auto in = ranges.find(op.inputs[0]);
+      if (plan.bias_correction && (conv || depthwise) && in != ranges.end() && !in->second.channel_mean.empty()) {
+        const std::vector<double> delta = weight_rounding_bias(w, original, depthwise, in->second.channel_mean);
+        std::vector<float> b = float_values(bias);
+        if (delta.size() == b.size()) {
+          for (std::size_t c = 0; c < b.size(); ++c) b[c] = static_cast<float>(b[c] - delta[c]);
+          set_float_values(bias, b);
+          ++report.bias_corrections;
+        }
+      }
+      quantize_bias(bias, params_of(op.inputs[0]).scale, weight_scales);
       done.insert(op.inputs[2]);
     }
   }
 
-  // Activations and the remaining constants.
+  // Activations and the remaining constants of the int8 domain.
   for (std::size_t i = 0; i < count; ++i) {
     const int t = static_cast<int>(i);
     if (!is_float(t) || done.count(t)) continue;
@@ -297,34 +469,32 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
     }
   }
 
-  if (int8_io) return report;
-
-  // Float interface: QUANTIZE after each input, DEQUANTIZE before each output.
-  std::vector<TflOperator> prologue;
-  for (int& input : model.inputs) {
-    TflTensor quantized = model.tensors[static_cast<std::size_t>(input)];
-    quantized.name += "_int8";
-    quantized.dynamic_batch = false;
-    const int q = model.add_tensor(std::move(quantized));
-    for (TflOperator& op : model.operators)
-      for (int& t : op.inputs)
-        if (t == input) t = q;
-    TflTensor& original = model.tensors[static_cast<std::size_t>(input)];
-    original.type = TensorType::FLOAT32;
-    original.quantization = {};
-    prologue.push_back(TflOperator{BuiltinOperator::QUANTIZE, {input}, {q}, {}});
-    prologue.back().options.Set(tflite::QuantizeOptionsT{});
-  }
-  model.operators.insert(model.operators.begin(), std::make_move_iterator(prologue.begin()), std::make_move_iterator(prologue.end()));
+  // The interface: float input and output (DEQUANTIZE after an int8 output), or int8 ones
+  // (QUANTIZE after a float output, DEQUANTIZE after an int8 input that a float operator reads
+  // is already in place).
   for (int& output : model.outputs) {
-    TflTensor dequantized = model.tensors[static_cast<std::size_t>(output)];
-    dequantized.type = TensorType::FLOAT32;
-    dequantized.quantization = {};
-    model.tensors[static_cast<std::size_t>(output)].name += "_int8";
-    model.tensors[static_cast<std::size_t>(output)].dynamic_batch = false;
-    const int d = model.add_tensor(std::move(dequantized));
-    model.add_operator(BuiltinOperator::DEQUANTIZE, {output}, {d}, tflite::DequantizeOptionsT{});
-    output = d;
+    const bool output_is_int8 = !float_tensor[static_cast<std::size_t>(output)];
+    if (output_is_int8 == int8_io) continue;
+    TflTensor converted = model.tensors[static_cast<std::size_t>(output)];
+    converted.dynamic_batch = false;
+    if (int8_io) {
+      const auto r = ranges.find(output);
+      if (r == ranges.end()) throw Error(ErrorCode::kInternal, "no calibrated range for the model output");
+      const Params p = asymmetric(r->second.min, r->second.max);
+      converted.name += "_int8";
+      set_int8(converted, p);
+      const int q = model.add_tensor(std::move(converted));
+      model.add_operator(BuiltinOperator::QUANTIZE, {output}, {q}, tflite::QuantizeOptionsT{});
+      output = q;
+    } else {
+      converted.type = TensorType::FLOAT32;
+      converted.quantization = {};
+      model.tensors[static_cast<std::size_t>(output)].name += "_int8";
+      model.tensors[static_cast<std::size_t>(output)].dynamic_batch = false;
+      const int d = model.add_tensor(std::move(converted));
+      model.add_operator(BuiltinOperator::DEQUANTIZE, {output}, {d}, tflite::DequantizeOptionsT{});
+      output = d;
+    }
   }
   return report;
 }

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
@@ -175,6 +178,19 @@ double spread(const std::vector<std::optional<Answer>>& answers) {
   return out;
 }
 
+// The images (and both subjects' answers) of one kind: lesions or real photographs.
+PairMetrics compare_kind(const ParityReport& report, const SubjectRun& reference, const SubjectRun& candidate, bool photographs) {
+  std::vector<std::string> images;
+  std::vector<std::optional<Answer>> r, c;
+  for (std::size_t i = 0; i < report.images.size(); ++i) {
+    if ((i < report.real_photograph.size() && report.real_photograph[i]) != photographs) continue;
+    images.push_back(report.images[i]);
+    r.push_back(reference.answers[i]);
+    c.push_back(candidate.answers[i]);
+  }
+  return compare_answers(images, r, c, report.labels);
+}
+
 PairResult compare_pair(const ParityReport& report, const SubjectRun& reference, const SubjectRun& candidate,
                         const std::string& bound_key) {
   PairResult pair;
@@ -183,7 +199,11 @@ PairResult compare_pair(const ParityReport& report, const SubjectRun& reference,
   pair.bound_key = bound_key;
   const ParityBounds* bounds = report.policy.find(bound_key);
   if (bounds) pair.bounds = *bounds;
-  pair.metrics = compare_answers(report.images, reference.answers, candidate.answers, report.labels);
+  // The bounds are requirements on lesion images; real photographs are out of distribution for
+  // the demo model (a separate guard handles them) and are shown apart, unchecked.
+  pair.metrics = compare_kind(report, reference, candidate, false);
+  if (std::find(report.real_photograph.begin(), report.real_photograph.end(), true) != report.real_photograph.end())
+    pair.photographs = compare_kind(report, reference, candidate, true);
   pair.check = check_bounds(pair.metrics, bounds, bound_key);
   if (pair.metrics.assessment_images > 0 && pair.metrics.assessment_agreement < ParityPolicy::kMinAssessmentAgreement) {
     char text[128];
@@ -193,6 +213,25 @@ PairResult compare_pair(const ParityReport& report, const SubjectRun& reference,
     pair.check.passed = false;
   }
   return pair;
+}
+
+// Which images of the set are real photographs, from the image-set.json written with it
+// (python/dermcds_export/image_sets.py); a directory without one holds lesions only.
+std::vector<bool> real_photographs_of(const ImageSet& set) {
+  std::vector<bool> out(set.files.size(), false);
+  const std::filesystem::path index = set.directory / "image-set.json";
+  if (!std::filesystem::exists(index)) return out;
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(read_file_bytes(index, 16u << 20));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kInvalidArgument, index.string() + " is not valid JSON: " + e.what());
+  }
+  std::set<std::string> photographs;
+  for (const auto& f : document.value("files", nlohmann::json::array()))
+    if (f.is_object() && f.value("origin", "") == "real photograph") photographs.insert(f.value("file", ""));
+  for (std::size_t i = 0; i < set.files.size(); ++i) out[i] = photographs.count(set.files[i].filename().string()) > 0;
+  return out;
 }
 
 // PyTorch checks the ONNX export (the reference is the candidate there); the reference checks
@@ -228,6 +267,7 @@ ParityReport run_parity(const ParityRequest& request) {
   request.progress("decoding " + std::to_string(report.images.size()) + " images from " + request.images_dir.string());
   const DecodedImages decoded = decode_all(report.image_set);
   report.image_errors = decoded.errors;
+  report.real_photograph = real_photographs_of(report.image_set);
 
   // The reference first, then every other artifact and provider.
   const ArtifactEntry* reference_artifact = manifest.find_artifact("onnxruntime", "fp32");

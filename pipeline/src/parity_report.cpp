@@ -49,7 +49,15 @@ ordered_json pair_json(const PairResult& pair) {
           {"per_class", per_class},
           {"top1_disagreements", disagreements_json(m.top1_disagreements)},
           {"triage_disagreements", disagreements_json(m.triage_disagreements)},
-          {"assessment_disagreements", disagreements_json(m.assessment_disagreements)}};
+          {"assessment_disagreements", disagreements_json(m.assessment_disagreements)},
+          // Out of distribution, unchecked (docs/parity.md): null when the set has none.
+          {"real_photographs", pair.photographs ? ordered_json{{"images", pair.photographs->images},
+                                                               {"max_abs_diff", pair.photographs->max_abs_diff},
+                                                               {"mean_abs_diff", pair.photographs->mean_abs_diff},
+                                                               {"top1_agreement", pair.photographs->top1_agreement},
+                                                               {"triage_agreement", pair.photographs->triage_agreement},
+                                                               {"top1_disagreements", disagreements_json(pair.photographs->top1_disagreements)}}
+                                                : ordered_json(nullptr)}};
 }
 
 ordered_json subject_json(const SubjectRun& s) {
@@ -193,6 +201,20 @@ std::string to_markdown(const ParityReport& r) {
     md += "| " + p.reference + " | " + p.candidate + " | " + std::to_string(m.images) + " | " + general(m.max_abs_diff) + " | " +
           general(m.mean_abs_diff) + " | " + percent(m.top1_agreement) + " | " + percent(m.triage_agreement) + " | " +
           bounds_text(p.bounds) + " | " + (p.check.passed ? "pass" : "**FAIL**") + " |\n";
+  }
+  if (std::any_of(r.pairs.begin(), r.pairs.end(), [](const PairResult& p) { return p.photographs.has_value(); })) {
+    // Out of distribution: shown so that nobody mistakes them for checked, never a pass or a fail.
+    md += "\n## Real photographs (out of distribution, not checked against the bounds)\n\n";
+    md += "The figures above are on the lesion images only. The set's real photographs are not skin lesions: far from the "
+          "training data the demo model's answers are meaningless and precisions may differ by whole probability units.\n\n";
+    md += "| reference | candidate | images | max abs diff | mean abs diff | top-1 agreement | triage agreement |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|\n";
+    for (const PairResult& p : r.pairs) {
+      if (!p.photographs) continue;
+      const PairMetrics& m = *p.photographs;
+      md += "| " + p.reference + " | " + p.candidate + " | " + std::to_string(m.images) + " | " + general(m.max_abs_diff) + " | " +
+            general(m.mean_abs_diff) + " | " + percent(m.top1_agreement) + " | " + percent(m.triage_agreement) + " |\n";
+    }
   }
   md += "\n## Maximum absolute difference per class\n\n| candidate |";
   for (const Label& l : r.labels) md += " " + l.code + " |";

@@ -11,6 +11,17 @@ import os
 # is idle. It must be set before torch (and with it libgomp) is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# PyTorch's CPU kernels pinned to one instruction set (issue 9 item 5, docs/export-pipeline.md
+# "Checkpoints across CPUs"): ATen's vectorized kernels and oneDNN's convolutions otherwise pick
+# the widest ISA of the machine (AVX-512, VNNI, AMX ...), which sums in another order, so the same
+# demo recipe gives another checkpoint on another CPU. AVX2 is what every x86-64 CPU the project
+# supports has. Read by ATen and oneDNN when first used, so set before torch is imported.
+# DERMCDS_ISA_PIN=off leaves the choice to PyTorch; an ISA variable already set is respected.
+ISA_PIN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+if os.environ.get("DERMCDS_ISA_PIN", "avx2") == "avx2":
+    for _name, _value in ISA_PIN.items():
+        os.environ.setdefault(_name, _value)
+
 EXPORTER_NAME = "dermcds_export"
 
 

@@ -22,7 +22,12 @@ DEMO_NAMES = ("efficientnet_b4", "mobilenet_v3_large")
 def _train_demo(args: argparse.Namespace) -> int:
     from . import demo_training
 
-    path = demo_training.ensure_checkpoint(args.arch)
+    recipe = demo_training.recipe_for(args.arch)
+    if args.seed is not None:
+        # Another checkpoint of the same recipe (the int8 tests and bench/int8_seeds.sh use them).
+        import dataclasses
+        recipe = dataclasses.replace(recipe, seed=args.seed)
+    path = demo_training.ensure_checkpoint(args.arch, recipe)
     report = json.loads(demo_training.report_path(path).read_text())
     held_out = report["held_out"]
     print(f"[train-demo] {args.arch}: held-out accuracy {held_out['accuracy']:.3f}, mean top-1 probability "
@@ -71,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "returns the cached one (keyed by a hash of the code, recipe and library "
                                    "versions) at once. Prints the checkpoint's path.")
     p.add_argument("--arch", required=True, choices=DEMO_NAMES)
+    p.add_argument("--seed", type=int, help="train the recipe with this seed instead of its own (another checkpoint "
+                                            "of the same recipe, cached separately)")
     p.add_argument("--json", action="store_true", help="print the training report (metrics, timings) as JSON")
     p.set_defaults(func=_train_demo)
 

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -87,6 +88,30 @@ def library_versions() -> Dict[str, str]:
             "torchvision": torchvision.__version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
+def cpu_description() -> Dict[str, str]:
+    """The processor and the instruction sets PyTorch's kernels use on it (for reports and
+    provenance: checkpoints trained with other kernels are other files)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    widest = next((isa for isa in ("avx512f", "avx2", "avx", "sse4_2") if isa in flags), "unknown")
+    match = re.search(r"CPU capability usage: (\w+)", torch.__config__.show())
+    return {"model": model, "widest_isa": widest,
+            "aten_cpu_capability": match.group(1) if match else "unknown",
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset: the widest of this CPU")}
+
+
+def kernel_isa() -> Dict[str, str]:
+    """What decides which kernels run, as far as the cache key is concerned."""
+    cpu = cpu_description()
+    return {"aten_cpu_capability": cpu["aten_cpu_capability"], "onednn_max_cpu_isa": cpu["onednn_max_cpu_isa"]}
+
+
 def cache_key(recipe: DemoRecipe) -> str:
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
@@ -95,6 +120,7 @@ def cache_key(recipe: DemoRecipe) -> str:
     digest.update(json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode())
     digest.update(json.dumps(library_versions(), sort_keys=True).encode())
     digest.update(f"threads={THREADS}".encode())
+    digest.update(json.dumps(kernel_isa(), sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -322,6 +348,7 @@ def train(recipe: DemoRecipe) -> Tuple[Dict[str, torch.Tensor], Dict]:
         "timings_s": timings,
         "threads": THREADS,
         "libraries": library_versions(),
+        "cpu": cpu_description(),
     }
     log(f"{recipe.arch}: held-out accuracy {held_out['accuracy']:.3f}, mean top-1 probability "
         f"{held_out['mean_top1_probability']:.3f} at {spec.size}px; {timings['wall_total']:.0f}s wall")

@@ -73,6 +73,9 @@ class Weights:
         if self.path is not None:
             entry["file"] = self.path.name
             entry["sha256"] = self.sha256
+            report = demo_training.report_path(self.path)
+            if self.source == "demo" and report.exists():  # where and with which kernels it was trained
+                entry["trained_on"] = json.loads(report.read_text()).get("cpu", "not recorded")
             # Lets torch-reference find a user's checkpoint again, if it lies in the repository;
             # elsewhere it is named by file name and sha256 only (no path of this machine).
             portable = portable_path(self.path) if self.source == "file" else None
@@ -227,6 +230,7 @@ def build_manifest(arch: architectures.Architecture, name: str, version: str, we
             "checkpoint": weights.provenance(),
             "exporter": {"name": EXPORTER_NAME, "version": EXPORTER_VERSION},
             "libraries": library_versions(),
+            "cpu": demo_training.cpu_description(),
             "created": created_timestamp(),
         },
     }

@@ -1,19 +1,17 @@
 // int8 post-training quantization, measured against ONNX Runtime running the float ONNX model.
 //
-// MobileNetV3-Large is calibrated on one set of synthetic lesion images and measured on a
-// held-out set drawn with another seed: mean and max |p_int8 - p_fp32| over all classes, top-1
-// agreement and triage agreement (the package's triage policy, or the documented default).
-// The issue's goals are mean <= 1% and triage agreement >= 99%. Measured on the demo-trained
-// MobileNetV3-Large (docs/converter.md: 100 calibration images, 200 held-out): mean 0.0086,
-// max 0.50, top-1 agreement 95.5%, triage agreement 99.0%. Other calibration sets of 64-256
-// images from the same generator gave means of 0.0087-0.011 and triage agreement of 96.5-97% on
-// the same held-out images, so the bounds below leave that much room: a regression of the
-// converter fails the test, the choice of calibration images does not.
+// The requirement (issue 9, docs/converter.md "The int8 goal"): on lesion images the int8
+// artifact keeps mean |p_int8 - p_fp32| <= 0.01 over all classes, top-1 agreement >= 97% and
+// triage agreement >= 99%, with XNNPACK's int8 operators and with TFLite's own int8 kernels,
+// and the file is at most 6 MB. It must hold for any checkpoint of the demo recipe on any x86-64
+// CPU, so it is checked on two: the demo checkpoint (the package `make models` built) and the
+// same recipe trained with seed 2. Calibration: 100 synthetic lesions (seed 101); measurement:
+// 200 held-out lesions drawn with another seed (202), never seen by calibration or training.
 //
-// The single-operator cases are also quantized (calibrated on random inputs) and must stay within
-// a few quantization steps of the float result: a check that every operator's int8 plumbing
-// (fixed scales, shared scales, biases, per-channel weights) is right, independent of how well
-// a whole network quantizes.
+// The single-operator cases are also quantized (calibrated on random inputs, every operator
+// int8) and must stay within a few quantization steps of the float result: a check that every
+// operator's int8 plumbing (fixed scales, shared scales, biases, per-channel weights) is right,
+// independent of how well a whole network quantizes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -89,6 +87,15 @@ Subject mobile_subject() {
   return s;
 }
 
+// The demo recipe trained with another seed (fixture converter_classifiers), under the demo
+// package's labels and triage policy when it exists.
+Subject second_seed_subject() {
+  Subject s = mobile_subject();
+  s.onnx = work_dir() / "converter-classifiers" / "mobilenet_v3_large_seed2.onnx";
+  s.origin = "the demo recipe trained with seed 2";
+  return s;
+}
+
 Quality measure(const Subject& s, const std::vector<std::uint8_t>& tflite, TfliteKernels kernels) {
   OrtModel reference(s.onnx);
   TfliteModel model(tflite, kernels, 2);
@@ -128,28 +135,50 @@ converter::ConversionResult convert_int8(const Subject& s, converter::Calibratio
   options.int8_io = int8_io;
   options.calibration.method = method;
   options.calibration.samples = converter::load_calibration_images(calibration_dir(), s.spec, kCalibrationImages).samples;
+  // Triage agreement under the subject's policy counts towards the goal, as in convert_package.
+  options.int8.triage = [labels = s.labels, policy = s.policy](std::span<const double> p) {
+    const std::vector<float> probabilities(p.begin(), p.end());
+    return static_cast<int>(std::hash<std::string>{}(decide_triage(probabilities, labels, policy).tier) & 0x7fffffff);
+  };
+  options.progress = [](const std::string& line) { std::printf("  %s\n", line.c_str()); };
   return converter::convert_onnx_file(s.onnx, options);
 }
 
-TEST(Int8Quality, MobileNetV3LargeOnHeldOutImages) {
-  const Subject s = mobile_subject();
+// Checks the int8 goal on held-out lesions for one checkpoint.
+void expect_int8_goal(const Subject& s) {
   ASSERT_TRUE(std::filesystem::exists(s.onnx)) << s.onnx;
   std::printf("subject: %s\n", s.origin.c_str());
   const converter::ConversionResult int8 = convert_int8(s, converter::CalibrationMethod::kMse);
   const converter::ConversionResult fp32 = converter::convert_onnx_file(s.onnx, {});
-  std::printf("int8 file %zu bytes (fp32 %zu), %zu calibration images\n", int8.flatbuffer.size(), fp32.flatbuffer.size(),
-              int8.report.calibration_samples);
+  const converter::ConversionReport& r = int8.report;
+  std::printf("int8 file %zu bytes (fp32 %zu), %zu calibration images, %zu operator(s) float:", int8.flatbuffer.size(),
+              fp32.flatbuffer.size(), r.calibration_samples, r.float_operators.size());
+  for (const std::string& op : r.float_operators) std::printf(" %s", op.c_str());
+  std::printf("\nXNNPACK: %s\n", r.xnnpack_delegation.c_str());
 
-  const Quality q = measure(s, int8.flatbuffer, TfliteKernels::kXnnpackInt8);
-  print("int8 (mse calibration), XNNPACK with int8 operators", q);
-
-  ASSERT_GE(q.images, 100u);
-  EXPECT_GT(q.reference_spread, 0.05) << "the reference outputs barely depend on the input";
-  EXPECT_LE(int8.flatbuffer.size(), 5'000'000u);
-  EXPECT_LT(static_cast<double>(int8.flatbuffer.size()), 0.3 * static_cast<double>(fp32.flatbuffer.size()));
-  EXPECT_LE(q.mean_abs, 0.015);
-  EXPECT_GE(static_cast<double>(q.triage_agreements), 0.96 * static_cast<double>(q.images));
+  // Requirement: the int8 file is at most 6 MB.
+  EXPECT_LE(int8.flatbuffer.size(), 6'000'000u);
+  // Requirement: no operator falls back to TFLite's reference kernels under XNNPACK.
+  EXPECT_TRUE(r.xnnpack_delegates_all) << r.xnnpack_delegation;
+  for (TfliteKernels kernels : {TfliteKernels::kXnnpackInt8, TfliteKernels::kBuiltin}) {
+    const bool xnnpack = kernels == TfliteKernels::kXnnpackInt8;
+    SCOPED_TRACE(xnnpack ? "XNNPACK int8 operators" : "TFLite int8 kernels");
+    const Quality q = measure(s, int8.flatbuffer, kernels);
+    print(xnnpack ? "int8, XNNPACK with int8 operators" : "int8, TFLite's own kernels", q);
+    ASSERT_GE(q.images, 100u);
+    // Not a requirement but a precondition: the reference answers depend on the image.
+    EXPECT_GT(q.reference_spread, 0.05) << "the reference outputs barely depend on the input";
+    // Requirement: mean |dp| <= 0.01, top-1 agreement >= 97%, triage agreement >= 99%.
+    EXPECT_LE(q.mean_abs, 0.01);
+    EXPECT_GE(static_cast<double>(q.top1_agreements), 0.97 * static_cast<double>(q.images));
+    EXPECT_GE(static_cast<double>(q.triage_agreements), 0.99 * static_cast<double>(q.images));
+  }
 }
+
+TEST(Int8Quality, MobileNetV3LargeOnHeldOutImages) { expect_int8_goal(mobile_subject()); }
+
+// Issue 9 item 6: a second checkpoint of the same recipe, so that no bound rests on one.
+TEST(Int8Quality, SecondSeedOfTheRecipeOnHeldOutImages) { expect_int8_goal(second_seed_subject()); }
 
 // ---- every single-operator case, quantized ----
 
@@ -176,6 +205,7 @@ TEST_P(Int8OpTest, StaysWithinQuantizationError) {
   options.precision = converter::Precision::kInt8;
   for (std::uint32_t i = 0; i < 16; ++i) options.calibration.samples.push_back(nchw_to_nhwc(random_tensor(shape, 100 + i, -2.0f, 2.0f)));
   options.calibration.method = converter::CalibrationMethod::kMinMax;
+  options.int8.mixed_precision = false;  // every operator int8: this test checks their int8 plumbing
   converter::ConversionResult converted;
   try {
     converted = converter::convert_onnx_file(onnx, options);

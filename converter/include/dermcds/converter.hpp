@@ -56,12 +56,52 @@ struct CalibrationOptions {
   double percentile = 99.99;
 };
 
+// What an int8 model must keep of the float model's answers (docs/converter.md, "int8").
+struct Int8Goal {
+  double max_mean_abs_diff = 0.01;     // mean |p_int8 - p_float| over all classes and images
+  double min_top1_agreement = 0.97;
+  double min_triage_agreement = 0.99;  // only where a triage function is given
+};
+
+struct Int8Agreement {
+  std::size_t samples = 0;
+  double mean_abs_diff = 0;
+  double max_abs_diff = 0;
+  double top1_agreement = 1;
+  double triage_agreement = 1;  // 1 when there is no triage function
+};
+
+// One row of the sensitivity table: an operator of the float model and the error of the whole
+// model when only it is int8 (everything else float) and when only it stays float (everything
+// else int8), on the analysis samples.
+struct Int8Sensitivity {
+  std::size_t unit = 0;
+  std::string op;
+  std::string output;
+  Int8Agreement only_quantized;  // samples == 0 when not measured
+  Int8Agreement only_float;
+  bool kept_float = false;
+  std::string range_method;  // of its output tensor
+};
+
+struct Int8Options {
+  Int8Goal goal;
+  // Keep the fewest operators float (with QUANTIZE / DEQUANTIZE at the boundaries) that reach
+  // the goal on the calibration samples; false: full-integer, as before.
+  bool mixed_precision = true;
+  // Also measure "only this operator int8" for every operator (for --report; slower).
+  bool sensitivity_table = false;
+  // Maps probabilities to a triage tier index; when given, triage agreement is part of the goal.
+  std::function<int(std::span<const double>)> triage;
+};
+
 struct ConvertOptions {
   Precision precision = Precision::kFp32;
   // int8 only: quantized int8 input and output tensors instead of float ones with QUANTIZE /
   // DEQUANTIZE inside the model.
   bool int8_io = false;
   CalibrationOptions calibration;  // int8 only; at least one sample
+  Int8Options int8;                 // int8 only
   // fp16 only: constants with fewer elements stay float32 (biases, small vectors).
   std::int64_t fp16_min_elements = 1024;
   // Progress lines for long conversions ("calibrating: 40/200 samples").
@@ -90,7 +130,19 @@ struct ConversionReport {
   // Operators XNNPACK did not take (they run on TFLite's own kernels), by name; empty when the
   // model is fully delegated.
   std::map<std::string, std::size_t> xnnpack_undelegated;
+  // int8 analysis (on the calibration samples, against the float model in TFLite)
+  bool int8_goal_met = false;
+  Int8Agreement int8_full_integer;  // every operator int8
+  Int8Agreement int8_chosen;        // the model written (worst of XNNPACK and TFLite's kernels)
+  std::vector<std::string> float_operators;  // "CONV_2D 'name'", kept float
+  std::size_t boundary_operators = 0;        // QUANTIZE / DEQUANTIZE between int8 and float
+  std::size_t bias_corrections = 0;
+  std::map<std::string, std::size_t> range_methods;  // method -> activation tensors
+  bool xnnpack_delegates_all = false;  // XNNPACK took every operator (none on TFLite's kernels)
+  std::string xnnpack_delegation;      // what TFLite said about the delegation
+  std::vector<Int8Sensitivity> sensitivity;
 };
+
 
 struct ConversionResult {
   std::vector<std::uint8_t> flatbuffer;  // the .tflite file's bytes
@@ -138,6 +190,9 @@ struct PackageConversion {
   std::filesystem::path calibration_dir;  // int8
   std::size_t calibration_limit = 0;      // 0 = every image in the directory
   CalibrationMethod calibration_method = CalibrationMethod::kMse;
+  // int8: the goal and the analysis; triage agreement uses the manifest's triage policy unless
+  // a triage function is given.
+  Int8Options int8;
   std::function<void(const std::string&)> progress;
 };
 

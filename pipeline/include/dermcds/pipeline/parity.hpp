@@ -78,8 +78,11 @@ struct PairResult {
   std::string candidate;
   std::string bound_key;  // the policy entry that bounds this pair: a precision or "pytorch"
   std::optional<ParityBounds> bounds;
-  PairMetrics metrics;
+  PairMetrics metrics;  // on the lesion images: what the bounds check
   BoundCheck check;
+  // On the real photographs of the set (out of distribution for a lesion model): reported in a
+  // section of their own, never checked against the bounds.
+  std::optional<PairMetrics> photographs;
 };
 
 // An image close to a triage threshold, with every subject's tier: where runtimes could disagree.
@@ -98,6 +101,8 @@ struct ParityReport {
   ImageSet image_set;
   std::vector<std::string> images;  // file names, the order of every answers vector
   std::vector<std::string> image_errors;  // why the reference could not answer an image ("" if it did)
+  // Per image: a real photograph (the set's image-set.json says origin "real photograph").
+  std::vector<bool> real_photograph;
   std::vector<Label> labels;
   ParityPolicy policy;
   std::vector<SubjectRun> subjects;  // the reference first

@@ -1,0 +1,181 @@
+#include "int8_analysis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace dermcds::converter {
+
+std::vector<double> output_probabilities(std::span<const float> output) {
+  std::vector<double> p(output.begin(), output.end());
+  double sum = 0;
+  bool distribution = !p.empty();
+  for (double v : p) {
+    distribution = distribution && v >= 0 && v <= 1;
+    sum += v;
+  }
+  if (distribution && std::fabs(sum - 1) < 1e-3) return p;
+  const double top = p.empty() ? 0 : *std::max_element(p.begin(), p.end());
+  sum = 0;
+  for (double& v : p) sum += (v = std::exp(v - top));
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+void AgreementCounter::add(std::span<const float> reference_output, std::span<const float> candidate_output) {
+  const std::vector<double> p = output_probabilities(reference_output), q = output_probabilities(candidate_output);
+  for (std::size_t k = 0; k < p.size() && k < q.size(); ++k) {
+    const double d = std::fabs(p[k] - q[k]);
+    total_abs_ += d;
+    a_.max_abs_diff = std::max(a_.max_abs_diff, d);
+    ++values_;
+  }
+  const auto argmax = [](const std::vector<double>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
+  top1_ += argmax(p) == argmax(q);
+  triage_same_ += triage_ ? triage_(p) == triage_(q) : 1;
+  ++a_.samples;
+}
+
+Int8Agreement AgreementCounter::result() const {
+  Int8Agreement a = a_;
+  if (a.samples == 0) return a;
+  a.mean_abs_diff = values_ ? total_abs_ / static_cast<double>(values_) : 0;
+  a.top1_agreement = static_cast<double>(top1_) / static_cast<double>(a.samples);
+  a.triage_agreement = static_cast<double>(triage_same_) / static_cast<double>(a.samples);
+  return a;
+}
+
+bool meets(const Int8Agreement& a, const Int8Goal& goal) {
+  return a.mean_abs_diff <= goal.max_mean_abs_diff && a.top1_agreement >= goal.min_top1_agreement &&
+         a.triage_agreement >= goal.min_triage_agreement;
+}
+
+Int8Goal tightened(const Int8Goal& goal, double margin) {
+  Int8Goal g = goal;
+  g.max_mean_abs_diff *= 1 - margin;
+  g.min_top1_agreement = 1 - (1 - goal.min_top1_agreement) * (1 - margin);
+  g.min_triage_agreement = 1 - (1 - goal.min_triage_agreement) * (1 - margin);
+  return g;
+}
+
+double badness(const Int8Agreement& a, const Int8Goal& goal) {
+  // The mean is the smooth figure that orders candidates; the agreements (counts of flips) break
+  // ties and dominate once they exceed their allowance.
+  const double mean = a.mean_abs_diff / std::max(1e-9, goal.max_mean_abs_diff);
+  const double top1 = (1 - a.top1_agreement) / std::max(1e-9, 1 - goal.min_top1_agreement);
+  const double triage = (1 - a.triage_agreement) / std::max(1e-9, 1 - goal.min_triage_agreement);
+  return std::max({mean, top1, triage}) + 1e-3 * (mean + top1 + triage);
+}
+
+namespace {
+
+void say(const AnalysisOptions& o, const std::string& line) {
+  if (o.progress) o.progress(line);
+}
+
+std::string figures(const Int8Agreement& a) {
+  char text[160];
+  std::snprintf(text, sizeof text, "mean |dp| %.4f, top-1 %.1f%%, triage %.1f%%", a.mean_abs_diff, 100 * a.top1_agreement,
+                100 * a.triage_agreement);
+  return text;
+}
+
+}  // namespace
+
+AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const AnalysisOptions& options) {
+  AnalysisResult result;
+  const std::vector<QuantizationUnit>& units = evaluator.units();
+  const Int8Goal aim = tightened(options.goal, options.margin);
+  result.table.resize(units.size());
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    result.table[u].unit = u;
+    result.table[u].op = units[u].op;
+    result.table[u].output = units[u].output;
+  }
+
+  QuantizationCandidate current;
+  result.full_int8 = evaluator.evaluate(current, true, 0);
+  say(options, "int8 analysis: full integer: " + figures(result.full_int8));
+  Int8Agreement now = evaluator.evaluate(current, false, 0);
+
+  // Bias correction: kept when it measures better.
+  {
+    QuantizationCandidate corrected = current;
+    corrected.bias_correction = true;
+    const Int8Agreement a = evaluator.evaluate(corrected, false, 0);
+    say(options, "int8 analysis: with bias correction: " + figures(a));
+    if (badness(a, aim) < badness(now, aim)) current = corrected, now = a;
+  }
+
+  const bool sweep = options.mixed_precision || options.full_table;
+  std::vector<double> benefit(units.size(), 0.0);
+  if (sweep) {
+    const Int8Agreement base = options.sweep_samples ? evaluator.evaluate(current, false, options.sweep_samples) : now;
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      QuantizationCandidate c = current;
+      c.float_units.insert(u);
+      result.table[u].only_float = evaluator.evaluate(c, false, options.sweep_samples);
+      benefit[u] = base.mean_abs_diff - result.table[u].only_float.mean_abs_diff;
+      if (options.full_table) result.table[u].only_quantized = evaluator.evaluate_only_quantized(u, options.sweep_samples);
+      if ((u + 1) % 20 == 0 || u + 1 == units.size())
+        say(options, "int8 analysis: sensitivity " + std::to_string(u + 1) + "/" + std::to_string(units.size()) + " operators");
+    }
+  }
+  std::vector<std::size_t> order(units.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return benefit[a] > benefit[b]; });
+
+  // Range method per tensor, by measured error, for the outputs that matter most.
+  if (sweep) {
+    for (std::size_t k = 0; k < std::min(options.tuned_tensors, order.size()); ++k) {
+      const std::size_t u = order[k];
+      if (benefit[u] <= 0) break;
+      CalibrationMethod best_method = CalibrationMethod::kMse;
+      bool found = false;
+      for (CalibrationMethod m : {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile, CalibrationMethod::kMse}) {
+        QuantizationCandidate c = current;
+        c.output_methods[u] = m;
+        const Int8Agreement a = evaluator.evaluate(c, false, 0);
+        if (badness(a, aim) < badness(now, aim)) now = a, best_method = m, found = true;
+      }
+      if (found) current.output_methods[u] = best_method;
+    }
+    say(options, "int8 analysis: per-tensor range methods chosen: " + figures(now));
+  }
+
+  // Mixed precision: the most beneficial units float, one at a time, until the goal is met on
+  // the fast kernels; then on all kernels; then drop the ones that turn out unnecessary.
+  if (options.mixed_precision && !meets(now, aim)) {
+    const std::size_t limit = options.max_float_units ? options.max_float_units : std::max<std::size_t>(1, units.size() / 4);
+    std::vector<std::size_t> added;
+    for (bool all_kernels : {false, true}) {
+      if (all_kernels) now = evaluator.evaluate(current, true, 0);
+      for (std::size_t k = 0; k < order.size() && !meets(now, aim) && added.size() < limit; ++k) {
+        const std::size_t u = order[k];
+        if (current.float_units.count(u) || benefit[u] <= 0) continue;
+        current.float_units.insert(u);
+        added.push_back(u);
+        now = evaluator.evaluate(current, all_kernels, 0);
+        say(options, "int8 analysis: float " + units[u].op + " '" + units[u].output + "': " + figures(now));
+      }
+    }
+    if (meets(now, aim))
+      for (auto it = added.rbegin(); it != added.rend(); ++it) {
+        QuantizationCandidate c = current;
+        c.float_units.erase(*it);
+        const Int8Agreement a = evaluator.evaluate(c, true, 0);
+        if (meets(a, aim)) current = c, now = a;
+      }
+  }
+
+  result.chosen = current;
+  result.chosen_agreement = evaluator.evaluate(current, true, 0);
+  result.goal_met = meets(result.chosen_agreement, aim);
+  for (std::size_t u : current.float_units) result.table[u].kept_float = true;
+  say(options, "int8 analysis: " + std::to_string(current.float_units.size()) + " operator(s) float: " + figures(result.chosen_agreement) +
+                   (result.goal_met ? " (goal met with margin)" : " (goal NOT met)"));
+  return result;
+}
+
+}  // namespace dermcds::converter

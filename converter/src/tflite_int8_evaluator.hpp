@@ -1,0 +1,55 @@
+// The TFLite side of the int8 analysis (int8_analysis.hpp): builds a quantized TflModel for a
+// candidate (quantize.hpp) and measures it in TensorFlow Lite 2.9, with XNNPACK's int8
+// operators and with TFLite's own int8 kernels, against the float model run in TFLite.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "calibration.hpp"
+#include "int8_analysis.hpp"
+#include "quantize.hpp"
+#include "tflite_model.hpp"
+
+namespace dermcds::converter {
+
+// Quantizes a copy of `float_model` per `plan`; float operators' large weights are stored as
+// float16 (as at fp16: XNNPACK folds the DEQUANTIZE into its packed weights).
+TflModel build_int8_model(const TflModel& float_model, const std::map<int, TensorRange>& ranges, const Int8Plan& plan,
+                          QuantizeReport* report = nullptr);
+
+// Whether XNNPACK (with int8 operators) takes every operator of `flatbuffer`, leaving none on
+// TFLite's own kernels, and what TFLite said. Reads TFLite's log lines on stderr while the
+// interpreter is built (TFLite 2.9's C API has no other way to see the partitioning): call it
+// where no other thread writes to stderr at the same time.
+std::pair<bool, std::string> xnnpack_delegates_all(const std::vector<std::uint8_t>& flatbuffer, std::size_t operator_count);
+
+class TfliteInt8Evaluator final : public QuantizationEvaluator {
+ public:
+  // `float_model` after rewrite_for_int8; `samples` NHWC model inputs.
+  TfliteInt8Evaluator(const TflModel& float_model, const std::map<int, TensorRange>& ranges, const std::vector<Tensor>& samples,
+                      std::function<int(std::span<const double>)> triage);
+
+  const std::vector<QuantizationUnit>& units() const override { return units_; }
+  Int8Agreement evaluate(const QuantizationCandidate& candidate, bool all_kernels, std::size_t sample_limit) override;
+  Int8Agreement evaluate_only_quantized(std::size_t only_int8, std::size_t sample_limit) override;
+
+  Int8Plan plan_for(const QuantizationCandidate& candidate) const;
+  std::size_t operator_of(std::size_t unit) const { return unit_operator_[unit]; }
+
+ private:
+  Int8Agreement measure(const Int8Plan& plan, bool all_kernels, std::size_t sample_limit);
+
+  const TflModel& model_;
+  const std::map<int, TensorRange>& ranges_;
+  const std::vector<Tensor>& samples_;
+  std::function<int(std::span<const double>)> triage_;
+  std::vector<QuantizationUnit> units_;
+  std::vector<std::size_t> unit_operator_;
+  std::vector<std::vector<float>> reference_;  // float model output per sample
+};
+
+}  // namespace dermcds::converter
