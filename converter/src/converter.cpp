@@ -111,6 +111,10 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       const AnalysisResult analysis = analyse_and_choose(evaluator, analysis_options);
       Int8Plan plan = evaluator.plan_for(analysis.chosen);
       plan.int8_io = options.int8_io;
+      for (std::size_t i : evaluator.forced_float_operators())
+        report.float_operators.push_back(std::string(operator_name(model.operators[i].code)) + " '" +
+                                         model.tensors[static_cast<std::size_t>(model.operators[i].outputs.at(0))].name +
+                                         "' (no int8 kernel in XNNPACK)");
       for (std::size_t u : analysis.chosen.float_units)
         report.float_operators.push_back(evaluator.units()[u].op + " '" + evaluator.units()[u].output + "'");
       QuantizeReport quantized;

@@ -7,7 +7,9 @@
 // Applied before calibration, so the new intermediate tensors get calibrated ranges too; the
 // float function is the same up to rounding. (Global average pooling, MEAN, also lacks an int8
 // XNNPACK operator; the alternatives measured — a depthwise convolution with a 1/(H W) kernel,
-// an AVERAGE_POOL_2D over the whole image — were slower than TFLite's int8 MEAN, so it stays.)
+// an AVERAGE_POOL_2D over the whole image — were slower than TFLite's int8 MEAN. MEAN stays
+// float instead, with DEQUANTIZE / QUANTIZE around it, which XNNPACK takes: the int8 analysis
+// does that, tflite_int8_evaluator.hpp.)
 //
 // 2. TFLite 2.9's int8 FULLY_CONNECTED takes one weight scale per tensor (per-channel scales give
 // wrong results: the int8 single-operator tests caught it), while int8 CONV_2D takes one per

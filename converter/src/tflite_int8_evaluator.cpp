@@ -1,11 +1,10 @@
 #include "tflite_int8_evaluator.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <regex>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "dermcds/error.hpp"
@@ -50,41 +49,71 @@ TflModel build_int8_model(const TflModel& float_model, const std::map<int, Tenso
   return model;
 }
 
+namespace {
+
+// Stand-in kernels for the delegation check: every operator XNNPACK does not take keeps its
+// registration from the op resolver, and TFLite prepares it when tensors are allocated; these
+// count the preparations and never run.
+struct StandInKernels {
+  std::map<std::pair<int, int>, TfLiteRegistration> registrations;
+  int prepared = 0;
+  std::vector<std::string> left;
+};
+thread_local StandInKernels* active_stand_ins = nullptr;
+
+TfLiteStatus stand_in_prepare(TfLiteContext*, TfLiteNode*) {
+  if (active_stand_ins) ++active_stand_ins->prepared;
+  return kTfLiteOk;
+}
+TfLiteStatus stand_in_invoke(TfLiteContext*, TfLiteNode*) { return kTfLiteError; }
+
+const TfLiteRegistration* stand_in_builtin(void* user_data, TfLiteBuiltinOperator op, int version) {
+  auto* k = static_cast<StandInKernels*>(user_data);
+  TfLiteRegistration& r = k->registrations[{static_cast<int>(op), version}];
+  r.prepare = stand_in_prepare;
+  r.invoke = stand_in_invoke;
+  r.builtin_code = static_cast<int32_t>(op);
+  r.version = version;
+  return &r;
+}
+const TfLiteRegistration* stand_in_custom(void*, const char*, int) { return nullptr; }
+
+}  // namespace
+
+}  // namespace dermcds::converter
+
+// TFLite 2.9's experimental C API (c_api_experimental.h, not shipped with the library; the
+// symbol is exported): an op resolver made of callbacks.
+extern "C" void TfLiteInterpreterOptionsSetOpResolver(
+    TfLiteInterpreterOptions* options, const TfLiteRegistration* (*find_builtin_op)(void*, TfLiteBuiltinOperator, int),
+    const TfLiteRegistration* (*find_custom_op)(void*, const char*, int), void* op_resolver_user_data);
+
+namespace dermcds::converter {
+
 std::pair<bool, std::string> xnnpack_delegates_all(const std::vector<std::uint8_t>& flatbuffer, std::size_t operator_count) {
-  std::string log;
-  std::fflush(stderr);
-  const int saved = dup(STDERR_FILENO);
-  std::FILE* capture = std::tmpfile();
-  if (saved < 0 || !capture) {
-    if (saved >= 0) close(saved);
-    if (capture) std::fclose(capture);
-    return {false, "stderr could not be captured"};
-  }
-  dup2(fileno(capture), STDERR_FILENO);
-  std::string failure;
-  try {
-    tflite_runtime::Interpreter interpreter = tflite_runtime::Interpreter::from_buffer(flatbuffer, kernels_options(true), "int8 model");
-    log = interpreter.messages();
-  } catch (const Error& e) {
-    failure = e.what();
-  }
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  std::rewind(capture);
-  char buffer[4096];
-  std::size_t n;
-  std::string captured;
-  while ((n = std::fread(buffer, 1, sizeof buffer, capture)) > 0) captured.append(buffer, n);
-  std::fclose(capture);
-  log = captured + log;
-  if (!failure.empty()) return {false, failure};
-  static const std::regex replacing(R"(Replacing (\d+) node\(s\) with delegate \(TfLiteXNNPackDelegate\) node, yielding (\d+) partitions)");
-  std::smatch m;
-  if (!std::regex_search(log, m, replacing)) return {false, "TFLite reported no XNNPACK partitioning: " + log};
-  const std::size_t replaced = std::stoul(m[1]), partitions = std::stoul(m[2]);
-  const std::string text = m[0].str();
-  return {replaced == operator_count && partitions == 1, text + " (" + std::to_string(operator_count) + " operators in the model)"};
+  // The model is built with XNNPACK (int8 operators on) and an op resolver whose kernels only
+  // count how often TFLite prepares them: after the delegate has taken what it supports, every
+  // preparation is an operator left to TFLite's own kernels.
+  StandInKernels kernels;
+  std::unique_ptr<TfLiteModel, void (*)(TfLiteModel*)> model(TfLiteModelCreate(flatbuffer.data(), flatbuffer.size()), TfLiteModelDelete);
+  if (!model) return {false, "TFLite cannot read the model"};
+  const DermcdsXnnpackOptions xnnpack_options{1, tflite_runtime::kXnnpackFlagQs8};
+  std::unique_ptr<TfLiteDelegate, void (*)(TfLiteDelegate*)> delegate(TfLiteXNNPackDelegateCreate(&xnnpack_options), TfLiteXNNPackDelegateDelete);
+  std::unique_ptr<TfLiteInterpreterOptions, void (*)(TfLiteInterpreterOptions*)> options(TfLiteInterpreterOptionsCreate(),
+                                                                                       TfLiteInterpreterOptionsDelete);
+  if (!delegate || !options) return {false, "the XNNPACK delegate cannot be created"};
+  TfLiteInterpreterOptionsAddDelegate(options.get(), delegate.get());
+  TfLiteInterpreterOptionsSetOpResolver(options.get(), stand_in_builtin, stand_in_custom, &kernels);
+  active_stand_ins = &kernels;
+  std::unique_ptr<TfLiteInterpreter, void (*)(TfLiteInterpreter*)> interpreter(TfLiteInterpreterCreate(model.get(), options.get()),
+                                                                             TfLiteInterpreterDelete);
+  const bool allocated = interpreter && TfLiteInterpreterAllocateTensors(interpreter.get()) == kTfLiteOk;
+  active_stand_ins = nullptr;
+  if (!interpreter) return {false, "TFLite refuses the model with the XNNPACK delegate"};
+  if (!allocated) return {false, "TFLite cannot allocate the model's tensors with the XNNPACK delegate"};
+  const std::string counts = std::to_string(operator_count - std::min<std::size_t>(operator_count, static_cast<std::size_t>(kernels.prepared))) +
+                             " of " + std::to_string(operator_count) + " operators on XNNPACK";
+  return {kernels.prepared == 0, kernels.prepared == 0 ? counts : counts + ", " + std::to_string(kernels.prepared) + " on TFLite's own kernels"};
 }
 
 TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std::map<int, TensorRange>& ranges,
@@ -93,6 +122,10 @@ TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std:
   for (std::size_t i = 0; i < model_.operators.size(); ++i) {
     const TflOperator& op = model_.operators[i];
     if (moves_values_only(op.code) || op.code == BuiltinOperator::QUANTIZE || op.code == BuiltinOperator::DEQUANTIZE) continue;
+    if (op.code == BuiltinOperator::MEAN) {
+      forced_float_.push_back(i);
+      continue;
+    }
     const int out = op.outputs.at(0);
     units_.push_back({std::string(operator_name(op.code)), model_.tensors[static_cast<std::size_t>(out)].name, out});
     unit_operator_.push_back(i);
@@ -104,6 +137,7 @@ TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std:
 Int8Plan TfliteInt8Evaluator::plan_for(const QuantizationCandidate& candidate) const {
   Int8Plan plan;
   for (std::size_t u : candidate.float_units) plan.float_operators.insert(unit_operator_.at(u));
+  plan.float_operators.insert(forced_float_.begin(), forced_float_.end());
   for (const auto& [u, method] : candidate.output_methods) plan.methods[units_.at(u).output_tensor] = method;
   plan.bias_correction = candidate.bias_correction;
   return plan;
@@ -141,6 +175,7 @@ Int8Agreement TfliteInt8Evaluator::evaluate_only_quantized(std::size_t only_int8
   Int8Plan plan;
   for (std::size_t u = 0; u < units_.size(); ++u)
     if (u != only_int8) plan.float_operators.insert(unit_operator_[u]);
+  plan.float_operators.insert(forced_float_.begin(), forced_float_.end());
   return measure(plan, false, sample_limit);
 }
 

@@ -22,9 +22,9 @@ TflModel build_int8_model(const TflModel& float_model, const std::map<int, Tenso
                           QuantizeReport* report = nullptr);
 
 // Whether XNNPACK (with int8 operators) takes every operator of `flatbuffer`, leaving none on
-// TFLite's own kernels, and what TFLite said. Reads TFLite's log lines on stderr while the
-// interpreter is built (TFLite 2.9's C API has no other way to see the partitioning): call it
-// where no other thread writes to stderr at the same time.
+// TFLite's own kernels, with the counts. TFLite 2.9's C API does not expose the execution plan,
+// so the model is built with stand-in kernels that count how many operators TFLite still
+// prepares after the delegate has taken its share.
 std::pair<bool, std::string> xnnpack_delegates_all(const std::vector<std::uint8_t>& flatbuffer, std::size_t operator_count);
 
 class TfliteInt8Evaluator final : public QuantizationEvaluator {
@@ -38,6 +38,10 @@ class TfliteInt8Evaluator final : public QuantizationEvaluator {
   Int8Agreement evaluate_only_quantized(std::size_t only_int8, std::size_t sample_limit) override;
 
   Int8Plan plan_for(const QuantizationCandidate& candidate) const;
+  // Operators kept float whatever the candidate: XNNPACK in TF 2.9 has no int8 kernel for them
+  // (MEAN), so in int8 they would run on TFLite's own kernels; in float XNNPACK takes them, with
+  // DEQUANTIZE / QUANTIZE around.
+  const std::vector<std::size_t>& forced_float_operators() const { return forced_float_; }
   std::size_t operator_of(std::size_t unit) const { return unit_operator_[unit]; }
 
  private:
@@ -49,6 +53,7 @@ class TfliteInt8Evaluator final : public QuantizationEvaluator {
   std::function<int(std::span<const double>)> triage_;
   std::vector<QuantizationUnit> units_;
   std::vector<std::size_t> unit_operator_;
+  std::vector<std::size_t> forced_float_;
   std::vector<std::vector<float>> reference_;  // float model output per sample
 };
 

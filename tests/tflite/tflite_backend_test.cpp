@@ -135,6 +135,20 @@ class TfliteBackendTest : public ::testing::Test {
     return Classifier::create(o);
   }
 
+  // mean |p - q| over every class of the held-out lesions.
+  static double mean_difference_on_lesions(const Classifier& a, const Classifier& b) {
+    double total = 0;
+    std::size_t values = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(work_dir() / "converter-heldout")) {
+      if (entry.path().extension() != ".png") continue;
+      const std::vector<std::uint8_t> image = read_file_bytes(entry.path());
+      const ClassificationResult x = a.classify(image), y = b.classify(image);
+      for (std::size_t k = 0; k < x.probabilities.size(); ++k, ++values)
+        total += std::fabs(static_cast<double>(x.probabilities[k]) - y.probabilities[k]);
+    }
+    return values ? total / static_cast<double>(values) : 1.0;
+  }
+
   // max |p - q| over every class of every image.
   static double max_difference(const Classifier& a, const Classifier& b) {
     double worst = 0;
@@ -237,11 +251,11 @@ TEST_F(TfliteBackendTest, Int8RunsOnXnnpackWithoutFallback) {
   EXPECT_EQ(int8->backend_info().provider, "xnnpack");
   EXPECT_TRUE(int8->backend_info().fallbacks.empty());  // the int8 delegate prepared the whole model
   // XNNPACK's int8 operators and TFLite's own compute the same quantized network but requantize
-  // differently (XNNPACK with a float scale, TFLite with a fixed-point multiplier): a one-step
-  // difference here and there, carried through some sixty layers. Measured on the trained
-  // MobileNetV3-Large: 0.053 at most, against 0.50 between int8 and float
-  // (tests/converter/int8_quality_test.cpp); a wrong operator would differ by far more.
-  EXPECT_LE(max_difference(*int8, *open(full_package(), "tflite", "int8", "builtin")), 0.1);
+  // differently (XNNPACK with a float scale, TFLite with a fixed-point multiplier). Requirement
+  // (issue 9): each keeps mean |dp| <= 0.01 against fp32 on lesions, so by the triangle
+  // inequality the two are at most 0.02 apart on average over the lesions. Real photographs are
+  // out of distribution and carry no requirement (docs/parity.md).
+  EXPECT_LE(mean_difference_on_lesions(*int8, *open(full_package(), "tflite", "int8", "builtin")), 0.02);
 }
 
 TEST_F(TfliteBackendTest, Int8InputAndOutputAreHandledTransparently) {
