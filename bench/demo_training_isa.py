@@ -51,7 +51,8 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     for name in args.configs:
-        env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+        pinned = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+        env = {k: v for k, v in os.environ.items() if k not in pinned}
         env.update(CONFIGS[name])
         env["DERMCDS_ISA_PIN"] = "off" if name == "default" else "as-set"
         out = subprocess.run([sys.executable, "-c", CHILD, args.arch, "full" if args.full else "short"], env=env,

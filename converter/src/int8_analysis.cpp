@@ -167,31 +167,41 @@ AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const Analys
 
   // Mixed precision: the most beneficial units float, one at a time, until the goal is met on
   // the fast kernels; then on all kernels; then drop the ones that turn out unnecessary.
+  bool now_all_kernels = false;  // whether `now` was measured on every kernel set
   if (options.mixed_precision && !meets(now, aim)) {
     const std::size_t limit = options.max_float_units ? options.max_float_units : std::max<std::size_t>(1, units.size() / 4);
     std::vector<std::size_t> added;
-    for (bool all_kernels : {false, true}) {
-      if (all_kernels) now = evaluator.evaluate(current, true, 0);
-      for (std::size_t k = 0; k < order.size() && !meets(now, aim) && added.size() < limit; ++k) {
-        const std::size_t u = order[k];
-        if (current.float_units.count(u) || benefit[u] <= 0) continue;
-        current.float_units.insert(u);
-        added.push_back(u);
-        now = evaluator.evaluate(current, all_kernels, 0);
-        say(options, "int8 analysis: float " + units[u].op + " '" + units[u].output + "': " + figures(now));
-      }
+    for (std::size_t k = 0; k < order.size() && !meets(now, aim) && added.size() < limit; ++k) {
+      const std::size_t u = order[k];
+      if (current.float_units.count(u) || benefit[u] <= 0) continue;
+      current.float_units.insert(u);
+      added.push_back(u);
+      now = evaluator.evaluate(current, false, 0);
+      say(options, "int8 analysis: float " + units[u].op + " '" + units[u].output + "': " + figures(now));
     }
-    if (meets(now, aim))
+    // Pruning on the fast kernels, then the final check on all of them; should that miss, the
+    // next units are added back measured on all kernels.
+    if (meets(now, aim)) {
       for (auto it = added.rbegin(); it != added.rend(); ++it) {
         QuantizationCandidate c = current;
         c.float_units.erase(*it);
-        const Int8Agreement a = evaluator.evaluate(c, true, 0);
+        const Int8Agreement a = evaluator.evaluate(c, false, 0);
         if (meets(a, aim)) current = c, now = a;
       }
+      now = evaluator.evaluate(current, true, 0);
+      now_all_kernels = true;
+      for (std::size_t k = 0; k < order.size() && !meets(now, aim) && current.float_units.size() < limit; ++k) {
+        const std::size_t u = order[k];
+        if (current.float_units.count(u) || benefit[u] <= 0) continue;
+        current.float_units.insert(u);
+        now = evaluator.evaluate(current, true, 0);
+        say(options, "int8 analysis: float " + units[u].op + " '" + units[u].output + "' (all kernels): " + figures(now));
+      }
+    }
   }
 
   result.chosen = current;
-  result.chosen_agreement = evaluator.evaluate(current, true, 0);
+  result.chosen_agreement = now_all_kernels ? now : evaluator.evaluate(current, true, 0);
   result.goal_met = meets(result.chosen_agreement, aim);
   for (std::size_t u : current.float_units) result.table[u].kept_float = true;
   say(options, "int8 analysis: " + std::to_string(current.float_units.size()) + " operator(s) float: " + figures(result.chosen_agreement) +

@@ -7,6 +7,8 @@
 #include <memory>
 #include <thread>
 
+#include <tensorflow/lite/c/common.h>
+
 #include "dermcds/error.hpp"
 #include "fp16.hpp"
 #include "tflite_api.hpp"
@@ -16,13 +18,13 @@ namespace dermcds::converter {
 
 namespace {
 
-tflite_runtime::InterpreterOptions kernels_options(bool xnnpack) {
+// xnnpack_int8: XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for the
+// float reference XNNPACK's float operators (`float_reference`), which are faster.
+tflite_runtime::InterpreterOptions kernels_options(bool xnnpack, bool float_reference = false) {
   tflite_runtime::InterpreterOptions o;
   o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  if (xnnpack) {
-    o.accelerator = tflite_runtime::Accelerator::kXnnpack;
-    o.xnnpack_flags = tflite_runtime::kXnnpackFlagQs8;
-  }
+  if (xnnpack || float_reference) o.accelerator = tflite_runtime::Accelerator::kXnnpack;
+  if (xnnpack) o.xnnpack_flags = tflite_runtime::kXnnpackFlagQs8;
   return o;
 }
 
@@ -67,12 +69,12 @@ TfLiteStatus stand_in_prepare(TfLiteContext*, TfLiteNode*) {
 }
 TfLiteStatus stand_in_invoke(TfLiteContext*, TfLiteNode*) { return kTfLiteError; }
 
-const TfLiteRegistration* stand_in_builtin(void* user_data, TfLiteBuiltinOperator op, int version) {
+const TfLiteRegistration* stand_in_builtin(void* user_data, int op, int version) {
   auto* k = static_cast<StandInKernels*>(user_data);
-  TfLiteRegistration& r = k->registrations[{static_cast<int>(op), version}];
+  TfLiteRegistration& r = k->registrations[{op, version}];
   r.prepare = stand_in_prepare;
   r.invoke = stand_in_invoke;
-  r.builtin_code = static_cast<int32_t>(op);
+  r.builtin_code = op;
   r.version = version;
   return &r;
 }
@@ -83,9 +85,10 @@ const TfLiteRegistration* stand_in_custom(void*, const char*, int) { return null
 }  // namespace dermcds::converter
 
 // TFLite 2.9's experimental C API (c_api_experimental.h, not shipped with the library; the
-// symbol is exported): an op resolver made of callbacks.
+// symbol is exported): an op resolver made of callbacks. The operator argument is the C enum
+// TfLiteBuiltinOperator (builtin_ops.h, not shipped either), passed as an int.
 extern "C" void TfLiteInterpreterOptionsSetOpResolver(
-    TfLiteInterpreterOptions* options, const TfLiteRegistration* (*find_builtin_op)(void*, TfLiteBuiltinOperator, int),
+    TfLiteInterpreterOptions* options, const TfLiteRegistration* (*find_builtin_op)(void*, int, int),
     const TfLiteRegistration* (*find_custom_op)(void*, const char*, int), void* op_resolver_user_data);
 
 namespace dermcds::converter {
@@ -130,7 +133,7 @@ TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std:
     units_.push_back({std::string(operator_name(op.code)), model_.tensors[static_cast<std::size_t>(out)].name, out});
     unit_operator_.push_back(i);
   }
-  tflite_runtime::Interpreter reference = tflite_runtime::Interpreter::from_buffer(serialize_tflite(model_), kernels_options(false), "float model");
+  tflite_runtime::Interpreter reference = tflite_runtime::Interpreter::from_buffer(serialize_tflite(model_), kernels_options(false, true), "float model");
   for (const Tensor& s : samples_) reference_.push_back(run(reference, s));
 }
 
