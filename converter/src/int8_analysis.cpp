@@ -98,6 +98,7 @@ AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const Analys
   result.full_int8 = evaluator.evaluate(current, true, 0);
   say(options, "int8 analysis: full integer: " + figures(result.full_int8));
   Int8Agreement now = evaluator.evaluate(current, false, 0);
+  say(options, "int8 analysis: full integer, XNNPACK: " + figures(now));
 
   // Bias correction: kept when it measures better.
   {
@@ -117,7 +118,7 @@ AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const Analys
     // beneficial contiguous groups (a group float at once), which saves most of the sweep.
     std::vector<bool> swept(units.size(), options.full_table);
     if (!options.full_table) {
-      const std::size_t groups = std::min<std::size_t>(units.size(), 16), kept_groups = 4;
+      const std::size_t groups = std::min<std::size_t>(units.size(), 10), kept_groups = 2;
       std::vector<std::pair<double, std::size_t>> group_benefit;
       for (std::size_t g = 0; g < groups; ++g) {
         QuantizationCandidate c = current;
@@ -129,7 +130,8 @@ AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const Analys
         const std::size_t g = group_benefit[k].second;
         for (std::size_t u = g * units.size() / groups; u < (g + 1) * units.size() / groups; ++u) swept[u] = true;
       }
-      say(options, "int8 analysis: sensitivity of 16 groups measured; sweeping the 4 most sensitive");
+      say(options, "int8 analysis: sensitivity of " + std::to_string(groups) + " groups measured; sweeping the " +
+                       std::to_string(kept_groups) + " most sensitive");
     }
     std::size_t done = 0, total = static_cast<std::size_t>(std::count(swept.begin(), swept.end(), true));
     for (std::size_t u = 0; u < units.size(); ++u) {

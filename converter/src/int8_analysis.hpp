@@ -76,8 +76,8 @@ struct AnalysisOptions {
   double margin = 0.5;              // selection aims at goal tightened by this much
   bool mixed_precision = true;      // keep units float until the goal is met
   bool full_table = false;          // also "only this unit quantized" for every unit (the report)
-  std::size_t sweep_samples = 48;   // samples per evaluation in the sensitivity sweep
-  std::size_t tuned_tensors = 8;    // most sensitive outputs whose range method is chosen by measurement
+  std::size_t sweep_samples = 24;   // samples per evaluation in the sensitivity sweep (ordering only)
+  std::size_t tuned_tensors = 4;    // most sensitive outputs whose range method is chosen by measurement
   std::size_t max_float_units = 0;  // 0: a quarter of the units
   std::function<void(const std::string&)> progress;
 };
