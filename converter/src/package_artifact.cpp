@@ -23,6 +23,17 @@ void check_signature(const ConversionReport& report, const Manifest& m, const st
 
 }  // namespace
 
+std::function<int(std::span<const double>)> triage_function(const std::vector<Label>& labels, const TriagePolicy& policy) {
+  return [labels, policy](std::span<const double> p) {
+    const std::vector<float> probabilities(p.begin(), p.end());
+    const std::string tier = decide_triage(probabilities, labels, policy).tier;
+    // The tier's position among the policy's rules, or -1 for the default tier.
+    for (std::size_t r = 0; r < policy.rules.size(); ++r)
+      if (policy.rules[r].tier == tier) return static_cast<int>(r);
+    return -1;
+  };
+}
+
 PackageConversionResult convert_package(const PackageConversion& request) {
   const std::filesystem::path& dir = request.package_dir;
   const Manifest manifest = read_manifest(dir);
@@ -40,14 +51,8 @@ PackageConversionResult convert_package(const PackageConversion& request) {
   options.progress = request.progress;
   options.calibration.method = request.calibration_method;
   options.int8 = request.int8;
-  if (!options.int8.triage) {
-    // Triage agreement under the package's own policy: the tier a clinician would be shown.
-    options.int8.triage = [labels = manifest.labels, policy = manifest.triage](std::span<const double> p) {
-      const std::vector<float> probabilities(p.begin(), p.end());
-      const std::string tier = decide_triage(probabilities, labels, policy).tier;
-      return static_cast<int>(std::hash<std::string>{}(tier) & 0x7fffffff);
-    };
-  }
+  // Triage agreement under the package's own policy.
+  if (!options.int8.triage) options.int8.triage = triage_function(manifest.labels, manifest.triage);
   CalibrationSet calibration;
   if (request.precision == Precision::kInt8) {
     if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs a calibration image directory");

@@ -136,10 +136,7 @@ converter::ConversionResult convert_int8(const Subject& s, converter::Calibratio
   options.calibration.method = method;
   options.calibration.samples = converter::load_calibration_images(calibration_dir(), s.spec, kCalibrationImages).samples;
   // Triage agreement under the subject's policy counts towards the goal, as in convert_package.
-  options.int8.triage = [labels = s.labels, policy = s.policy](std::span<const double> p) {
-    const std::vector<float> probabilities(p.begin(), p.end());
-    return static_cast<int>(std::hash<std::string>{}(decide_triage(probabilities, labels, policy).tier) & 0x7fffffff);
-  };
+  options.int8.triage = converter::triage_function(s.labels, s.policy);
   options.progress = [](const std::string& line) { std::printf("  %s\n", line.c_str()); };
   return converter::convert_onnx_file(s.onnx, options);
 }

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dermcds/manifest.hpp"
 #include "dermcds/preprocess.hpp"
 #include "dermcds/tensor.hpp"
 
@@ -94,6 +95,10 @@ struct Int8Options {
   // Maps probabilities to a triage tier index; when given, triage agreement is part of the goal.
   std::function<int(std::span<const double>)> triage;
 };
+
+// The triage function of Int8Options for a package's labels and policy: the tier a clinician
+// would be shown, as a number (equal numbers: the same tier).
+std::function<int(std::span<const double>)> triage_function(const std::vector<Label>& labels, const TriagePolicy& policy);
 
 struct ConvertOptions {
   Precision precision = Precision::kFp32;
