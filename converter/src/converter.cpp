@@ -91,6 +91,7 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
   report.fused_activations = optimize_tflite(model).fused_activations;
   model.description = "dermcds converter: " + std::string(to_string(options.precision)) + " from " + origin;
 
+  std::vector<std::uint8_t> float_bytes;  // int8: the float model it was quantized from
   switch (options.precision) {
     case Precision::kFp32:
       break;
@@ -99,6 +100,7 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       break;
     case Precision::kInt8: {
       rewrite_for_int8(model);
+      float_bytes = serialize_tflite(model);
       const std::map<int, TensorRange> ranges = calibrate(model, options.calibration, options.progress);
       // Which operators stay float, bias correction and range methods: measured on the
       // calibration samples against the float model (int8_analysis.hpp).
@@ -107,14 +109,18 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       analysis_options.goal = options.int8.goal;
       analysis_options.mixed_precision = options.int8.mixed_precision;
       analysis_options.full_table = options.int8.sensitivity_table;
+      analysis_options.max_model_bytes = options.int8.max_file_bytes;
       analysis_options.progress = options.progress;
       const AnalysisResult analysis = analyse_and_choose(evaluator, analysis_options);
       Int8Plan plan = evaluator.plan_for(analysis.chosen);
       plan.int8_io = options.int8_io;
-      for (std::size_t i : evaluator.forced_float_operators())
-        report.float_operators.push_back(std::string(operator_name(model.operators[i].code)) + " '" +
-                                         model.tensors[static_cast<std::size_t>(model.operators[i].outputs.at(0))].name +
-                                         "' (no int8 kernel in XNNPACK)");
+      for (std::size_t i : evaluator.forced_float_operators()) {
+        const BuiltinOperator code = model.operators[i].code;
+        const bool no_kernel = xnnpack_lacks_int8(code);
+        report.float_operators.push_back(std::string(operator_name(code)) + " '" +
+                                         model.tensors[static_cast<std::size_t>(model.operators[i].outputs.at(0))].name + "' (" +
+                                         (no_kernel ? "no int8 kernel in XNNPACK 2.9" : "feeds only a secondary output") + ")");
+      }
       for (std::size_t u : analysis.chosen.float_units)
         report.float_operators.push_back(evaluator.units()[u].op + " '" + evaluator.units()[u].output + "'");
       QuantizeReport quantized;
@@ -140,8 +146,6 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
 
   result.flatbuffer = serialize_tflite(model);
   report.tflite_operators = model.operators.size();
-  if (options.precision == Precision::kInt8)
-    std::tie(report.xnnpack_delegates_all, report.xnnpack_delegation) = xnnpack_delegates_all(result.flatbuffer, model.operators.size());
   for (const TflOperator& op : model.operators) ++report.operator_counts[std::string(operator_name(op.code))];
   if (!model.inputs.empty()) {
     const TflTensor& in = model.tensors[static_cast<std::size_t>(model.inputs[0])];
@@ -155,6 +159,25 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
   }
   progress(options, "checking that TensorFlow Lite runs it");
   verify_tflite_runs(result.flatbuffer, origin, report);
+  if (options.precision == Precision::kInt8) {
+    // int8 must leave nothing on TFLite's own kernels that XNNPACK runs in float: compared with
+    // the float model it came from, operator by operator type.
+    ConversionReport float_report;
+    verify_tflite_runs(float_bytes, origin + " (float, before quantization)", float_report);
+    report.xnnpack_delegates_all = true;
+    std::string added, both;
+    for (const auto& [name, count] : report.xnnpack_undelegated) {
+      const auto f = float_report.xnnpack_undelegated.find(name);
+      const std::size_t in_float = f == float_report.xnnpack_undelegated.end() ? 0 : f->second;
+      if (count > in_float) {
+        report.xnnpack_delegates_all = false;
+        added += (added.empty() ? "" : ", ") + name + " x" + std::to_string(count - in_float);
+      }
+      if (in_float > 0) both += (both.empty() ? "" : ", ") + name + " x" + std::to_string(std::min(count, in_float));
+    }
+    report.xnnpack_delegation = report.xnnpack_delegates_all ? "XNNPACK runs every operator it runs in float" : "int8 leaves to TFLite's own kernels: " + added;
+    if (!both.empty()) report.xnnpack_delegation += "; on TFLite's kernels in float and int8 alike (XNNPACK 2.9 has no kernel): " + both;
+  }
   progress(options, "wrote " + std::to_string(report.tflite_operators) + " TFLite operators, " + std::to_string(result.flatbuffer.size()) + " bytes");
   return result;
 }

@@ -69,16 +69,19 @@ class QuantizationEvaluator {
   virtual Int8Agreement evaluate(const QuantizationCandidate& candidate, bool all_kernels, std::size_t sample_limit) = 0;
   // The same candidate with every unit float except `only_int8` (the sweep's other half).
   virtual Int8Agreement evaluate_only_quantized(std::size_t only_int8, std::size_t sample_limit) = 0;
+  // Bytes the model written for `candidate` takes (what the size limit bounds).
+  virtual std::size_t model_bytes(const QuantizationCandidate& candidate) = 0;
 };
 
 struct AnalysisOptions {
   Int8Goal goal;
-  double margin = 0.5;              // selection aims at goal tightened by this much
+  double margin = 0.7;              // selection aims at goal tightened by this much
   bool mixed_precision = true;      // keep units float until the goal is met
-  bool full_table = false;          // also "only this unit quantized" for every unit (the report)
-  std::size_t sweep_samples = 24;   // samples per evaluation in the sensitivity sweep (ordering only)
+  bool full_table = false;          // also "only this unit float" for every unit (the report)
+  std::size_t sweep_samples = 16;   // samples per evaluation in the sensitivity sweep (ordering only)
   std::size_t tuned_tensors = 4;    // most sensitive outputs whose range method is chosen by measurement
-  std::size_t max_float_units = 0;  // 0: a quarter of the units
+  std::size_t max_float_units = 0;  // 0: half of the units
+  std::size_t max_model_bytes = 0;  // 0: no limit; a unit whose float weights would pass it stays int8
   std::function<void(const std::string&)> progress;
 };
 

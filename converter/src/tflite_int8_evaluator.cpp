@@ -10,7 +10,7 @@
 #include <tensorflow/lite/c/common.h>
 
 #include "dermcds/error.hpp"
-#include "fp16.hpp"
+#include "fp16_weights.hpp"
 #include "tflite_api.hpp"
 #include "tflite_writer.hpp"
 
@@ -20,15 +20,15 @@ namespace {
 
 // xnnpack_int8: XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for the
 // float reference XNNPACK's float operators (`float_reference`), which are faster.
-tflite_runtime::InterpreterOptions kernels_options(bool xnnpack, bool float_reference = false) {
-  tflite_runtime::InterpreterOptions o;
+runtimes::tflite::InterpreterOptions kernels_options(bool xnnpack, bool float_reference = false) {
+  runtimes::tflite::InterpreterOptions o;
   o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  if (xnnpack || float_reference) o.accelerator = tflite_runtime::Accelerator::kXnnpack;
-  if (xnnpack) o.xnnpack_flags = tflite_runtime::kXnnpackFlagQs8;
+  if (xnnpack || float_reference) o.accelerator = runtimes::tflite::Accelerator::kXnnpack;
+  if (xnnpack) o.xnnpack_flags = runtimes::tflite::kXnnpackFlagQs8;
   return o;
 }
 
-std::vector<float> run(tflite_runtime::Interpreter& interpreter, const Tensor& sample) {
+std::vector<float> run(runtimes::tflite::Interpreter& interpreter, const Tensor& sample) {
   TfLiteTensor* in = interpreter.input(0);
   if (TfLiteTensorByteSize(in) != sample.data.size() * sizeof(float))
     throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
@@ -51,89 +51,37 @@ TflModel build_int8_model(const TflModel& float_model, const std::map<int, Tenso
   return model;
 }
 
-namespace {
-
-// Stand-in kernels for the delegation check: every operator XNNPACK does not take keeps its
-// registration from the op resolver, and TFLite prepares it when tensors are allocated; these
-// count the preparations and never run.
-struct StandInKernels {
-  std::map<std::pair<int, int>, TfLiteRegistration> registrations;
-  int prepared = 0;
-  std::vector<std::string> left;
-};
-thread_local StandInKernels* active_stand_ins = nullptr;
-
-TfLiteStatus stand_in_prepare(TfLiteContext*, TfLiteNode*) {
-  if (active_stand_ins) ++active_stand_ins->prepared;
-  return kTfLiteOk;
-}
-TfLiteStatus stand_in_invoke(TfLiteContext*, TfLiteNode*) { return kTfLiteError; }
-
-const TfLiteRegistration* stand_in_builtin(void* user_data, int op, int version) {
-  auto* k = static_cast<StandInKernels*>(user_data);
-  TfLiteRegistration& r = k->registrations[{op, version}];
-  r.prepare = stand_in_prepare;
-  r.invoke = stand_in_invoke;
-  r.builtin_code = op;
-  r.version = version;
-  return &r;
-}
-const TfLiteRegistration* stand_in_custom(void*, const char*, int) { return nullptr; }
-
-}  // namespace
-
-}  // namespace dermcds::converter
-
-// TFLite 2.9's experimental C API (c_api_experimental.h, not shipped with the library; the
-// symbol is exported): an op resolver made of callbacks. The operator argument is the C enum
-// TfLiteBuiltinOperator (builtin_ops.h, not shipped either), passed as an int.
-extern "C" void TfLiteInterpreterOptionsSetOpResolver(
-    TfLiteInterpreterOptions* options, const TfLiteRegistration* (*find_builtin_op)(void*, int, int),
-    const TfLiteRegistration* (*find_custom_op)(void*, const char*, int), void* op_resolver_user_data);
-
-namespace dermcds::converter {
-
-std::pair<bool, std::string> xnnpack_delegates_all(const std::vector<std::uint8_t>& flatbuffer, std::size_t operator_count) {
-  // The model is built with XNNPACK (int8 operators on) and an op resolver whose kernels only
-  // count how often TFLite prepares them: after the delegate has taken what it supports, every
-  // preparation is an operator left to TFLite's own kernels.
-  StandInKernels kernels;
-  std::unique_ptr<TfLiteModel, void (*)(TfLiteModel*)> model(TfLiteModelCreate(flatbuffer.data(), flatbuffer.size()), TfLiteModelDelete);
-  if (!model) return {false, "TFLite cannot read the model"};
-  const DermcdsXnnpackOptions xnnpack_options{1, tflite_runtime::kXnnpackFlagQs8};
-  std::unique_ptr<TfLiteDelegate, void (*)(TfLiteDelegate*)> delegate(TfLiteXNNPackDelegateCreate(&xnnpack_options), TfLiteXNNPackDelegateDelete);
-  std::unique_ptr<TfLiteInterpreterOptions, void (*)(TfLiteInterpreterOptions*)> options(TfLiteInterpreterOptionsCreate(),
-                                                                                       TfLiteInterpreterOptionsDelete);
-  if (!delegate || !options) return {false, "the XNNPACK delegate cannot be created"};
-  TfLiteInterpreterOptionsAddDelegate(options.get(), delegate.get());
-  TfLiteInterpreterOptionsSetOpResolver(options.get(), stand_in_builtin, stand_in_custom, &kernels);
-  active_stand_ins = &kernels;
-  std::unique_ptr<TfLiteInterpreter, void (*)(TfLiteInterpreter*)> interpreter(TfLiteInterpreterCreate(model.get(), options.get()),
-                                                                             TfLiteInterpreterDelete);
-  const bool allocated = interpreter && TfLiteInterpreterAllocateTensors(interpreter.get()) == kTfLiteOk;
-  active_stand_ins = nullptr;
-  if (!interpreter) return {false, "TFLite refuses the model with the XNNPACK delegate"};
-  if (!allocated) return {false, "TFLite cannot allocate the model's tensors with the XNNPACK delegate"};
-  const std::string counts = std::to_string(operator_count - std::min<std::size_t>(operator_count, static_cast<std::size_t>(kernels.prepared))) +
-                             " of " + std::to_string(operator_count) + " operators on XNNPACK";
-  return {kernels.prepared == 0, kernels.prepared == 0 ? counts : counts + ", " + std::to_string(kernels.prepared) + " on TFLite's own kernels"};
-}
-
 TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std::map<int, TensorRange>& ranges,
                                          const std::vector<Tensor>& samples, std::function<int(std::span<const double>)> triage)
     : model_(float_model), ranges_(ranges), samples_(samples), triage_(std::move(triage)) {
+  // Which operators the first output (the logits) depends on.
+  std::vector<bool> feeds_first(model_.operators.size(), false);
+  std::vector<int> pending;
+  if (!model_.outputs.empty()) pending.push_back(model_.outputs[0]);
+  std::vector<bool> seen(model_.tensors.size(), false);
+  while (!pending.empty()) {
+    const int t = pending.back();
+    pending.pop_back();
+    if (t < 0 || seen[static_cast<std::size_t>(t)]) continue;
+    seen[static_cast<std::size_t>(t)] = true;
+    const int p = model_.producer(t);
+    if (p < 0) continue;
+    feeds_first[static_cast<std::size_t>(p)] = true;
+    for (int in : model_.operators[static_cast<std::size_t>(p)].inputs) pending.push_back(in);
+  }
   for (std::size_t i = 0; i < model_.operators.size(); ++i) {
     const TflOperator& op = model_.operators[i];
-    if (moves_values_only(op.code) || op.code == BuiltinOperator::QUANTIZE || op.code == BuiltinOperator::DEQUANTIZE) continue;
-    if (op.code == BuiltinOperator::MEAN) {
+    if (op.code == BuiltinOperator::QUANTIZE || op.code == BuiltinOperator::DEQUANTIZE) continue;
+    if (xnnpack_lacks_int8(op.code) || !feeds_first[i]) {
       forced_float_.push_back(i);
       continue;
     }
+    if (moves_values_only(op.code)) continue;
     const int out = op.outputs.at(0);
     units_.push_back({std::string(operator_name(op.code)), model_.tensors[static_cast<std::size_t>(out)].name, out});
     unit_operator_.push_back(i);
   }
-  tflite_runtime::Interpreter reference = tflite_runtime::Interpreter::from_buffer(serialize_tflite(model_), kernels_options(false, true), "float model");
+  runtimes::tflite::Interpreter reference = runtimes::tflite::Interpreter::from_buffer(serialize_tflite(model_), kernels_options(false, true), "float model");
   for (const Tensor& s : samples_) reference_.push_back(run(reference, s));
 }
 
@@ -153,7 +101,7 @@ Int8Agreement TfliteInt8Evaluator::measure(const Int8Plan& plan, bool all_kernel
   bool first = true;
   for (bool xnnpack : {true, false}) {
     if (!xnnpack && !all_kernels) break;
-    tflite_runtime::Interpreter interpreter = tflite_runtime::Interpreter::from_buffer(bytes, kernels_options(xnnpack), "int8 candidate");
+    runtimes::tflite::Interpreter interpreter = runtimes::tflite::Interpreter::from_buffer(bytes, kernels_options(xnnpack), "int8 candidate");
     AgreementCounter counter(triage_);
     for (std::size_t i = 0; i < count; ++i) counter.add(reference_[i], run(interpreter, samples_[i]));
     const Int8Agreement a = counter.result();
@@ -168,6 +116,10 @@ Int8Agreement TfliteInt8Evaluator::measure(const Int8Plan& plan, bool all_kernel
     }
   }
   return worst;
+}
+
+std::size_t TfliteInt8Evaluator::model_bytes(const QuantizationCandidate& candidate) {
+  return serialize_tflite(build_int8_model(model_, ranges_, plan_for(candidate))).size();
 }
 
 Int8Agreement TfliteInt8Evaluator::evaluate(const QuantizationCandidate& candidate, bool all_kernels, std::size_t sample_limit) {

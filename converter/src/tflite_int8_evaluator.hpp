@@ -21,11 +21,9 @@ namespace dermcds::converter {
 TflModel build_int8_model(const TflModel& float_model, const std::map<int, TensorRange>& ranges, const Int8Plan& plan,
                           QuantizeReport* report = nullptr);
 
-// Whether XNNPACK (with int8 operators) takes every operator of `flatbuffer`, leaving none on
-// TFLite's own kernels, with the counts. TFLite 2.9's C API does not expose the execution plan,
-// so the model is built with stand-in kernels that count how many operators TFLite still
-// prepares after the delegate has taken its share.
-std::pair<bool, std::string> xnnpack_delegates_all(const std::vector<std::uint8_t>& flatbuffer, std::size_t operator_count);
+// Operators XNNPACK in TF 2.9 runs in float but not in int8 (measured with ModelRunner's
+// undelegated list: an int8 MEAN or RESHAPE stays on TFLite's own kernels).
+inline bool xnnpack_lacks_int8(BuiltinOperator code) { return code == BuiltinOperator::MEAN || code == BuiltinOperator::RESHAPE; }
 
 class TfliteInt8Evaluator final : public QuantizationEvaluator {
  public:
@@ -36,11 +34,14 @@ class TfliteInt8Evaluator final : public QuantizationEvaluator {
   const std::vector<QuantizationUnit>& units() const override { return units_; }
   Int8Agreement evaluate(const QuantizationCandidate& candidate, bool all_kernels, std::size_t sample_limit) override;
   Int8Agreement evaluate_only_quantized(std::size_t only_int8, std::size_t sample_limit) override;
+  std::size_t model_bytes(const QuantizationCandidate& candidate) override;
 
   Int8Plan plan_for(const QuantizationCandidate& candidate) const;
-  // Operators kept float whatever the candidate: XNNPACK in TF 2.9 has no int8 kernel for them
-  // (MEAN), so in int8 they would run on TFLite's own kernels; in float XNNPACK takes them, with
-  // DEQUANTIZE / QUANTIZE around.
+  // Operators kept float whatever the candidate: those XNNPACK in TF 2.9 takes in float but not
+  // in int8 (MEAN, RESHAPE: int8 would leave them on TFLite's own kernels; in float XNNPACK takes
+  // them, with DEQUANTIZE / QUANTIZE around), and those that feed only the model's secondary
+  // outputs (the out-of-distribution score, docs/safety.md), which the goal does not measure
+  // and which must keep the float model's verdicts.
   const std::vector<std::size_t>& forced_float_operators() const { return forced_float_; }
   std::size_t operator_of(std::size_t unit) const { return unit_operator_[unit]; }
 
