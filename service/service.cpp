@@ -23,6 +23,12 @@ HttpServerOptions http_options(const ServiceConfig& config) {
   options.threads = config.http_threads;
   options.max_body_bytes = static_cast<std::size_t>(config.max_body_bytes);
   if (config.allow_unverified_models) options.headers.emplace_back(std::string(kUnverifiedHeader), "allowed");
+  options.header_timeout = std::chrono::seconds(config.header_timeout_s);
+  options.keep_alive_timeout = std::chrono::seconds(config.keep_alive_timeout_s);
+  options.read_timeout = std::chrono::seconds(config.body_timeout_s);
+  options.max_header_bytes = static_cast<std::size_t>(config.max_header_bytes);
+  options.max_connections = config.max_connections;
+  options.io_threads = config.http_io_threads;
   return options;
 }
 
