@@ -187,7 +187,9 @@ struct ServerCore {
   HttpServer::Observer observer;
 
   asio::io_context io{std::max(1, options.io_threads)};
-  tcp::acceptor acceptor{io};
+  // The acceptor lives on its own strand: its accept handler and stop() (from any thread) never
+  // touch it at the same time.
+  tcp::acceptor acceptor{asio::make_strand(io)};
   std::unique_ptr<asio::thread_pool> workers;
   std::atomic<bool> is_running{false};
   std::atomic<bool> stopping{false};
@@ -510,7 +512,7 @@ void ServerCore::accept() {
       // Out of file descriptors (or a connection reset before accept): keep serving the
       // connections there are, and try again shortly rather than spinning.
       spdlog::warn("accepting a connection failed: {}", ec.message());
-      auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(50));
+      auto timer = std::make_shared<asio::steady_timer>(acceptor.get_executor(), std::chrono::milliseconds(50));
       timer->async_wait([this, timer](beast::error_code) {
         if (!stopping) accept();
       });
@@ -570,7 +572,7 @@ int HttpServer::bind() {
 void HttpServer::serve() {
   Impl& impl = *impl_;
   if (!impl.acceptor.is_open()) throw Error(ErrorCode::kInternal, "HttpServer::serve() before bind()");
-  impl.accept();
+  asio::post(impl.acceptor.get_executor(), [&impl] { impl.accept(); });
   impl.is_running = true;
   // The I/O threads run until no connection, accept or handler is left (stop()).
   std::vector<std::thread> others;
@@ -582,7 +584,7 @@ void HttpServer::serve() {
 
 void HttpServer::stop() {
   Impl& impl = *impl_;
-  asio::post(impl.io, [&impl] {
+  asio::post(impl.acceptor.get_executor(), [&impl] {
     if (impl.stopping.exchange(true)) return;
     beast::error_code ignored;
     impl.acceptor.close(ignored);
