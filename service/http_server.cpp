@@ -212,11 +212,12 @@ namespace {
 
 // Copies a response value into a Beast message, with the headers every response carries.
 http::response<http::string_body> to_message(HttpResponse& from, const std::string& request_id, unsigned version,
-                                             bool keep_alive, bool head) {
+                                             bool keep_alive, bool head, const HttpServerOptions& options) {
   http::response<http::string_body> to{static_cast<http::status>(from.status), version};
   // Classifications are medical data: no cache between us and the clinician keeps a copy.
   to.set(http::field::cache_control, "no-store");
   to.set("X-Content-Type-Options", "nosniff");
+  for (const auto& [name, value] : options.headers) to.set(name, value);
   for (const auto& [name, value] : from.headers) to.set(name, value);
   to.set("X-Request-Id", request_id);
   if (wants_retry_after(from.status) && to.find(http::field::retry_after) == to.end())
@@ -235,7 +236,11 @@ http::response<http::string_body> to_message(HttpResponse& from, const std::stri
 // runs the handler: the worker gets its own request and gives back a response by posting it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {}
+  Session(ServerCore& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+    beast::error_code ec;
+    const auto peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_addr_ = peer.address().to_string();
+  }
 
   ~Session() {
     {
@@ -338,7 +343,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string request_id = record_refusal(status, message, &response);
     // After a refused request the stream cannot be trusted to be at a request boundary.
     stopping_ = true;
-    write(to_message(response, request_id, 11, false, false));
+    write(to_message(response, request_id, 11, false, false, server_.options));
   }
 
   std::string record_refusal(int status, const std::string& message, HttpResponse* response = nullptr) {
@@ -366,11 +371,12 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
     asio::post(*server_.workers, [self = shared_from_this(), message, guard = asio::make_work_guard(server_.io)] {
       HttpRequest request;
+      request.remote_addr = self->remote_addr_;  // set once in the constructor, read-only since
       HttpResponse response = self->server_.dispatch(request, *message);
       const bool keep_alive = message->keep_alive();
       const bool head = message->method() == http::verb::head;
       auto reply = std::make_shared<http::response<http::string_body>>(
-          to_message(response, request.request_id, message->version(), keep_alive, head));
+          to_message(response, request.request_id, message->version(), keep_alive, head, self->server_.options));
       asio::post(self->stream_.get_executor(), [self, reply] { self->write(std::move(*reply)); });
     });
   }
@@ -402,6 +408,7 @@ class Session : public std::enable_shared_from_this<Session> {
   State state_ = State::kIdle;
   bool stopping_ = false;
   std::uint64_t requests_ = 0;
+  std::string remote_addr_;
 };
 
 struct HttpServer::Impl : ServerCore {};

@@ -48,6 +48,7 @@ struct HttpRequest {
   std::string path;        // without the query string
   std::string route;       // the pattern that matched, e.g. "/v2/models/{name}/infer"
   std::string request_id;  // the client's X-Request-Id when well-formed, else generated
+  std::string remote_addr;  // the peer's IP address, for the audit trail ("" when unknown)
   // Views into the library's request, valid while the handler runs (no copy of a photo or a
   // tensor document). Empty for multipart requests, whose content is in parts.
   std::string_view body;
@@ -110,6 +111,8 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 16u << 10;  // request line and header fields (larger: 431)
   int max_connections = 1024;  // open at once; more are answered 503 and closed
   int io_threads = 2;  // threads reading and writing sockets (no handler runs on them)
+  // Set on every response, whatever route or error produced it (the development override's stamp).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class HttpServer {
