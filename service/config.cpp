@@ -119,6 +119,9 @@ const std::vector<Field>& fields() {
       field("max_header_bytes", &ServiceConfig::max_header_bytes),
       field("max_connections", &ServiceConfig::max_connections),
       field("http_io_threads", &ServiceConfig::http_io_threads),
+      field("max_request_images", &ServiceConfig::max_request_images),
+      field("grpc_port", &ServiceConfig::grpc_port),
+      field("grpc_port_file", &ServiceConfig::grpc_port_file),
       field("warmup_runs", &ServiceConfig::warmup_runs),
       field("repository_poll_secs", &ServiceConfig::repository_poll_secs),
       field("admin_key", &ServiceConfig::admin_key),
@@ -188,6 +191,10 @@ void validate(const ServiceConfig& c) {
   require(c.max_header_bytes >= 1024 && c.max_header_bytes <= (1u << 30), "max_header_bytes must be between 1024 and 2^30");
   require(c.max_connections >= 1 && c.max_connections <= 1000000, "max_connections must be between 1 and 1000000");
   require(c.http_io_threads >= 1 && c.http_io_threads <= 64, "http_io_threads must be between 1 and 64");
+  require(c.max_request_images >= 1 && c.max_request_images <= 4096, "max_request_images must be between 1 and 4096");
+  require(c.grpc_port >= -1 && c.grpc_port <= 65535, "grpc_port must be between -1 (off) and 65535");
+  require(c.grpc_port < 0 || c.port == 0 || c.grpc_port == 0 || c.grpc_port != c.port,
+          "grpc_port must differ from port");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
   require(c.repository_poll_secs >= 0 && c.repository_poll_secs <= 86400,
           "repository_poll_secs must be between 0 (off) and 86400");
@@ -274,6 +281,10 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--max-header-bytes", &ServiceConfig::max_header_bytes, "Largest request line + header fields (larger: 431)");
   option("--max-connections", &ServiceConfig::max_connections, "Connections open at once (more: 503 and closed)");
   option("--http-io-threads", &ServiceConfig::http_io_threads, "Threads reading and writing sockets");
+  option("--max-request-images", &ServiceConfig::max_request_images,
+         "Most images one Open Inference Protocol request may carry (larger: 400)");
+  option("--grpc-port", &ServiceConfig::grpc_port, "Open Inference Protocol gRPC port (-1: off, 0: any free port)");
+  option("--grpc-port-file", &ServiceConfig::grpc_port_file, "Write the listening gRPC port to this file");
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
   option("--repository-poll-secs", &ServiceConfig::repository_poll_secs,
          "Rescan the repository every N seconds and follow its versions and ACTIVE markers (0: off)");

@@ -44,6 +44,11 @@ struct ServiceConfig {
   std::uint64_t max_header_bytes = 16u << 10;  // request line + header fields (larger: 431)
   int max_connections = 1024;          // open at once; more are answered 503 and closed
   int http_io_threads = 2;             // threads reading and writing sockets
+  // Open Inference Protocol tensors: most images one request may carry, checked (with the
+  // element count, overflow-checked) before anything is allocated for its data.
+  int max_request_images = 64;
+  int grpc_port = -1;  // the gRPC endpoint (service/grpc/); -1: off, 0: any free port
+  std::filesystem::path grpc_port_file;  // when set, the bound gRPC port is written there
   int warmup_runs = 1;
   // Rescan the repository every N seconds and follow it (new versions, a changed ACTIVE), as one
   // replica of several that share it (docs/deploy.md); 0: only at start-up and on admin calls.

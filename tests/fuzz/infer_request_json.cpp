@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::refuses_cleanly([&] {
     const auto document = service::parse_request_document(fuzz::text(data, size));
     (void)service::requested_runtime(document);
-    (void)service::read_infer_request(document, signature);
+    (void)service::read_infer_request(document, {}, signature);  // JSON tensors: no binary part
   });
   return 0;
 }
