@@ -20,6 +20,12 @@
 // extension, and gRPC with raw_input_contents; alternating round by round with an offline
 // Classifier::infer of the same tensor. Overhead = end-to-end p50 minus the offline inference
 // p50, as a share of the latter; the goal for binary and gRPC is <= 5%.
+//
+// --mixed-with MODEL measures two models on one server instead (batching on): saturated phases
+// of the main model alone, of MODEL alone, and mixed (every client alternates between the two),
+// round by round. If the two models' sessions did not slow each other down, a mixed request
+// would cost what it costs alone, so the mixed throughput would be the harmonic mean of the two
+// single-model throughputs; the goal (issue 14) is mixed >= 0.9x that.
 // The load generator shares the machine with the server; on a small machine that costs the
 // server some CPU, which the figures include.
 #include <algorithm>
@@ -65,6 +71,7 @@ struct Options {
   std::string server;
   std::string json_out;
   bool protocols = false;
+  std::string mixed_with;  // a second model: measure the mixed phase instead
 };
 
 // Answers received in one load phase.
@@ -78,7 +85,8 @@ struct Load {
 
 class Endpoint {
  public:
-  Endpoint(const dermcds::service::harness::ServerProcess& server, std::string body) : server_(server), body_(std::move(body)) {}
+  Endpoint(const dermcds::service::harness::ServerProcess& server, std::string body, std::string path = "/v1/classify")
+      : server_(server), body_(std::move(body)), path_(std::move(path)) {}
 
   std::unique_ptr<httplib::Client> client() const {
     auto c = std::make_unique<httplib::Client>(server_.host(), server_.port());
@@ -88,13 +96,14 @@ class Endpoint {
     return c;
   }
   bool classify(httplib::Client& client) const {
-    const auto result = client.Post("/v1/classify", body_, "image/jpeg");
+    const auto result = client.Post(path_, body_, "image/jpeg");
     return result && result->status == 200;
   }
 
  private:
   const dermcds::service::harness::ServerProcess& server_;
   std::string body_;
+  std::string path_;
 };
 
 void record(Load& load, std::mutex& mutex, bool ok, double ms) {
@@ -145,11 +154,23 @@ Load closed_loop_with(int clients, double seconds, const Connect& connect) {
   return load;
 }
 
-Load closed_loop(const Endpoint& endpoint, int clients, double seconds) {
-  return closed_loop_with(clients, seconds, [&endpoint] {
-    return [&endpoint, client = std::shared_ptr<httplib::Client>(endpoint.client())] { return endpoint.classify(*client); };
+// Each client sends to the endpoints in turn, client c starting at endpoint c, so that with
+// two endpoints half the requests in flight go to each.
+Load closed_loop(const std::vector<const Endpoint*>& endpoints, int clients, double seconds) {
+  std::atomic<int> started{0};
+  return closed_loop_with(clients, seconds, [&endpoints, &started] {
+    const std::size_t c = static_cast<std::size_t>(started++);
+    auto connections = std::make_shared<std::vector<std::unique_ptr<httplib::Client>>>();
+    for (const Endpoint* endpoint : endpoints) connections->push_back(endpoint->client());
+    return [&endpoints, connections, next = c % endpoints.size()]() mutable {
+      const bool ok = endpoints[next]->classify(*(*connections)[next]);
+      next = (next + 1) % endpoints.size();
+      return ok;
+    };
   });
 }
+
+Load closed_loop(const Endpoint& endpoint, int clients, double seconds) { return closed_loop({&endpoint}, clients, seconds); }
 
 Load open_loop(const Endpoint& endpoint, double rate, double seconds, int workers) {
   Load load;
@@ -246,12 +267,14 @@ class Offline {
 
 std::unique_ptr<dermcds::service::harness::ServerProcess> start_server(const Options& options,
                                                                         const std::filesystem::path& package, bool batching,
-                                                                        const std::filesystem::path& work, int clients) {
+                                                                        const std::filesystem::path& work, int clients,
+                                                                        const std::string& also_model = "") {
   const std::filesystem::path model_dir = package.parent_path();
   dermcds::service::harness::ServerOptions server_options;
   server_options.binary = options.server;
   server_options.work_dir = work / (batching ? "batching-on" : "batching-off");
-  server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", model_dir.filename().string(),
+  const std::string models = model_dir.filename().string() + (also_model.empty() ? "" : "," + also_model);
+  server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", models,
                               "--default-model", model_dir.filename().string(), "--no-banner", "--log-level", "warn",
                               "--max-queue-size", "4096", "--http-threads", std::to_string(std::max(64, 2 * clients + 8)),
                               "--threads", std::to_string(options.threads), "--warmup-runs", "2"};
@@ -615,6 +638,81 @@ std::string default_server_binary() {
 
 }  // namespace
 
+// --- --mixed-with: two models on one server -----------------------------------------------
+
+int run_mixed(const Options& options) {
+  const std::filesystem::path package = dermcds::resolve_package_dir(options.model);
+  const std::filesystem::path repository = package.parent_path().parent_path();
+  const std::filesystem::path other_package = dermcds::resolve_package_dir((repository / options.mixed_with).string());
+  if (other_package.parent_path().parent_path() != repository)
+    throw dermcds::Error(dermcds::ErrorCode::kInvalidArgument, "--mixed-with must name a model of the same repository");
+  const auto bytes = dermcds::read_file_bytes(options.image);
+  const std::string body(bytes.begin(), bytes.end());
+  const std::filesystem::path work = std::filesystem::temp_directory_path() / ("service-bench-" + std::to_string(::getpid()));
+  const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
+  const auto manifest = dermcds::read_manifest(package);
+  const auto other = dermcds::read_manifest(other_package);
+  const double round_seconds = options.seconds / options.rounds;
+  std::printf("service_bench --mixed-with: %s/%s and %s/%s on one server, batch %d, queue delay %.1f ms, %d clients, "
+              "%.0f s per phase in %d rounds, threads %d, image %s\n",
+              manifest.name.c_str(), manifest.version.c_str(), other.name.c_str(), other.version.c_str(), options.batch,
+              options.delay_ms, clients, options.seconds, options.rounds, options.threads, options.image.c_str());
+  std::fflush(stdout);
+
+  const auto server = start_server(options, package, true, work, clients, other.name);
+  const Endpoint first(*server, body, "/v1/classify?model=" + manifest.name);
+  const Endpoint second(*server, body, "/v1/classify?model=" + other.name);
+  const std::vector<const Endpoint*> phases[3] = {{&first}, {&second}, {&first, &second}};
+  const char* names[3] = {manifest.name.c_str(), other.name.c_str(), "mixed"};
+  Load loads[3];
+  for (const auto& endpoints : phases) closed_loop(endpoints, clients, 2.0);  // warm-up under load, not measured
+  for (int r = 0; r < options.rounds; ++r) {
+    std::printf("round %d/%d: %s alone, %s alone, mixed ...\n", r + 1, options.rounds, names[0], names[1]);
+    std::fflush(stdout);
+    for (int p = 0; p < 3; ++p) accumulate(loads[p], closed_loop(phases[p], clients, round_seconds));
+  }
+  const bool clean = server->stop() == 0;
+  std::filesystem::remove_all(work);
+  if (!clean) throw dermcds::Error(dermcds::ErrorCode::kInternal, "pms-derm-cds did not exit cleanly");
+
+  // Without interference a mixed pair of requests costs 1/T1 + 1/T2 seconds.
+  const double expected = 2 / (1 / loads[0].throughput() + 1 / loads[1].throughput());
+  const double ratio = loads[2].throughput() / expected;
+  std::printf("\nresults (saturated, %d clients; throughput in requests per second)\n", clients);
+  for (int p = 0; p < 3; ++p) print_load((std::string(names[p]) + (p < 2 ? " alone" : " (alternating)")).c_str(), loads[p]);
+  std::printf("  %-34s %8.2f img/s\n", "expected mixed (harmonic mean)", expected);
+  std::printf("\nmixed / expected from the single-model phases: %.3f   (goal >= 0.9)\n", ratio);
+
+  if (!options.json_out.empty()) {
+    const ordered_json report = {
+        {"models", {manifest.name + "/" + manifest.version, other.name + "/" + other.version}},
+        {"image", options.image},
+        {"batch", options.batch},
+        {"queue_delay_ms", options.delay_ms},
+        {"clients", clients},
+        {"threads", options.threads},
+        {"seconds_per_phase", options.seconds},
+        {"rounds", options.rounds},
+        {"alone_first", load_json(loads[0])},
+        {"alone_second", load_json(loads[1])},
+        {"mixed", load_json(loads[2])},
+        {"expected_mixed_throughput_per_s", expected},
+        {"ratio_mixed_to_expected", ratio},
+    };
+    std::ofstream(options.json_out) << report.dump(2) << "\n";
+  }
+  return 0;
+}
+
+std::string default_server_binary() {
+  // The benchmark is built next to pms-derm-cds (build/bin).
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "pms-derm-cds" : (self.parent_path() / "pms-derm-cds").string();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   Options options;
   options.server = default_server_binary();
@@ -638,8 +736,14 @@ int main(int argc, char** argv) {
   app.add_flag("--protocols", options.protocols,
                "Measure the Open Inference Protocol transports instead: REST JSON, REST binary and gRPC, one image "
                "per request, against offline inference (--clients default 4)");
+  app.add_option("--mixed-with", options.mixed_with,
+                 "Measure two models on one server instead: --model alone, this model (of the same repository) alone, "
+                 "and both interleaved");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (options.protocols && !options.mixed_with.empty())
+      throw dermcds::Error(dermcds::ErrorCode::kInvalidArgument, "--protocols and --mixed-with are separate measurements");
+    if (!options.mixed_with.empty()) return run_mixed(options);
     return options.protocols ? run_protocols(options) : run(options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "service_bench: %s\n", e.what());
