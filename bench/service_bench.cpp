@@ -629,15 +629,6 @@ int run_protocols(const Options& options) {
   return 0;
 }
 
-std::string default_server_binary() {
-  // The benchmark is built next to pms-derm-cds (build/bin).
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "pms-derm-cds" : (self.parent_path() / "pms-derm-cds").string();
-}
-
-}  // namespace
-
 // --- --mixed-with: two models on one server -----------------------------------------------
 
 int run_mixed(const Options& options) {
