@@ -164,7 +164,9 @@ TEST(ConverterErrors, CalibrationSetIsIdentifiedByItsContents) {
 TEST(ConverterErrors, FailedWriteLeavesNoFile) {
   TemporaryDirectory dir;
   const std::vector<std::uint8_t> bytes(1000, 7);
-  expect_error([&] { converter::write_file_atomically(dir.path() / "missing-dir" / "model.tflite", bytes); }, ErrorCode::kIoError,
+  // The directory does not exist: ENOENT, which the one errno translation (error.hpp,
+  // error_code_for_errno) makes kNotFound, exit status 3 (docs/cli.md).
+  expect_error([&] { converter::write_file_atomically(dir.path() / "missing-dir" / "model.tflite", bytes); }, ErrorCode::kNotFound,
                HasSubstr("model.tflite"));
   // A successful write replaces the target whole and leaves no temporary file behind.
   converter::write_file_atomically(dir.path() / "model.tflite", bytes);
