@@ -7,6 +7,9 @@ SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_ARM64 ?= build-arm64
+BUILD_FUZZ ?= build-fuzz
+BUILD_TSAN ?= build-tsan
+FUZZ_SECONDS ?= 30
 JOBS ?= 2
 REPOSITORY ?= models
 HOST ?= 127.0.0.1
@@ -14,7 +17,7 @@ PORT ?= 8080
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 DERMCDS := $(BUILD)/bin/dermcds
 
-.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image format-check tidy lint-python
+.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image format-check tidy lint-python test-tsan fuzz
 
 help:
 	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
@@ -24,6 +27,8 @@ help:
 	@echo "make models   build the model packages in $(REPOSITORY)/ (no-op when up to date)"
 	@echo "make test-arm64  cross-build for aarch64, run the tests under qemu-aarch64, compare with x86_64"
 	@echo "make image    build the pms-derm-cds container image with podman (docs/deploy.md)"
+	@echo "make fuzz     build the libFuzzer targets with clang-14, run each FUZZ_SECONDS=$(FUZZ_SECONDS) s; fails on any finding"
+	@echo "make test-tsan  the core, the service and their integration tests under ThreadSanitizer"
 	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
 	@echo "make format-check  check C/C++ formatting against .clang-format (changes nothing)"
 	@echo "make tidy     run clang-tidy (.clang-tidy) over our C++ sources, using $(BUILD)/compile_commands.json"
@@ -69,6 +74,27 @@ test-arm64: build models
 	cmake --build $(BUILD_ARM64) -j$(JOBS)
 	ctest --test-dir $(BUILD_ARM64) --output-on-failure -j$(JOBS) --timeout 1800 -E '$(ARM64_EXCLUDE)' -LE '^python$$'
 
+# libFuzzer targets (tests/fuzz/, docs/testing.md "Fuzzing") built with Debian's clang-14 and
+# -fsanitize=fuzzer,address,undefined; each runs FUZZ_SECONDS seconds from the committed seeds.
+fuzz: setup
+	cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE) \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DDERMCDS_FUZZ=ON -DDERMCDS_BUILD_BENCH=OFF
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzz_targets
+	scripts/run-fuzz.sh $(BUILD_FUZZ)/bin/fuzz $(FUZZ_SECONDS) $(BUILD_FUZZ)/fuzz-work
+
+# The core, the service and their tests under ThreadSanitizer; the service's integration tests
+# (hot swap under load included) must finish with 0 reports: halt_on_error makes any report fail
+# its test. Left out: the load test (a capacity measurement, meaningless at TSan's speed), the web
+# page (a browser, no service code of ours) and TFLite packages (the converter is not built).
+test-tsan: setup models
+	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE) -DDERMCDS_TSAN=ON \
+	  -DDERMCDS_BUILD_CONVERTER=OFF -DDERMCDS_BUILD_BENCH=OFF -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY))
+	cmake --build $(BUILD_TSAN) -j$(JOBS) --target pms-derm-cds service_unit_tests service_api_tests \
+	  service_serving_tests service_http_fault_tests service_default_model_tests
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
+	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j$(JOBS) --timeout 1800 -L service \
+	  -E '^service\.(load_test|web_page)$$'
+
 test: test-unit test-asan
 
 run: build models
@@ -95,4 +121,4 @@ lint-python:
 	flake8 python tests bench scripts
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_ARM64)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_ARM64) $(BUILD_FUZZ) $(BUILD_TSAN)

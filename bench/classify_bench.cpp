@@ -54,6 +54,9 @@ struct Options {
   bool pytorch = true;
   bool bare = true;
   std::string json_out;
+  // Where the bare session writes ONNX Runtime's optimized graph (which kernels run: QLinearConv
+  // for an int8 QDQ model, not DequantizeLinear feeding a float Conv).
+  std::string optimized_model;
   // Internal: run one subject and write its figures to `out` (the parent starts these).
   std::string subject;
   std::string out;
@@ -163,6 +166,7 @@ nlohmann::json run_bare(const Options& options) {
   if (options.threads > 0) session_options.SetIntraOpNumThreads(options.threads);
   session_options.SetInterOpNumThreads(1);
   session_options.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
+  if (!options.optimized_model.empty()) session_options.SetOptimizedModelFilePath(options.optimized_model.c_str());
   Ort::Session session(env, model.c_str(), session_options);
   const double create_ms = elapsed_ms(start);
 
@@ -210,6 +214,8 @@ nlohmann::json run_child(const Options& options, const std::string& subject) {
                     "--warmup", std::to_string(options.warmup), "--threads", std::to_string(options.threads),
                     "--batch", std::to_string(options.batch), "--provider", options.provider, "--device",
                     std::to_string(options.device), "--precision", options.precision};
+    if (subject == "bare" && !options.optimized_model.empty())
+      request.argv.insert(request.argv.end(), {"--optimized-model", options.optimized_model});
   }
   std::fflush(stdout);
   const int status = dermcds::pipeline::run_process(request);
@@ -324,6 +330,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", options.device, "GPU device id")->check(CLI::Range(0, 64))->capture_default_str();
   app.add_option("--precision", options.precision, "Artifact precision")
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}))->capture_default_str();
+  app.add_option("--optimized-model", options.optimized_model,
+                 "Write the bare session's optimized graph (ONNX Runtime's optimized_model_filepath) here, to see which "
+                 "kernels run");
   app.add_flag("!--no-pytorch", options.pytorch, "Skip the PyTorch eager comparison");
   app.add_flag("!--no-bare", options.bare, "Skip the bare ONNX Runtime session");
   app.add_option("--json", options.json_out, "Also write the figures as JSON to this file");

@@ -61,7 +61,7 @@ std::future<InferredTensor> DynamicBatcher::submit(Tensor images, Deadline deadl
   // Tensors from different requests are concatenated, so each must be exactly a batch of this
   // model's images; Classifier::infer would only find out after others were mixed in.
   if (images.shape.size() != 4 || images.shape[0] < 1 || !std::equal(tail.begin(), tail.end(), images.shape.begin() + 1) ||
-      static_cast<std::int64_t>(images.data.size()) != Tensor::element_count(images.shape))
+      Tensor::checked_element_count(images.shape) != static_cast<std::int64_t>(images.data.size()))
     throw Error(ErrorCode::kInvalidArgument, "input tensor is not a batch of [" + std::to_string(tail[0]) + "," +
                                                  std::to_string(tail[1]) + "," + std::to_string(tail[2]) + "] images");
   const int count = static_cast<int>(images.shape[0]);
@@ -169,9 +169,12 @@ DynamicBatcher::Delivery DynamicBatcher::run_images(const std::vector<Job*>& job
         std::get<ImageWork>(jobs[i]->work).promise.set_value({std::move((*results)[i]), ms_between(jobs[i]->enqueued, start)});
     };
   } catch (...) {
-    return [jobs, error = std::current_exception()] {
-      for (Job* job : jobs) fail(std::get<ImageWork>(job->work).promise, error);
-    };
+    if (jobs.size() == 1)
+      return [job = jobs.front(), error = std::current_exception()] { fail(std::get<ImageWork>(job->work).promise, error); };
+    // One request may be what failed the batch: each runs alone, so only its own caller hears
+    // of its error (the images are back in their jobs for that).
+    for (std::size_t i = 0; i < jobs.size(); ++i) std::get<ImageWork>(jobs[i]->work).image = std::move(inputs[i]);
+    return run_each_alone(jobs, report, &DynamicBatcher::run_images);
   }
 }
 
@@ -216,10 +219,21 @@ DynamicBatcher::Delivery DynamicBatcher::run_tensors(const std::vector<Job*>& jo
       }
     };
   } catch (...) {
-    return [jobs, error = std::current_exception()] {
-      for (Job* job : jobs) fail(std::get<TensorWork>(job->work).promise, error);
-    };
+    if (jobs.size() == 1)
+      return [job = jobs.front(), error = std::current_exception()] { fail(std::get<TensorWork>(job->work).promise, error); };
+    // As for images: the batch was a copy, each request's tensor is still in its job.
+    return run_each_alone(jobs, report, &DynamicBatcher::run_tensors);
   }
+}
+
+DynamicBatcher::Delivery DynamicBatcher::run_each_alone(const std::vector<Job*>& jobs, BatchReport& report,
+                                                        Delivery (DynamicBatcher::*run)(const std::vector<Job*>&, BatchReport&)) {
+  std::vector<Delivery> each;
+  each.reserve(jobs.size());
+  for (Job* job : jobs) each.push_back((this->*run)({job}, report));
+  return [each = std::move(each)] {
+    for (const Delivery& deliver : each) deliver();
+  };
 }
 
 }  // namespace dermcds::service

@@ -10,6 +10,8 @@
 // Bounded queue: submit() throws kResourceExhausted when max_queue_size requests are waiting, so
 // that overload answers "retry later" at once instead of growing latency without bound.
 // Deadlines: a request still queued at its deadline is answered kDeadlineExceeded, not run.
+// Errors: callers check each request before submit() (sizes, values); should a batch still
+// fail, each of its requests is run alone, so one bad request never fails the others.
 //
 // Ownership: holds a shared reference to its classifier. Destruction refuses nothing: it runs
 // every request still queued, then joins the worker.
@@ -108,6 +110,10 @@ class DynamicBatcher {
   using Delivery = std::function<void()>;
   Delivery run_images(const std::vector<Job*>& jobs, BatchReport& report);
   Delivery run_tensors(const std::vector<Job*>& jobs, BatchReport& report);
+  // After a batch of several requests failed: runs each request alone (with `run`), so that an
+  // error reaches only the request that caused it, never the others batched with it.
+  Delivery run_each_alone(const std::vector<Job*>& jobs, BatchReport& report,
+                          Delivery (DynamicBatcher::*run)(const std::vector<Job*>&, BatchReport&));
 
   std::shared_ptr<const Classifier> classifier_;
   BatchingOptions options_;

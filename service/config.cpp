@@ -113,6 +113,15 @@ const std::vector<Field>& fields() {
       field("max_body_bytes", &ServiceConfig::max_body_bytes),
       field("max_image_pixels", &ServiceConfig::max_image_pixels),
       field("http_threads", &ServiceConfig::http_threads),
+      field("header_timeout_s", &ServiceConfig::header_timeout_s),
+      field("keep_alive_timeout_s", &ServiceConfig::keep_alive_timeout_s),
+      field("body_timeout_s", &ServiceConfig::body_timeout_s),
+      field("max_header_bytes", &ServiceConfig::max_header_bytes),
+      field("max_connections", &ServiceConfig::max_connections),
+      field("http_io_threads", &ServiceConfig::http_io_threads),
+      field("max_request_images", &ServiceConfig::max_request_images),
+      field("grpc_port", &ServiceConfig::grpc_port),
+      field("grpc_port_file", &ServiceConfig::grpc_port_file),
       field("warmup_runs", &ServiceConfig::warmup_runs),
       field("repository_poll_secs", &ServiceConfig::repository_poll_secs),
       field("admin_key", &ServiceConfig::admin_key),
@@ -176,6 +185,16 @@ void validate(const ServiceConfig& c) {
   require(c.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
   require(c.max_image_pixels >= 1, "max_image_pixels must be positive");
   require(c.http_threads >= 1 && c.http_threads <= 4096, "http_threads must be between 1 and 4096");
+  require(c.header_timeout_s >= 1 && c.header_timeout_s <= 3600, "header_timeout_s must be between 1 and 3600");
+  require(c.keep_alive_timeout_s >= 1 && c.keep_alive_timeout_s <= 3600, "keep_alive_timeout_s must be between 1 and 3600");
+  require(c.body_timeout_s >= 1 && c.body_timeout_s <= 3600, "body_timeout_s must be between 1 and 3600");
+  require(c.max_header_bytes >= 1024 && c.max_header_bytes <= (1u << 30), "max_header_bytes must be between 1024 and 2^30");
+  require(c.max_connections >= 1 && c.max_connections <= 1000000, "max_connections must be between 1 and 1000000");
+  require(c.http_io_threads >= 1 && c.http_io_threads <= 64, "http_io_threads must be between 1 and 64");
+  require(c.max_request_images >= 1 && c.max_request_images <= 4096, "max_request_images must be between 1 and 4096");
+  require(c.grpc_port >= -1 && c.grpc_port <= 65535, "grpc_port must be between -1 (off) and 65535");
+  require(c.grpc_port < 0 || c.port == 0 || c.grpc_port == 0 || c.grpc_port != c.port,
+          "grpc_port must differ from port");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
   require(c.repository_poll_secs >= 0 && c.repository_poll_secs <= 86400,
           "repository_poll_secs must be between 0 (off) and 86400");
@@ -255,7 +274,17 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--request-timeout-ms", &ServiceConfig::request_timeout_ms, "Time limit for a request's queueing and inference");
   option("--max-body-bytes", &ServiceConfig::max_body_bytes, "Largest request body accepted (larger: 413)");
   option("--max-image-pixels", &ServiceConfig::max_image_pixels, "Largest decoded image accepted, in pixels");
-  option("--http-threads", &ServiceConfig::http_threads, "HTTP worker threads (concurrent connections served)");
+  option("--http-threads", &ServiceConfig::http_threads, "HTTP worker threads (requests handled at the same time)");
+  option("--header-timeout", &ServiceConfig::header_timeout_s, "Seconds from a request's first byte to the end of its header");
+  option("--keep-alive-timeout", &ServiceConfig::keep_alive_timeout_s, "Seconds a connection may idle between requests");
+  option("--body-timeout", &ServiceConfig::body_timeout_s, "Seconds to receive a request body (and to send a response)");
+  option("--max-header-bytes", &ServiceConfig::max_header_bytes, "Largest request line + header fields (larger: 431)");
+  option("--max-connections", &ServiceConfig::max_connections, "Connections open at once (more: 503 and closed)");
+  option("--http-io-threads", &ServiceConfig::http_io_threads, "Threads reading and writing sockets");
+  option("--max-request-images", &ServiceConfig::max_request_images,
+         "Most images one Open Inference Protocol request may carry (larger: 400)");
+  option("--grpc-port", &ServiceConfig::grpc_port, "Open Inference Protocol gRPC port (-1: off, 0: any free port)");
+  option("--grpc-port-file", &ServiceConfig::grpc_port_file, "Write the listening gRPC port to this file");
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
   option("--repository-poll-secs", &ServiceConfig::repository_poll_secs,
          "Rescan the repository every N seconds and follow its versions and ACTIVE markers (0: off)");

@@ -37,6 +37,18 @@ struct ServiceConfig {
   std::uint64_t max_body_bytes = 20u << 20;
   std::uint64_t max_image_pixels = 64ull * 1000 * 1000;
   int http_threads = 64;
+  // The HTTP layer's defences (docs/service.md, "HTTP layer").
+  int header_timeout_s = 10;           // first byte of a request to the end of its header
+  int keep_alive_timeout_s = 5;        // idle time between requests on one connection
+  int body_timeout_s = 30;             // to receive a body once its header is in; also each write
+  std::uint64_t max_header_bytes = 16u << 10;  // request line + header fields (larger: 431)
+  int max_connections = 1024;          // open at once; more are answered 503 and closed
+  int http_io_threads = 2;             // threads reading and writing sockets
+  // Open Inference Protocol tensors: most images one request may carry, checked (with the
+  // element count, overflow-checked) before anything is allocated for its data.
+  int max_request_images = 64;
+  int grpc_port = -1;  // the gRPC endpoint (service/grpc/); -1: off, 0: any free port
+  std::filesystem::path grpc_port_file;  // when set, the bound gRPC port is written there
   int warmup_runs = 1;
   // Rescan the repository every N seconds and follow it (new versions, a changed ACTIVE), as one
   // replica of several that share it (docs/deploy.md); 0: only at start-up and on admin calls.

@@ -1,6 +1,11 @@
 // The service's HTTP layer: request and response values and a server that routes them to
-// handlers. cpp-httplib is the engine; this interface is all the rest of the service sees of it
-// (only http_server.cpp includes httplib.h), so the library can be replaced in one file.
+// handlers. Boost.Beast is the engine; this interface is all the rest of the service sees of it
+// (only http_server.cpp includes Beast), so the library can be replaced in one file.
+//
+// Connections cost no thread: a few I/O threads read and write every connection asynchronously,
+// and only a complete request is handed to a worker thread (HttpServerOptions::threads) to run
+// its handler. A connection that sends its header slowly, or nothing, holds a socket and a few
+// kilobytes until header_timeout, never a worker (docs/service.md, "HTTP layer").
 //
 // Handlers return an HttpResponse or throw. Nothing a handler throws reaches the HTTP library:
 // dermcds::Error becomes the status http_status.hpp assigns to its code with a JSON error body,
@@ -8,6 +13,9 @@
 //
 // Privacy: multipart file names are dropped when a request is read (a photo's file name often
 // names the patient), so no handler can log or echo them.
+//
+// Error messages in bodies are cut to kMaxErrorMessageBytes, so that a client's huge field value
+// quoted in a message is never echoed back in full.
 //
 // Thread safety: routes and the response observer are registered before bind(); handlers then
 // run concurrently on the server's worker threads. stop() may be called from any thread.
@@ -89,13 +97,20 @@ struct RequestRecord {
   std::size_t request_bytes = 0;
 };
 
+inline constexpr std::size_t kMaxErrorMessageBytes = 1024;
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (bind() returns it)
-  int threads = 32;  // concurrent connections served; each keep-alive connection holds one
-  std::size_t max_body_bytes = 20u << 20;
-  std::chrono::seconds read_timeout{30};
-  std::chrono::seconds keep_alive_timeout{5};
+  int threads = 32;  // worker threads: requests whose handlers run at the same time
+  std::size_t max_body_bytes = 20u << 20;  // Content-Length or chunked, decoded (larger: 413)
+  std::chrono::seconds read_timeout{30};  // to receive a body once its header is in; also each write
+  std::chrono::seconds keep_alive_timeout{5};  // idle time between requests on a connection
+  // Added with the Beast engine:
+  std::chrono::seconds header_timeout{10};  // first byte of a request to the end of its header
+  std::size_t max_header_bytes = 16u << 10;  // request line and header fields (larger: 431)
+  int max_connections = 1024;  // open at once; more are answered 503 and closed
+  int io_threads = 2;  // threads reading and writing sockets (no handler runs on them)
   // Set on every response, whatever route or error produced it (the development override's stamp).
   std::vector<std::pair<std::string, std::string>> headers;
 };

@@ -3,11 +3,15 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <future>
+#include <memory>
+#include <string_view>
 
 #include "config.hpp"
 #include "dermcds/clinical/audit_log.hpp"
 #include "http_server.hpp"
+#include "inference_protocol.hpp"
 #include "model_manager.hpp"
 #include "service_metrics.hpp"
 
@@ -44,5 +48,27 @@ InferredTensor infer_in_batch(const LoadedVersion& version, const ServedInstance
                               const ServiceContext& context, Deadline deadline);
 
 Deadline request_deadline(const ServiceConfig& config);
+
+// The Open Inference Protocol's model metadata of a served version (routes_v2.cpp), for every
+// transport. Throws kNotFound when nothing by that name and version serves.
+nlohmann::ordered_json served_model_metadata(const ServiceContext& context, const std::string& model,
+                                             const std::string& version);
+
+// One Open Inference Protocol inference, whatever the transport (REST JSON, REST binary, gRPC):
+// finds the version, has `read` parse the request against the signature of the instance
+// `runtime` names, refuses at once when its queue is full, runs it in the batch queue until
+// `deadline`, and counts it in the metrics under `protocol`. Errors are dermcds::Error, for the
+// transport to translate.
+struct ProtocolAnswer {
+  std::shared_ptr<const LoadedVersion> version;
+  std::string runtime;  // the instance's runtime
+  ModelSignature signature;
+  InferRequest request;
+  InferredTensor answer;
+};
+using ProtocolReader = std::function<InferRequest(const ModelSignature&, const TensorLimits&)>;
+ProtocolAnswer run_protocol_inference(const ServiceContext& context, std::string_view protocol, const std::string& model,
+                                      const std::string& version, const std::string& runtime, const ProtocolReader& read,
+                                      Deadline deadline);
 
 }  // namespace dermcds::service

@@ -23,6 +23,12 @@ HttpServerOptions http_options(const ServiceConfig& config) {
   options.threads = config.http_threads;
   options.max_body_bytes = static_cast<std::size_t>(config.max_body_bytes);
   if (config.allow_unverified_models) options.headers.emplace_back(std::string(kUnverifiedHeader), "allowed");
+  options.header_timeout = std::chrono::seconds(config.header_timeout_s);
+  options.keep_alive_timeout = std::chrono::seconds(config.keep_alive_timeout_s);
+  options.read_timeout = std::chrono::seconds(config.body_timeout_s);
+  options.max_header_bytes = static_cast<std::size_t>(config.max_header_bytes);
+  options.max_connections = config.max_connections;
+  options.io_threads = config.http_io_threads;
   return options;
 }
 
@@ -48,6 +54,7 @@ Service::Service(ServiceConfig config)
       audit_(open_audit_log(config_)),
       models_(model_manager_options(config_), model_events(metrics_)),
       context_{config_, models_, metrics_, shutting_down_, audit_.get()},
+      grpc_(config_.grpc_port >= 0 ? std::make_unique<GrpcServer>(context_, config_.host, config_.grpc_port) : nullptr),
       http_(http_options(config_)) {
   add_v1_routes(http_, context_);
   add_v2_routes(http_, context_);
@@ -105,8 +112,13 @@ void Service::report_refusal(const std::string& route) {
 
 void Service::run() {
   const int port = http_.bind();
+  const int grpc_port = grpc_ ? grpc_->start() : -1;
+  if (grpc_ && !config_.grpc_port_file.empty()) write_port_file(config_.grpc_port_file, grpc_port);
   if (!config_.port_file.empty()) write_port_file(config_.port_file, port);
-  log_event(spdlog::level::info, "listening", {{"host", config_.host}, {"port", port}, {"config", describe(config_)}});
+  nlohmann::ordered_json listening = {{"host", config_.host}, {"port", port}};
+  if (grpc_) listening["grpc_port"] = grpc_port;
+  listening["config"] = describe(config_);
+  log_event(spdlog::level::info, "listening", listening);
   if (config_.allow_unverified_models)
     log_event(spdlog::level::warn, "unverified_models_allowed",
               {{"hint", "--allow-unverified-models: versions without parity evidence for their artifacts may serve; "
@@ -148,10 +160,12 @@ void Service::run() {
     // A repository that cannot be read at all: nothing to serve.
     shutdown();
     serving.join();
+    if (grpc_) grpc_->wait();
     throw;
   }
   serving.join();
   watcher_.reset();  // no version switch may start while the process winds down
+  if (grpc_) grpc_->wait();  // shutdown() began it; calls in progress finish first
   log_event(spdlog::level::info, "stopped");
 }
 
@@ -159,6 +173,8 @@ void Service::shutdown() {
   if (shutting_down_.exchange(true)) return;
   log_event(spdlog::level::info, "shutting_down", {{"note", "finishing requests in progress"}});
   models_.flush_queues();
+  // gRPC refuses new calls at once and gives those in progress as long as a request may take.
+  if (grpc_) grpc_->stop(std::chrono::milliseconds(config_.request_timeout_ms) + std::chrono::seconds(1));
   std::lock_guard lock(serving_mutex_);
   if (serving_) http_.stop();  // else run() stops it as soon as it is running
 }

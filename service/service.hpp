@@ -1,10 +1,11 @@
-// pms-derm-cds put together: configuration -> model manager, metrics, HTTP server and routes.
+// pms-derm-cds put together: configuration -> model manager, metrics, HTTP server and routes,
+// and the gRPC server when grpc_port is set.
 //
 // Lifecycle: run() binds, starts answering (live at once, ready once every model is loaded and
 // warmed up), loads the models, prints how to call the service, and returns after shutdown().
 // shutdown() (from the signal watcher) makes readiness false, stops accepting connections,
-// lets every request in progress finish (batch queues stop waiting for stragglers), and only
-// then are the models released.
+// lets every request in progress finish (batch queues stop waiting for stragglers), gRPC calls
+// included, and only then are the models released.
 // Thread safety: shutdown() may be called from any thread, at any time, more than once.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <mutex>
 
 #include "config.hpp"
+#include "grpc/grpc_server.hpp"
 #include "http_server.hpp"
 #include "logging.hpp"
 #include "model_manager.hpp"
@@ -53,6 +55,7 @@ class Service {
   ModelManager models_;  // after metrics_, which its batchers report to
   std::unique_ptr<RepositoryWatcher> watcher_;  // with repository_poll_secs; stopped before models_ goes
   ServiceContext context_;
+  std::unique_ptr<GrpcServer> grpc_;  // null when grpc_port is -1; destroyed before what it uses
   HttpServer http_;      // last: destroyed first, before what its handlers use
 };
 

@@ -20,6 +20,10 @@ struct ServiceMetrics {
   Counter& queue_rejections;      // {model, version}: answered 503 because the queue was full
   Counter& fallback_events;       // {model, version, runtime, requested}: a provider fell back to another
   Counter& model_loads;           // {model, version, result}
+  // Open Inference Protocol inference requests by transport: "rest_json", "rest_binary" (the
+  // binary tensor extension) or "grpc", and outcome ("ok" or the error code's name).
+  Counter& protocol_requests;     // {model, protocol, result}
+  Histogram& protocol_duration;   // {protocol}, seconds: parse + queue + inference + encode
   // Mirrors of current state, refreshed at each scrape.
   Gauge& queue_depth;             // {model, version, runtime}
   Gauge& active_version;          // {model}: the version number serving unversioned requests

@@ -58,7 +58,7 @@ void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
       layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{3, size, size} : std::vector<std::int64_t>{size, size, 3};
   const bool ok = images.shape.size() == 4 && images.shape[0] >= 1 &&
                   std::equal(expected_tail.begin(), expected_tail.end(), images.shape.begin() + 1) &&
-                  static_cast<std::int64_t>(images.data.size()) == Tensor::element_count(images.shape);
+                  Tensor::checked_element_count(images.shape) == static_cast<std::int64_t>(images.data.size());
   if (!ok) {
     std::ostringstream message;
     message << "input tensor has shape " << shape_text(images.shape) << " (" << images.data.size()

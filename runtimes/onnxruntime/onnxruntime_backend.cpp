@@ -23,11 +23,20 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
   Ort::SessionOptions session_options;
   session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-  if (options.threads < 0) throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive");
-  if (options.threads > 0) session_options.SetIntraOpNumThreads(options.threads);
   // One model runs one graph at a time; parallelism comes from intra-op threads and batching.
-  session_options.SetInterOpNumThreads(1);
   session_options.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
+  if (options.threads == shared_pool_threads()) {
+    // The usual case: every session of the process runs on the environment's one pool (ort_api.hpp).
+    session_options.DisablePerSessionThreads();
+  } else {
+    // A thread count other than the shared pool's needs a pool of its own. It must not spin
+    // when idle: its spinning threads would take the cores from the shared pool's runs.
+    if (options.threads > 0) session_options.SetIntraOpNumThreads(options.threads);
+    session_options.SetInterOpNumThreads(1);
+    session_options.AddConfigEntry("session.intra_op.allow_spinning", "0");
+    spdlog::debug("onnxruntime: {} intra-op threads asked, the shared pool has {}: own pool, spinning off", options.threads,
+                  shared_pool_threads());
+  }
   return session_options;
 }
 
@@ -44,7 +53,10 @@ OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request) try
   std::error_code ec;
   if (!std::filesystem::is_regular_file(request.model_file, ec))
     throw Error(ErrorCode::kNotFound, request.model_file.string() + ": no such model file");
-  Ort::Env& env = ort_environment();
+  if (request.options.threads < 0) throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive");
+  // The first session of the process sizes the shared pool; the service asks the same count for
+  // every model, so all of its sessions share it.
+  Ort::Env& env = ort_environment(request.options.threads);
   info_.runtime = "onnxruntime";
   info_.runtime_version = ort_version();
   int provider_max_batch = 0;

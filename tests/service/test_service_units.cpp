@@ -1,7 +1,9 @@
 // Unit tests of the service's parts, in-process: error-to-status mapping, request ids, the
 // inference protocol documents, Prometheus text, configuration, and the dynamic batcher on a
 // real (tiny) classifier.
+#include <cstring>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -11,6 +13,7 @@
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "grpc/grpc_status.hpp"
 #include "http_status.hpp"
 #include "inference_protocol.hpp"
 #include "metrics.hpp"
@@ -39,13 +42,48 @@ TEST(HttpStatus, EveryErrorCodeHasItsStatus) {
       {ErrorCode::kInvalidImage, 400},      {ErrorCode::kImageTooLarge, 400},    {ErrorCode::kInvalidPackage, 500},
       {ErrorCode::kModelMismatch, 500},     {ErrorCode::kUnsupportedModel, 500}, {ErrorCode::kRuntimeUnavailable, 503},
       {ErrorCode::kRuntimeFailure, 500},    {ErrorCode::kIoError, 500},          {ErrorCode::kResourceExhausted, 503},
-      {ErrorCode::kDeadlineExceeded, 504},  {ErrorCode::kInternal, 500}};
+      {ErrorCode::kDeadlineExceeded, 504},  {ErrorCode::kInternal, 500},         {ErrorCode::kPermissionDenied, 500},
+      {ErrorCode::kNoSpace, 507},           {ErrorCode::kFailedPrecondition, 409}};
+  // Every code, the ones added later included (error.hpp numbers them from 1 to kLastErrorCode).
+  EXPECT_EQ(table.size(), static_cast<std::size_t>(kLastErrorCode));
   for (const auto& [code, status] : table) {
     EXPECT_EQ(http_status_for(code), status) << to_string(code);
     EXPECT_EQ(message_is_public(code), status != 500) << to_string(code);
   }
   EXPECT_TRUE(wants_retry_after(503));
   EXPECT_FALSE(wants_retry_after(504));
+}
+
+TEST(GrpcStatus, EveryErrorCodeHasItsStatus) {
+  using grpc::StatusCode;
+  const std::vector<std::pair<ErrorCode, StatusCode>> table = {
+      {ErrorCode::kInvalidArgument, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kNotFound, StatusCode::NOT_FOUND},
+      {ErrorCode::kUnsupportedFormat, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kInvalidImage, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kImageTooLarge, StatusCode::INVALID_ARGUMENT},
+      {ErrorCode::kInvalidPackage, StatusCode::INTERNAL},
+      {ErrorCode::kModelMismatch, StatusCode::INTERNAL},
+      {ErrorCode::kUnsupportedModel, StatusCode::INTERNAL},
+      {ErrorCode::kRuntimeUnavailable, StatusCode::UNAVAILABLE},
+      {ErrorCode::kRuntimeFailure, StatusCode::INTERNAL},
+      {ErrorCode::kIoError, StatusCode::INTERNAL},
+      {ErrorCode::kResourceExhausted, StatusCode::RESOURCE_EXHAUSTED},
+      {ErrorCode::kDeadlineExceeded, StatusCode::DEADLINE_EXCEEDED},
+      {ErrorCode::kInternal, StatusCode::INTERNAL},
+      // The server's own files: not a permission the caller lacks (HTTP 500).
+      {ErrorCode::kPermissionDenied, StatusCode::INTERNAL},
+      // gRPC's code for "the entire file system is out of space" (HTTP 507).
+      {ErrorCode::kNoSpace, StatusCode::RESOURCE_EXHAUSTED},
+      // The serving rule: a version that may not serve (HTTP 409).
+      {ErrorCode::kFailedPrecondition, StatusCode::FAILED_PRECONDITION}};
+  EXPECT_EQ(table.size(), static_cast<std::size_t>(kLastErrorCode));
+  for (const auto& [code, status] : table) {
+    EXPECT_EQ(grpc_code_for(code), status) << to_string(code);
+    const grpc::Status sent = grpc_status_for(Error(code, "detail /internal/path"));
+    // Internal failures do not send their message, as HTTP's 500 does not.
+    EXPECT_EQ(sent.error_message() == "detail /internal/path", message_is_public(code)) << to_string(code);
+  }
 }
 
 TEST(RequestId, KeepsPlausibleClientIdsAndReplacesOthers) {
@@ -98,10 +136,62 @@ TEST(InferenceProtocol, RefusesWhatTheModelDoesNotTake) {
   EXPECT_EQ(refused([](json& r) { r["inputs"][0]["name"] = "x"; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["inputs"].push_back(r["inputs"][0]); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["outputs"] = {{{"name", "probabilities"}}}; }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(refused([](json& r) { r["parameters"] = {{"binary_data_output", true}, {"binary_data_size", 4}}; }),
+  EXPECT_EQ(refused([](json& r) { r["parameters"] = {{"binary_data_output", "yes"}}; }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["data"][3] = 1e39; }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["shape"] = {1152921504606846977LL, 3, 2, 2}; }),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["id"] = 7; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([] { parse_infer_request("[1,2]", tiny_signature()); }), ErrorCode::kInvalidArgument);
+}
+
+TEST(InferenceProtocol, ElementCountsAreOverflowChecked) {
+  EXPECT_EQ(Tensor::checked_element_count({2, 3, 380, 380}), 866400);
+  EXPECT_EQ(Tensor::checked_element_count({}), 1);
+  EXPECT_EQ(Tensor::checked_element_count({0, std::numeric_limits<std::int64_t>::max(), 2}), 0);
+  // 1152921504606846977 x 433200 wraps to 433200 x (2^60 + 1) mod 2^64: the request's claim
+  // would otherwise look like a count for one image.
+  EXPECT_EQ(Tensor::checked_element_count({1152921504606846977LL, 3, 380, 380}), std::nullopt);
+  EXPECT_EQ(Tensor::checked_element_count({std::int64_t{1} << 40, 3, 380, 380}), (std::int64_t{1} << 40) * 433200);
+  EXPECT_EQ(Tensor::checked_element_count({std::numeric_limits<std::int64_t>::max(), 2}), std::nullopt);
+  EXPECT_EQ(Tensor::checked_element_count({4, -1}), std::nullopt);
+}
+
+TEST(InferenceProtocol, BatchesBeyondTheLimitAreRefusedBeforeTheirData) {
+  const json request = {{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {2, 3, 2, 2}}, {"data", std::vector<float>(24)}}}}};
+  EXPECT_NO_THROW(parse_infer_request(request.dump(), tiny_signature(), TensorLimits{2}));
+  try {
+    parse_infer_request(request.dump(), tiny_signature(), TensorLimits{1});
+    FAIL() << "a batch of 2 passed a limit of 1";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("at most 1 (max_request_images)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(InferenceProtocol, BinaryExtensionSplitsAndChecksTheBody) {
+  const std::vector<float> values = {0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f};
+  const std::string raw(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  const json header = {{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}},
+                                    {"parameters", {{"binary_data_size", raw.size()}}}}}}};
+  const std::string text = header.dump();
+  const std::string body = text + raw;
+  const RequestBody split = split_request_body(body, std::to_string(text.size()));
+  EXPECT_EQ(split.binary.size(), raw.size());
+  EXPECT_EQ(read_infer_request(split.document, split.binary, tiny_signature()).input.data, values);
+
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, std::to_string(body.size() + 1)); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, "1e3"); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { split_request_body(body, ""); }), ErrorCode::kInvalidArgument);
+  const std::string_view truncated = std::string_view(raw).substr(0, raw.size() - 1);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, truncated, tiny_signature()); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, raw + "x", tiny_signature()); }),
+            ErrorCode::kInvalidArgument);
+  // The raw encoding of the answer: FP32 as it is, BYTES length-prefixed.
+  OutputTensor fp32{"logits", "FP32", {1, 2}, {1.5f, -2.f}, {}, true};
+  EXPECT_EQ(raw_bytes(fp32), std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8));
+  OutputTensor strings{"logits", "BYTES", {1, 2}, {}, {"ab", ""}, true};
+  EXPECT_EQ(raw_bytes(strings), std::string("\x02\x00\x00\x00" "ab" "\x00\x00\x00\x00", 10));
 }
 
 TEST(InferenceProtocol, ResponseCarriesTensorsAndClassifications) {
@@ -120,6 +210,62 @@ TEST(InferenceProtocol, ResponseCarriesTensorsAndClassifications) {
             json::array({"2.000000:1:NV", "0.100000:0:MEL", "3.500000:1:NV", "3.000000:0:MEL"}));
   InferRequest anonymous;
   EXPECT_FALSE(infer_response("m", "4", anonymous, logits, tiny_signature()).contains("id"));
+}
+
+// A package with the safety guard (docs/safety.md) has a second output, the OOD score [N,1]:
+// returned with the logits when no output is named, by name otherwise, always as the raw score
+// (classification does not apply to it), in JSON and in the binary extension alike.
+TEST(InferenceProtocol, GuardOutputComesWithTheLogits) {
+  ModelSignature signature = tiny_signature();
+  signature.ood_output_name = "ood_score";
+  const Tensor logits{{2, 3}, {0.1f, 2.0f, -1.0f, 3.0f, 3.5f, 0.0f}};
+  const Tensor ood{{2, 1}, {0.25f, 7.5f}};
+
+  const auto all = infer_response("m", "4", InferRequest{}, logits, signature, &ood);
+  ASSERT_EQ(all["outputs"].size(), 2u);
+  EXPECT_EQ(all["outputs"][0]["name"], "logits");
+  EXPECT_EQ(all["outputs"][1]["name"], "ood_score");
+  EXPECT_EQ(all["outputs"][1]["datatype"], "FP32");
+  EXPECT_EQ(all["outputs"][1]["shape"], json::array({2, 1}));
+  EXPECT_EQ(all["outputs"][1]["data"], json::array({0.25, 7.5}));
+  // Without the guard, the logits alone (as before).
+  EXPECT_EQ(infer_response("m", "4", InferRequest{}, logits, tiny_signature())["outputs"].size(), 1u);
+
+  // By name, with classification asked of both: top-k for the logits, the raw score for the guard.
+  const RequestedOutput guard = check_requested_output("ood_score", 2, false, signature);
+  EXPECT_EQ(guard.name, "ood_score");
+  EXPECT_EQ(guard.classification, 0);
+  EXPECT_EQ(error_code_of([&] { check_requested_output("ood_score", 1, false, tiny_signature()); }),
+            ErrorCode::kInvalidArgument);
+  InferRequest named;
+  named.outputs = {guard, check_requested_output("logits", 1, false, signature)};
+  const auto picked = infer_response("m", "4", named, logits, signature, &ood);
+  ASSERT_EQ(picked["outputs"].size(), 2u);
+  EXPECT_EQ(picked["outputs"][0]["data"], json::array({0.25, 7.5}));
+  EXPECT_EQ(picked["outputs"][1]["data"], json::array({"2.000000:1:NV", "3.500000:1:NV"}));
+
+  // Binary: the JSON header, then the logits' 24 bytes and the score's 8, in output order.
+  InferRequest binary;
+  binary.binary_outputs = true;
+  const ResponseBody body = infer_response_body("m", "4", binary, logits, signature, &ood);
+  ASSERT_TRUE(body.header_length);
+  const json header = json::parse(body.body.substr(0, *body.header_length));
+  EXPECT_EQ(header["outputs"][1]["parameters"]["binary_data_size"], 8);
+  ASSERT_EQ(body.body.size(), *body.header_length + 24 + 8);
+  float score[2];
+  std::memcpy(score, body.body.data() + *body.header_length + 24, sizeof score);
+  EXPECT_EQ(score[0], 0.25f);
+  EXPECT_EQ(score[1], 7.5f);
+}
+
+TEST(InferenceProtocol, MetadataListsTheGuardOutput) {
+  ModelSignature signature = tiny_signature();
+  signature.ood_output_name = "ood_score";
+  const auto metadata = model_metadata("m", {"4"}, "onnxruntime", signature);
+  ASSERT_EQ(metadata["outputs"].size(), 2u);
+  EXPECT_EQ(metadata["outputs"][1]["name"], "ood_score");
+  EXPECT_EQ(metadata["outputs"][1]["shape"], json::array({-1, 1}));
+  EXPECT_EQ(metadata["platform"], "onnxruntime_onnx");
 }
 
 TEST(Metrics, RendersTheTextExpositionFormat) {

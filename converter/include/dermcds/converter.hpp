@@ -217,4 +217,30 @@ struct PackageConversionResult {
 // images are preprocessed with the manifest's input specification.
 PackageConversionResult convert_package(const PackageConversion& request);
 
+// ---- ONNX int8 (QDQ) for ONNX Runtime on the server (docs/converter.md) ----
+
+// Fewer calibration images than this cannot be trusted to show an activation's range.
+inline constexpr std::size_t kMinOnnxInt8CalibrationImages = 32;
+
+struct OnnxInt8PackageResult {
+  std::filesystem::path artifact;  // <package>/model_int8.onnx
+  std::uint64_t bytes = 0;
+  std::string sha256;
+  std::int64_t opset = 0;
+  std::size_t convolutions = 0;
+  std::size_t quantized_convolutions = 0;
+  std::size_t quantized_activations = 0;
+  std::size_t calibration_samples = 0;
+  std::vector<std::string> unquantized;  // convolutions left float, and why
+};
+
+// Quantizes the package's fp32 ONNX Runtime artifact into ONNX QDQ form (per-channel int8
+// weights, int8 activations calibrated on `request.calibration_dir`), writes
+// <package>/model_int8.onnx atomically and records it as the package's onnxruntime int8 artifact
+// (replacing an earlier one); the fp32 artifact stays, as the reference and the fallback.
+// `request.precision` must be kInt8. Throws kInvalidArgument before any work for a calibration
+// directory that is missing, unreadable, holds an image that does not decode, or holds fewer than
+// kMinOnnxInt8CalibrationImages images.
+OnnxInt8PackageResult quantize_package_onnx_int8(const PackageConversion& request);
+
 }  // namespace dermcds::converter
