@@ -6,6 +6,7 @@
 #include "dermcds/manifest.hpp"
 #include "dermcds/postprocess.hpp"
 #include "dermcds/sha256.hpp"
+#include "package_manifest.hpp"
 
 namespace dermcds::converter {
 
@@ -106,14 +107,7 @@ PackageConversionResult convert_package(const PackageConversion& request) {
                              {"xnnpack_delegates_all", r.xnnpack_delegates_all}};
   }
 
-  nlohmann::json document = manifest.document;
-  nlohmann::json artifacts = nlohmann::json::array();
-  for (const auto& a : document.value("artifacts", nlohmann::json::array()))
-    if (!(a.value("runtime", "") == "tflite" && a.value("precision", "") == to_string(request.precision))) artifacts.push_back(a);
-  artifacts.push_back(std::move(entry));
-  document["artifacts"] = std::move(artifacts);
-  write_manifest(dir, document);
-  if (request.progress) request.progress("recorded " + file + " in " + (dir / std::string(kManifestFileName)).string());
+  record_artifact(dir, manifest, "tflite", std::string(to_string(request.precision)), std::move(entry), request.progress);
   return result;
 }
 

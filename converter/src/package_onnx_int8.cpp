@@ -6,6 +6,7 @@
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/sha256.hpp"
+#include "package_manifest.hpp"
 #include "onnx_qdq.hpp"
 
 namespace dermcds::converter {
@@ -71,14 +72,7 @@ OnnxInt8PackageResult quantize_package_onnx_int8(const PackageConversion& reques
       {"quantized_convolutions", result.quantized_convolutions},
       {"convolutions", result.convolutions},
   };
-  nlohmann::json document = manifest.document;
-  nlohmann::json artifacts = nlohmann::json::array();
-  for (const auto& a : document.value("artifacts", nlohmann::json::array()))
-    if (!(a.value("runtime", "") == "onnxruntime" && a.value("precision", "") == "int8")) artifacts.push_back(a);
-  artifacts.push_back(std::move(entry));
-  document["artifacts"] = std::move(artifacts);
-  write_manifest(dir, document);
-  if (request.progress) request.progress("recorded " + file + " in " + (dir / std::string(kManifestFileName)).string());
+  record_artifact(dir, manifest, "onnxruntime", "int8", std::move(entry), request.progress);
   return result;
 }
 
