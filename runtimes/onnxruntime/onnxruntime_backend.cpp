@@ -46,9 +46,10 @@ Ort::SessionOptions base_session_options(const ExecutionOptions& options) {
 // set-up (memory info, environment, session, signature) the C++ API threw it.
 // The C++ API is initialised by hand (ORT_API_MANUAL_INIT): ort_environment() does it, and must
 // run before the first Ort:: call, or a caller that skipped the descriptor's available() check
-// would crash on a null API table (the int8 benchmark did).
+// would crash on a null API table (the int8 benchmark did). It is called with the request's
+// thread count, since the first call sizes the process's shared pool.
 OnnxRuntimeBackend::OnnxRuntimeBackend(const BackendRequest& request) try
-    : cpu_memory_((ort_environment(), Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault))) {
+    : cpu_memory_((ort_environment(request.options.threads), Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault))) {
   // As every runtime reports it (runtime.hpp); ONNX Runtime's own message would be a load failure.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(request.model_file, ec))
