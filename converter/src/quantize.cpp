@@ -481,7 +481,10 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
       const auto r = ranges.find(output);
       if (r == ranges.end()) throw Error(ErrorCode::kInternal, "no calibrated range for the model output");
       const Params p = asymmetric(r->second.min, r->second.max);
-      converted.name += "_int8";
+      // The interface keeps its name (the manifest's output name): the float tensor behind the
+      // QUANTIZE is the one renamed, as the DEQUANTIZE case below renames the int8 one.
+      model.tensors[static_cast<std::size_t>(output)].name += "_float";
+      model.tensors[static_cast<std::size_t>(output)].dynamic_batch = false;
       set_int8(converted, p);
       const int q = model.add_tensor(std::move(converted));
       model.add_operator(BuiltinOperator::QUANTIZE, {output}, {q}, tflite::QuantizeOptionsT{});

@@ -16,9 +16,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # the widest ISA of the machine (AVX-512, VNNI, AMX ...), which sums in another order, so the same
 # demo recipe gives another checkpoint on another CPU. AVX2 is what every x86-64 CPU the project
 # supports has. Read by ATen and oneDNN when first used, so set before torch is imported.
-# DERMCDS_ISA_PIN=off leaves the choice to PyTorch; an ISA variable already set is respected.
+# Opt-in for now (DERMCDS_ISA_PIN=avx2): adopted by default, the pinned demo checkpoints missed
+# the converter's fp16 requirement (MobileNetV3-Large max |dp| 0.0033 > 2e-3) and turned the random
+# EfficientNet-B4 of the converter tests chaotic at fp32 (one top-1 of 14 changed), on this
+# machine; the int8 figures of docs/converter.md are on the unpinned checkpoint. An ISA variable
+# already set is respected either way.
 ISA_PIN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-if os.environ.get("DERMCDS_ISA_PIN", "avx2") == "avx2":
+if os.environ.get("DERMCDS_ISA_PIN", "off") == "avx2":
     for _name, _value in ISA_PIN.items():
         os.environ.setdefault(_name, _value)
 
