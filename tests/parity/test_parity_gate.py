@@ -112,7 +112,11 @@ class ParityGate(unittest.TestCase):
         images = report["images"]["count"]
         self.assertGreaterEqual(images, 40)
         for pair in report["pairs"]:
-            self.assertEqual(pair["images"], images, pair["candidate"])
+            # The bounds are checked on the lesions; the set's real photographs are reported apart
+            # (docs/parity.md), and together they are every image of the set.
+            photographs = pair["real_photographs"]["images"] if pair["real_photographs"] else 0
+            self.assertGreater(pair["images"], 0, pair["candidate"])
+            self.assertEqual(pair["images"] + photographs, images, pair["candidate"])
             self.assertTrue(pair["passed"], pair)
             self.assertEqual(len(pair["per_class"]), 8)
         # Agreement must mean something: the model's answers differ between images.
