@@ -126,8 +126,12 @@ class PackageExportTest(unittest.TestCase):
 
     def test_provenance(self):
         p = self.manifest["provenance"]
-        self.assertEqual(p["checkpoint"], {"source": "demo", "file": self.checkpoint.name,
-                                           "sha256": sha256(self.checkpoint)})
+        checkpoint = dict(p["checkpoint"])
+        # Where and with which kernels the demo checkpoint was trained: its training report's cpu.
+        trained_on = checkpoint.pop("trained_on")
+        report = json.loads(demo_training.report_path(self.checkpoint).read_text())
+        self.assertEqual(trained_on, report.get("cpu", "not recorded"))
+        self.assertEqual(checkpoint, {"source": "demo", "file": self.checkpoint.name, "sha256": sha256(self.checkpoint)})
         self.assertEqual(p["exporter"], {"name": "dermcds_export", "version": dermcds_export.EXPORTER_VERSION})
         self.assertEqual(p["libraries"]["torch"], torch.__version__)
         self.assertEqual(p["libraries"]["torchvision"], torchvision.__version__)
