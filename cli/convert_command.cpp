@@ -54,13 +54,9 @@ nlohmann::ordered_json report_json(const converter::ConversionReport& r) {
   if (r.calibration_samples > 0) {
     j["calibration"] = {{"samples", r.calibration_samples}, {"method", r.calibration_method}};
     j["quantized_tensors"] = r.quantized_tensors;
-    const auto agreement = [](const converter::Int8Agreement& a) {
-      return nlohmann::ordered_json{{"samples", a.samples}, {"mean_abs_diff", a.mean_abs_diff}, {"max_abs_diff", a.max_abs_diff},
-                                    {"top1_agreement", a.top1_agreement}, {"triage_agreement", a.triage_agreement}};
-    };
     j["int8"] = {{"goal_met_on_calibration", r.int8_goal_met},
-                 {"full_integer", agreement(r.int8_full_integer)},
-                 {"chosen", agreement(r.int8_chosen)},
+                 {"full_integer", r.int8_full_integer},
+                 {"chosen", r.int8_chosen},
                  {"float_operators", r.float_operators},
                  {"boundary_operators", r.boundary_operators},
                  {"bias_corrections", r.bias_corrections},

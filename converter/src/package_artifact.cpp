@@ -90,16 +90,12 @@ PackageConversionResult convert_package(const PackageConversion& request) {
                             {"preprocessing", "the manifest's input specification"}};
   if (request.precision == Precision::kInt8) {
     const ConversionReport& r = result.report;
-    const auto agreement = [](const Int8Agreement& a) {
-      return nlohmann::json{{"samples", a.samples}, {"mean_abs_diff", a.mean_abs_diff}, {"max_abs_diff", a.max_abs_diff},
-                            {"top1_agreement", a.top1_agreement}, {"triage_agreement", a.triage_agreement}};
-    };
     entry["quantization"] = {{"goal", {{"max_mean_abs_diff", request.int8.goal.max_mean_abs_diff},
                                        {"min_top1_agreement", request.int8.goal.min_top1_agreement},
                                        {"min_triage_agreement", request.int8.goal.min_triage_agreement}}},
                              {"goal_met_on_calibration", r.int8_goal_met},
-                             {"full_integer_on_calibration", agreement(r.int8_full_integer)},
-                             {"chosen_on_calibration", agreement(r.int8_chosen)},
+                             {"full_integer_on_calibration", r.int8_full_integer},
+                             {"chosen_on_calibration", r.int8_chosen},
                              {"float_operators", r.float_operators},
                              {"boundary_operators", r.boundary_operators},
                              {"bias_corrections", r.bias_corrections},

@@ -72,6 +72,17 @@ struct Int8Agreement {
   double triage_agreement = 1;  // 1 when there is no triage function
 };
 
+// JSON of an Int8Agreement (nlohmann's to_json hook, for json and ordered_json alike): the one
+// form `dermcds convert --json` and the manifest's quantization record both write.
+template <typename BasicJson>
+void to_json(BasicJson& j, const Int8Agreement& a) {
+  j = BasicJson{{"samples", a.samples},
+                {"mean_abs_diff", a.mean_abs_diff},
+                {"max_abs_diff", a.max_abs_diff},
+                {"top1_agreement", a.top1_agreement},
+                {"triage_agreement", a.triage_agreement}};
+}
+
 // One row of the sensitivity table: an operator of the float model and the error of the whole
 // model when only it is int8 (everything else float) and when only it stays float (everything
 // else int8), on the analysis samples.
