@@ -104,16 +104,16 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       const std::map<int, TensorRange> ranges = calibrate(model, options.calibration, options.progress);
       // Which operators stay float, bias correction and range methods: measured on the
       // calibration samples against the float model (int8_analysis.hpp).
-      TfliteInt8Evaluator evaluator(model, ranges, options.calibration.samples, options.int8.triage);
+      TfliteInt8Evaluator evaluator(model, ranges, options.calibration.samples, options.int8.triage, options.int8_io);
       AnalysisOptions analysis_options;
       analysis_options.goal = options.int8.goal;
       analysis_options.mixed_precision = options.int8.mixed_precision;
       analysis_options.full_table = options.int8.sensitivity_table;
       analysis_options.max_model_bytes = options.int8.max_file_bytes;
+      analysis_options.calibration_method = options.calibration.method;
       analysis_options.progress = options.progress;
       const AnalysisResult analysis = analyse_and_choose(evaluator, analysis_options);
-      Int8Plan plan = evaluator.plan_for(analysis.chosen);
-      plan.int8_io = options.int8_io;
+      const Int8Plan plan = evaluator.plan_for(analysis.chosen);
       for (std::size_t i : evaluator.forced_float_operators()) {
         const BuiltinOperator code = model.operators[i].code;
         const bool no_kernel = xnnpack_lacks_int8(code);
@@ -126,19 +126,21 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       QuantizeReport quantized;
       model = build_int8_model(model, ranges, plan, &quantized);
       report.calibration_samples = options.calibration.samples.size();
-      report.calibration_method = std::string(to_string(options.calibration.method));
+      // The method the analysis chose for the activations (the one asked for unless another measured better).
+      const CalibrationMethod method = analysis.chosen.method.value_or(options.calibration.method);
+      report.calibration_method = std::string(to_string(method));
       report.quantized_tensors = quantized.quantized_activations + quantized.quantized_weights;
       report.int8_goal_met = analysis.goal_met;
       report.int8_full_integer = analysis.full_int8;
       report.int8_chosen = analysis.chosen_agreement;
       report.boundary_operators = quantized.boundary_operators;
       report.bias_corrections = quantized.bias_corrections;
-      report.range_methods[std::string(to_string(options.calibration.method))] = ranges.size() - plan.methods.size();
+      report.range_methods[std::string(to_string(method))] = ranges.size() - plan.methods.size();
       for (const auto& [t, method] : plan.methods) ++report.range_methods[std::string(to_string(method))];
       report.sensitivity = analysis.table;
       for (Int8Sensitivity& row : report.sensitivity) {
         const auto m = analysis.chosen.output_methods.find(row.unit);
-        row.range_method = std::string(to_string(m != analysis.chosen.output_methods.end() ? m->second : options.calibration.method));
+        row.range_method = std::string(to_string(m != analysis.chosen.output_methods.end() ? m->second : method));
       }
       break;
     }

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -56,6 +57,8 @@ struct QuantizationUnit {
 struct QuantizationCandidate {
   std::set<std::size_t> float_units;
   std::map<std::size_t, CalibrationMethod> output_methods;  // unit -> range method of its output
+  // Range method of every other activation; unset: the calibration's (CalibrationOptions::method).
+  std::optional<CalibrationMethod> method;
   bool bias_correction = false;
 };
 
@@ -82,6 +85,7 @@ struct AnalysisOptions {
   std::size_t tuned_tensors = 4;    // most sensitive outputs whose range method is chosen by measurement
   std::size_t max_float_units = 0;  // 0: half of the units
   std::size_t max_model_bytes = 0;  // 0: no limit; a unit whose float weights would pass it stays int8
+  CalibrationMethod calibration_method = CalibrationMethod::kMse;  // the one TensorRange::min/max hold
   std::function<void(const std::string&)> progress;
 };
 

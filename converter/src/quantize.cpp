@@ -272,6 +272,8 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
   QuantizeReport report;
   const bool int8_io = plan.int8_io;
   std::map<int, TensorRange> ranges = calibrated;
+  if (plan.method)
+    for (auto& [t, r] : ranges) std::tie(r.min, r.max) = r.range(*plan.method);
   for (const auto& [t, method] : plan.methods)
     if (auto it = ranges.find(t); it != ranges.end()) std::tie(it->second.min, it->second.max) = it->second.range(method);
 

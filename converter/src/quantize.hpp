@@ -23,6 +23,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "calibration.hpp"
@@ -40,8 +41,10 @@ struct QuantizeReport {
 
 struct Int8Plan {
   std::set<std::size_t> float_operators;  // indices into the float model's operators
-  // Range method per activation tensor; tensors not listed take TensorRange::min/max.
+  // Range method per activation tensor; tensors not listed take `method`, or TensorRange::min/max
+  // when that is unset.
   std::map<int, CalibrationMethod> methods;
+  std::optional<CalibrationMethod> method;
   bool bias_correction = false;
   bool int8_io = false;
 };

@@ -1,6 +1,7 @@
 #include "tflite_int8_evaluator.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -28,13 +29,31 @@ runtimes::tflite::InterpreterOptions kernels_options(bool xnnpack, bool float_re
   return o;
 }
 
+// Runs one sample. An int8 interface (--int8-io) is quantized and dequantized here as the TFLite
+// backend does (round to nearest, clamp), so the search measures the artifact that is shipped.
 std::vector<float> run(runtimes::tflite::Interpreter& interpreter, const Tensor& sample) {
   TfLiteTensor* in = interpreter.input(0);
-  if (TfLiteTensorByteSize(in) != sample.data.size() * sizeof(float))
-    throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
-  std::memcpy(TfLiteTensorData(in), sample.data.data(), sample.data.size() * sizeof(float));
+  if (TfLiteTensorType(in) == kTfLiteInt8) {
+    if (TfLiteTensorByteSize(in) != sample.data.size())
+      throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
+    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(in);
+    auto* values = static_cast<std::int8_t*>(TfLiteTensorData(in));
+    for (std::size_t i = 0; i < sample.data.size(); ++i)
+      values[i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(sample.data[i] / q.scale) + static_cast<float>(q.zero_point), -128.0f, 127.0f));
+  } else {
+    if (TfLiteTensorByteSize(in) != sample.data.size() * sizeof(float))
+      throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
+    std::memcpy(TfLiteTensorData(in), sample.data.data(), sample.data.size() * sizeof(float));
+  }
   interpreter.invoke();
   const TfLiteTensor* out = interpreter.output(0);
+  if (TfLiteTensorType(out) == kTfLiteInt8) {
+    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(out);
+    const auto* values = static_cast<const std::int8_t*>(TfLiteTensorData(out));
+    std::vector<float> result(TfLiteTensorByteSize(out));
+    for (std::size_t i = 0; i < result.size(); ++i) result[i] = q.scale * static_cast<float>(values[i] - q.zero_point);
+    return result;
+  }
   const auto* values = static_cast<const float*>(TfLiteTensorData(out));
   return std::vector<float>(values, values + TfLiteTensorByteSize(out) / sizeof(float));
 }
@@ -52,8 +71,9 @@ TflModel build_int8_model(const TflModel& float_model, const std::map<int, Tenso
 }
 
 TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std::map<int, TensorRange>& ranges,
-                                         const std::vector<Tensor>& samples, std::function<int(std::span<const double>)> triage)
-    : model_(float_model), ranges_(ranges), samples_(samples), triage_(std::move(triage)) {
+                                         const std::vector<Tensor>& samples, std::function<int(std::span<const double>)> triage,
+                                         bool int8_io)
+    : model_(float_model), ranges_(ranges), samples_(samples), triage_(std::move(triage)), int8_io_(int8_io) {
   // Which operators the first output (the logits) depends on.
   std::vector<bool> feeds_first(model_.operators.size(), false);
   std::vector<int> pending;
@@ -90,7 +110,9 @@ Int8Plan TfliteInt8Evaluator::plan_for(const QuantizationCandidate& candidate) c
   for (std::size_t u : candidate.float_units) plan.float_operators.insert(unit_operator_.at(u));
   plan.float_operators.insert(forced_float_.begin(), forced_float_.end());
   for (const auto& [u, method] : candidate.output_methods) plan.methods[units_.at(u).output_tensor] = method;
+  plan.method = candidate.method;
   plan.bias_correction = candidate.bias_correction;
+  plan.int8_io = int8_io_;
   return plan;
 }
 
@@ -131,6 +153,7 @@ Int8Agreement TfliteInt8Evaluator::evaluate_only_quantized(std::size_t only_int8
   for (std::size_t u = 0; u < units_.size(); ++u)
     if (u != only_int8) plan.float_operators.insert(unit_operator_[u]);
   plan.float_operators.insert(forced_float_.begin(), forced_float_.end());
+  plan.int8_io = int8_io_;
   return measure(plan, false, sample_limit);
 }
 

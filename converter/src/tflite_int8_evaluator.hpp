@@ -27,9 +27,10 @@ inline bool xnnpack_lacks_int8(BuiltinOperator code) { return code == BuiltinOpe
 
 class TfliteInt8Evaluator final : public QuantizationEvaluator {
  public:
-  // `float_model` after rewrite_for_int8; `samples` NHWC model inputs.
+  // `float_model` after rewrite_for_int8; `samples` NHWC model inputs. `int8_io`: every candidate
+  // gets int8 input and output tensors (--int8-io), measured as shipped.
   TfliteInt8Evaluator(const TflModel& float_model, const std::map<int, TensorRange>& ranges, const std::vector<Tensor>& samples,
-                      std::function<int(std::span<const double>)> triage);
+                      std::function<int(std::span<const double>)> triage, bool int8_io = false);
 
   const std::vector<QuantizationUnit>& units() const override { return units_; }
   Int8Agreement evaluate(const QuantizationCandidate& candidate, bool all_kernels, std::size_t sample_limit) override;
@@ -52,6 +53,7 @@ class TfliteInt8Evaluator final : public QuantizationEvaluator {
   const std::map<int, TensorRange>& ranges_;
   const std::vector<Tensor>& samples_;
   std::function<int(std::span<const double>)> triage_;
+  bool int8_io_;
   std::vector<QuantizationUnit> units_;
   std::vector<std::size_t> unit_operator_;
   std::vector<std::size_t> forced_float_;
