@@ -86,7 +86,7 @@ PackageConversionResult convert_package(const PackageConversion& request) {
   if (request.precision == Precision::kInt8)
     entry["calibration"] = {{"images", calibration.samples.size()},
                             {"sha256", calibration.sha256},
-                            {"method", to_string(request.calibration_method)},
+                            {"method", result.report.calibration_method},  // the one used: the analysis may choose another
                             {"preprocessing", "the manifest's input specification"}};
   if (request.precision == Precision::kInt8) {
     const ConversionReport& r = result.report;
