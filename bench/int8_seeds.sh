@@ -38,8 +38,9 @@ for subject in "$@"; do
     *) name=seed$subject; checkpoint=$("$python" -m dermcds_export train-demo --arch mobilenet_v3_large --seed "$subject") ;;
   esac
   echo "== $name: $checkpoint" >&2
-  package=$out/$name/1
-  rm -rf "${out:?}/$name" "$out/$name-check"
+  # A package lives at REPOSITORY/NAME/VERSION, and tools refuse one whose manifest names another.
+  package=$out/derm-int8-$name/1
+  rm -rf "${out:?}/derm-int8-$name" "$out/$name-check"
   "$python" -m dermcds_export export --arch mobilenet_v3_large --checkpoint "$checkpoint" --out "$package" \
     --name "derm-int8-$name" --version 1 --check-dir "$out/$name-check" >/dev/null
   "$bin/dermcds" convert --package "$package" --precision fp32 >/dev/null
@@ -48,5 +49,7 @@ for subject in "$@"; do
   else
     "$bin/dermcds" convert --package "$package" --precision int8 --calibration "$out/calibration"
   fi
-  "$bin/int8_quality_bench" --package "$package" --images "$out/heldout" --json-out "$out/$name.json" | tee "$out/$name.txt"
+  "$bin/int8_quality_bench" --package "$package" --images "$out/heldout" --json-out "$out/$name.json" >"$out/$name.txt" ||
+    { cat "$out/$name.txt"; echo "int8_quality_bench failed on $name" >&2; exit 1; }
+  cat "$out/$name.txt"
 done

@@ -1,6 +1,7 @@
 #include "onnx_import.hpp"
 
 #include <climits>
+#include <map>
 #include <set>
 
 #include <onnx/checker.h>
@@ -76,6 +77,58 @@ void fix_input_shapes(onnx::ModelProto& model, Graph& graph, const std::string& 
   }
 }
 
+// ONNX's own shape inference for convolutions and pools (onnx::convPoolShapeInference in
+// Debian's libonnx) indexes `pads`, `strides` and `dilations` by the kernel's spatial rank
+// without checking their lengths, and crashed the converter on a fuzzed model (weights of rank 5
+// with 4 pads: tests/fuzz/regressions/onnx_import). So their lengths are checked here first, as
+// the operators' specifications define them: `pads` 2 per spatial axis, the others 1 per axis.
+void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string& origin) {
+  std::map<std::string, int> rank;  // known ranks: graph inputs and initializers
+  for (const auto& input : graph.input())
+    if (input.type().has_tensor_type() && input.type().tensor_type().has_shape())
+      rank[input.name()] = input.type().tensor_type().shape().dim_size();
+  for (const auto& init : graph.initializer()) rank[init.name()] = init.dims_size();
+  static const std::set<std::string> kConvolutions = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv"};
+  static const std::set<std::string> kPools = {"MaxPool", "AveragePool", "LpPool", "MaxRoiPool"};
+  for (int index = 0; index < graph.node_size(); ++index) {
+    const onnx::NodeProto& node = graph.node(index);
+    const bool conv = kConvolutions.count(node.op_type()) > 0;
+    if (!conv && !kPools.count(node.op_type())) continue;
+    const std::string what = origin + ": node " + (node.name().empty() ? "#" + std::to_string(index) : "'" + node.name() + "'") + " (" +
+                             node.op_type() + ")";
+    const auto rank_of = [&](int input) {
+      if (node.input_size() <= input) return -1;
+      const auto r = rank.find(node.input(input));
+      return r == rank.end() ? -1 : r->second;
+    };
+    int spatial = -1;
+    const int weight_input = node.op_type() == "QLinearConv" ? 3 : 1;
+    if (conv && rank_of(weight_input) >= 0) {
+      if (rank_of(weight_input) < 3) throw Error(ErrorCode::kInvalidArgument, what + " has weights of rank " + std::to_string(rank_of(weight_input)) + "; a convolution's weights have rank 3 or more");
+      spatial = rank_of(weight_input) - 2;
+    }
+    for (const auto& a : node.attribute())
+      if (a.name() == "kernel_shape") {
+        if (spatial >= 0 && a.ints_size() != spatial)
+          throw Error(ErrorCode::kInvalidArgument, what + ": kernel_shape has " + std::to_string(a.ints_size()) + " values for " +
+                                                       std::to_string(spatial) + " spatial axes of its weights");
+        spatial = a.ints_size();
+      }
+    if (spatial < 0) continue;  // nothing to check against: ONNX's inference refuses it cleanly
+    if (rank_of(0) >= 0 && rank_of(0) != spatial + 2)
+      throw Error(ErrorCode::kInvalidArgument, what + ": input of rank " + std::to_string(rank_of(0)) + " for " + std::to_string(spatial) +
+                                                   " spatial axes (rank " + std::to_string(spatial + 2) + " expected)");
+    for (const auto& a : node.attribute()) {
+      const bool pads = a.name() == "pads";
+      if (!pads && a.name() != "strides" && a.name() != "dilations" && a.name() != "output_padding") continue;
+      const int expected = pads ? 2 * spatial : spatial;
+      if (a.ints_size() != expected)
+        throw Error(ErrorCode::kInvalidArgument, what + ": " + a.name() + " has " + std::to_string(a.ints_size()) + " values, " +
+                                                     std::to_string(expected) + " expected for " + std::to_string(spatial) + " spatial axes");
+    }
+  }
+}
+
 bool read_type(const onnx::TypeProto& type, Value& value) {
   if (!type.has_tensor_type()) return false;
   value.elem_type = type.tensor_type().elem_type();
@@ -117,6 +170,7 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const std::string& origin
   graph.opset = check_opsets(model, origin);
   check_no_external_data(model, origin);
   fix_input_shapes(model, graph, origin);
+  check_conv_pool_attributes(model.graph(), origin);
   try {
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true));

@@ -385,6 +385,11 @@ def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
     bomb = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0)) + \
         png_chunk(b"IDAT", bomb_rows) + png_chunk(b"IEND", b"")
     yield "png_9000x9000_bomb", bomb, "image_too_large", "9000 x 9000"
+    # A tiny file whose second chunk declares 2 GB of text: libpng would allocate it before
+    # reading a byte of it (a fuzz finding); refused with the size named.
+    claims = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)) + \
+        struct.pack(">I", 0x7A000000) + b"tEXtComment\0" + b"x" * 64
+    yield "png_text_chunk_claims_2gb", claims, "invalid_image", "bytes of memory"
 
 
 def pillow_outcome(data: bytes) -> str:
