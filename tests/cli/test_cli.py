@@ -322,8 +322,11 @@ class FileSystemErrors(unittest.TestCase):
         shutil.rmtree(self.tmp)
 
     def test_file_size_limit_during_convert_installs_nothing(self):
-        if run("convert", "--help").returncode != 0:
-            self.skipTest("this build has no converter")
+        # `dermcds convert --help` exits 0 in a build without the converter too (the top-level
+        # --help answers), so look for the subcommand in the list the help prints.
+        subcommands = run("--help").stdout.split("Subcommands:")[-1].split()
+        if "convert" not in subcommands:
+            self.skipTest("this build has no converter (the ASan and arm64 builds leave it out)")
         import resource
         import signal
         package = os.path.join(self.tmp, "tiny", "1")
