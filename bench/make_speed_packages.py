@@ -20,8 +20,9 @@ import sys
 import torch
 import torchvision
 
-LABELS = [("MEL", "Melanoma"), ("NV", "Melanocytic nevus"), ("BCC", "Basal cell carcinoma"), ("AK", "Actinic keratosis"),
-          ("BKL", "Benign keratosis"), ("DF", "Dermatofibroma"), ("VASC", "Vascular lesion"), ("SCC", "Squamous cell carcinoma")]
+LABELS = [("MEL", "Melanoma"), ("NV", "Melanocytic nevus"), ("BCC", "Basal cell carcinoma"),
+          ("AK", "Actinic keratosis"), ("BKL", "Benign keratosis"), ("DF", "Dermatofibroma"),
+          ("VASC", "Vascular lesion"), ("SCC", "Squamous cell carcinoma")]
 PACKAGES = [("derm-effnet-b4", "efficientnet_b4", 380, 384), ("derm-mnv3-large", "mobilenet_v3_large", 224, 256)]
 
 

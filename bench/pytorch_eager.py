@@ -71,10 +71,11 @@ def main():
             model(batch)
             t3 = time.perf_counter()
             if i >= args.warmup:
-                for key, value in (("decode", t1 - t0), ("preprocess", t2 - t1), ("inference", t3 - t2), ("total", t3 - t0)):
+                for key, value in (("decode", t1 - t0), ("preprocess", t2 - t1), ("inference", t3 - t2),
+                                   ("total", t3 - t0)):
                     samples[key].append(value * 1000.0)
-    json.dump({"torch_version": torch.__version__, "flush_denormal": True, "threads": args.threads, "checkpoint_loaded": bool(checkpoint),
-               "samples_ms": samples}, open(args.out, "w"))
+    json.dump({"torch_version": torch.__version__, "flush_denormal": True, "threads": args.threads,
+               "checkpoint_loaded": bool(checkpoint), "samples_ms": samples}, open(args.out, "w"))
 
 
 if __name__ == "__main__":

@@ -212,7 +212,8 @@ def main():
                         try:
                             r = results[label][phase]
                             r["probe_ms"] += probe_latencies(server, args.probes, args.probe_timeout)
-                            rate, failures = classify_throughput(server, args.image, args.clients, args.seconds, args.model)
+                            rate, failures = classify_throughput(server, args.image, args.clients, args.seconds,
+                                                                 args.model)
                             r["rate"].append(rate)
                             r["failures"] += failures
                         finally:
@@ -234,7 +235,8 @@ def main():
                             "live_max_ms": max(r["probe_ms"]), "classify_per_s": rate, "failures": r["failures"]}
             print(f"{label:10} {phase:6} {entry[phase]['live_p50_ms']:11.1f} {entry[phase]['live_p99_ms']:8.1f} "
                   f"{entry[phase]['live_max_ms']:8.1f} {rate:11.2f} {r['failures']:7d}")
-        entry["throughput_ratio_slow_vs_quiet"] = entry["slow"]["classify_per_s"] / max(1e-9, entry["quiet"]["classify_per_s"])
+        entry["throughput_ratio_slow_vs_quiet"] = (entry["slow"]["classify_per_s"]
+                                                   / max(1e-9, entry["quiet"]["classify_per_s"]))
         print(f"{label:10} throughput with slow clients / without: {entry['throughput_ratio_slow_vs_quiet']:.3f}")
         summary["servers"][label] = entry
     if args.json_out:

@@ -99,8 +99,8 @@ def main():
         if port is None:
             sys.exit("soak_bench: the server did not become ready")
         body = open(args.image, "rb").read()
-        raw = (f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
-               .encode() + body)
+        raw = ((f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
 
         # 1. Saturation.
         done = [0] * args.clients
@@ -180,7 +180,8 @@ def main():
         "p99_ms_first_minute": p99_first, "p99_ms_last_minute": p99_last, "p99_drift": drift,
         "rss_mib_after_warmup": rss_warm / 1024, "rss_mib_end": rss_end / 1024,
         "rss_mib_max": max(k for _, k in rss) / 1024 if rss else float("nan"), "rss_growth": growth,
-        "goals": {"rss_growth_le_5pct": growth <= 0.05, "zero_non_2xx": non_2xx == 0, "p99_drift_le_20pct": drift <= 0.20},
+        "goals": {"rss_growth_le_5pct": growth <= 0.05, "zero_non_2xx": non_2xx == 0,
+                  "p99_drift_le_20pct": drift <= 0.20},
     }
     for key, value in result.items():
         print(f"{key:22} {value}")

@@ -312,7 +312,8 @@ def run(args):
     if args.package:
         package = os.path.abspath(args.package)
     else:
-        repository = os.path.join(carry, "models") if os.path.isdir(os.path.join(carry, "models")) else os.path.join(ROOT, "models")
+        repository = (os.path.join(carry, "models") if os.path.isdir(os.path.join(carry, "models"))
+                      else os.path.join(ROOT, "models"))
         package = os.path.join(repository, PACKAGE, newest_version(repository, PACKAGE))
     if not os.path.exists(os.path.join(package, "manifest.json")):
         raise CheckError(f"{package} is not a model package (no manifest.json)")
@@ -477,7 +478,8 @@ def main(argv):
     r.add_argument("--carry", default=os.path.join(ROOT, ".gpu-carry"), help="what `pack` wrote (default: .gpu-carry/)")
     r.add_argument("--out", default="gpu-check.json", help="the JSON report (default: gpu-check.json)")
     r.add_argument("--work", default="/tmp/dermcds-gpu-check", help="scratch folder (default: /tmp/dermcds-gpu-check)")
-    r.add_argument("--package", help=f"model package to run (default: the newest {PACKAGE} of the carry, else of models/)")
+    r.add_argument("--package",
+                   help=f"model package to run (default: the newest {PACKAGE} of the carry, else of models/)")
     r.add_argument("--images", help="image folder for parity (default: the carry's images/, else the validation set)")
     r.add_argument("--python", help="the machine's Python with onnxruntime and nvidia-* (default: python3 on PATH)")
     r.add_argument("--iterations", type=int, default=50, help="measured iterations per latency figure (default: 50)")

@@ -248,7 +248,8 @@ def zero_init_residual_branches(model: torch.nn.Module) -> int:
     """
     count = 0
     for module in model.modules():
-        if getattr(module, "use_res_connect", False) and isinstance(getattr(module, "block", None), torch.nn.Sequential):
+        if (getattr(module, "use_res_connect", False)
+                and isinstance(getattr(module, "block", None), torch.nn.Sequential)):
             norms = [m for m in module.block[-1].modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
             if norms:
                 torch.nn.init.zeros_(norms[-1].weight)

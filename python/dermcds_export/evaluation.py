@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -155,7 +155,8 @@ def evaluate(document: dict) -> dict:
         fn, tn = int((positive & ~called).sum()), int((~positive & ~called).sum())
         per_category.append({
             "code": code, "count": int(positive.sum()),
-            "accuracy": _ratio(tp + tn, len(rows)), "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
+            "accuracy": _ratio(tp + tn, len(rows)), "sensitivity": _ratio(tp, tp + fn),
+            "specificity": _ratio(tn, tn + fp),
             "ppv": _ratio(tp, tp + fp), "npv": _ratio(tn, tn + fn),
             "auc": auc(positive, probabilities[:, c]),
             "auc_above_80_sensitivity": auc_above_sensitivity(positive, probabilities[:, c]),

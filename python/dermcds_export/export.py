@@ -280,7 +280,8 @@ def export_package(request: PackageExport) -> dict:
     request.check_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     # The guard's class statistics come from the training distribution: the demo recipe's seed.
-    fitted = safety.fit(network, arch, arch.input.manifest(), demo_training.RECIPES.get(arch.name, demo_training.DemoRecipe(arch.name)).seed)
+    fitted = safety.fit(network, arch, arch.input.manifest(),
+                        demo_training.RECIPES.get(arch.name, demo_training.DemoRecipe(arch.name)).seed)
     _write_atomic(request.out / safety.GUARD_FILE, lambda tmp: safety.save_params(tmp, fitted.params))
     model = safety.GuardedNetwork(network, fitted.params).eval()
     log(f"safety fit took {time.time() - started:.1f}s")

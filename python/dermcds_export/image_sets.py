@@ -91,11 +91,11 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
             source = _resolve(photo["source_path"])
             if not source.is_file():
                 raise NotFound(f"{source} is missing: install Debian's {photo['package']} "
-                                        f"{photo['package_version']} (or run scripts/provision.sh)")
+                               f"{photo['package_version']} (or run scripts/provision.sh)")
             actual = sha256_file(source)
             if actual != photo["sha256"]:
                 raise InvalidInput(f"{source} has sha256 {actual}, real_photographs.json records {photo['sha256']} "
-                                 f"({photo['package']} {photo['package_version']})")
+                                   f"({photo['package']} {photo['package_version']})")
             shutil.copyfile(source, staging / photo["file"])
             files.append({"file": photo["file"], "sha256": actual, "origin": "real photograph",
                           "package": photo["package"], "package_version": photo["package_version"],

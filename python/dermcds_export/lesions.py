@@ -424,7 +424,8 @@ def _draw_vasc(canvas, img, info):
         lobule = _sigmoid((r - d) / 0.008)
         shade = np.clip(1.0 - 0.25 * d / r, 0.7, 1.0)
         # Later lobules lie over earlier ones; a pale septum shows where they meet.
-        layer_colour = layer_colour * (1 - lobule[..., None]) + np.asarray(c, np.float32) * shade[..., None] * lobule[..., None]
+        layer_colour = (layer_colour * (1 - lobule[..., None])
+                        + np.asarray(c, np.float32) * shade[..., None] * lobule[..., None])
         coverage = np.maximum(coverage, lobule)
         septum = np.exp(-((d - r) / 0.01) ** 2) * coverage
         layer_colour = _blend(layer_colour, (226, 196, 200), septum * 0.5)

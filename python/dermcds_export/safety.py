@@ -305,7 +305,8 @@ def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> Safe
                            "auroc": round(auroc(s["test"], s["photos"]), 6) if photos else None,
                            "threshold": threshold,
                            "test_lesions_flagged": round(float((s["test"] > threshold).mean()), 6),
-                           "photographs_flagged": round(float((s["photos"] > threshold).mean()), 6) if photos else None})
+                           "photographs_flagged": (round(float((s["photos"] > threshold).mean()), 6)
+                                                   if photos else None)})
         log(f"candidate {method}: AUROC {candidates[-1]['auroc']}, threshold {threshold:.4f}, held-out lesions "
             f"flagged {candidates[-1]['test_lesions_flagged']:.3f}, photographs flagged "
             f"{candidates[-1]['photographs_flagged']}")

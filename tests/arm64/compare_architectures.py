@@ -76,7 +76,8 @@ def classify(command, package, runtime, precision, photos):
                           "--precision", precision, *photos], capture_output=True, text=True, timeout=1800)
     elapsed = time.monotonic() - started
     if run.returncode != 0:
-        sys.exit(f"compare: {' '.join(command)} failed ({run.returncode}) on {package} {runtime} {precision}:\n{run.stderr}")
+        sys.exit(f"compare: {' '.join(command)} failed ({run.returncode}) on {package} {runtime} {precision}:"
+                 f"\n{run.stderr}")
     return json.loads(run.stdout), elapsed
 
 
@@ -97,7 +98,8 @@ def compare(host, arm64, bound):
         if h["triage"]["tier"] != a["triage"]["tier"]:
             triage_disagreements += 1
             if not close_call:
-                unexplained.append(f"{h['image']}: triage {h['triage']['tier']} on x86_64, {a['triage']['tier']} on arm64")
+                unexplained.append(f"{h['image']}: triage {h['triage']['tier']} on x86_64, "
+                                   f"{a['triage']['tier']} on arm64")
     return worst, top1_disagreements, triage_disagreements, unexplained
 
 
@@ -122,7 +124,8 @@ def main():
                      "images": n, "max_abs_probability_difference": worst, "bound": bound,
                      "top1_agreement": n - top1, "triage_agreement": n - triage,
                      "x86_64_seconds": round(host_seconds, 2), "arm64_qemu_seconds": round(arm64_seconds, 2),
-                     "arm64_runtime_version": arm64[0]["runtime_version"], "x86_64_runtime_version": host[0]["runtime_version"]})
+                     "arm64_runtime_version": arm64[0]["runtime_version"],
+                     "x86_64_runtime_version": host[0]["runtime_version"]})
         if worst > bound:
             failures.append(f"{label} {runtime} {precision}: max |dp| {worst:.3g} exceeds {bound:g}")
         failures += [f"{label} {runtime} {precision}: {u}" for u in unexplained]

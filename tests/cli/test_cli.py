@@ -90,7 +90,8 @@ class Classify(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_cuda_request_reports_its_fallback(self):
-        result = run("classify", "--model", os.path.join(REPOSITORY, "tiny"), "--provider", "cuda", "--json", GRACE_HOPPER)
+        result = run("classify", "--model", os.path.join(REPOSITORY, "tiny"), "--provider", "cuda", "--json",
+                     GRACE_HOPPER)
         self.assertEqual(result.returncode, 0, result.stderr)
         document = json.loads(result.stdout)[0]
         self.assertEqual(document["execution_provider"], "cpu")
@@ -156,7 +157,8 @@ class BadInput(unittest.TestCase):
         self.assertEqual(self.classify(self.write("corrupt.jpg", bytes(data))).returncode, EXIT_IMAGE)
 
     def test_not_an_image(self):
-        self.assert_fails(self.classify(self.write("notes.jpg", b"patient notes, not a photo\n")), EXIT_IMAGE, "unsupported")
+        self.assert_fails(self.classify(self.write("notes.jpg", b"patient notes, not a photo\n")), EXIT_IMAGE,
+                          "unsupported")
 
     def test_unsupported_format(self):
         self.assert_fails(self.classify(self.write("lesion.gif", b"GIF89a" + bytes(64))), EXIT_IMAGE, "GIF")
@@ -219,7 +221,6 @@ class Models(unittest.TestCase):
                      "--repository", self.tmp)
         self.assertEqual(result.returncode, EXIT_NOT_FOUND)
         self.assertIn("/no/such.pt", result.stderr)
-
 
 
 def write_json(path, document):
@@ -379,7 +380,8 @@ class SigkillDuringActivation(unittest.TestCase):
             rng = random.Random(13)
             killed = 0
             for attempt in range(24):
-                command = ["models", "promote", "tiny", "2" if attempt % 2 else "1"] if attempt % 3 else ["models", "rollback", "tiny"]
+                command = (["models", "promote", "tiny", "2" if attempt % 2 else "1"] if attempt % 3
+                           else ["models", "rollback", "tiny"])
                 process = subprocess.Popen([BIN, *command, "--repository", repo], stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
                 time.sleep(rng.uniform(0, 0.03))

@@ -33,7 +33,7 @@ ARCHITECTURES = {
 # Image sets: directory argument -> (seed, count).
 IMAGE_SETS = {
     "lesions": (7, 24),        # whole-model inputs
-    "calibration": (101, 100), # int8 calibration
+    "calibration": (101, 100),  # int8 calibration
     "heldout": (202, 200),     # int8 quality measurement
 }
 
@@ -105,7 +105,8 @@ def main():
                 *(["--demo"] if weights == "demo" else []))
         os.replace(temporary, target)
         round_weights_to_float16(target, os.path.join(args.models, f".{arch}.fp16.tmp"))
-        os.replace(os.path.join(args.models, f".{arch}.fp16.tmp"), os.path.join(args.models, f"{arch}.fp16-weights.onnx"))
+        os.replace(os.path.join(args.models, f".{arch}.fp16.tmp"),
+                   os.path.join(args.models, f"{arch}.fp16-weights.onnx"))
         with open(stamp, "w") as f:
             f.write(key)
 

@@ -51,8 +51,8 @@ def networks():
         return convnext.ConvNeXt(settings, stochastic_depth_prob=0.0, num_classes=CLASSES)
 
     def small_vit():
-        return vision_transformer.VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64,
-                                                    mlp_dim=128, num_classes=CLASSES)
+        return vision_transformer.VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=4,
+                                                    hidden_dim=64, mlp_dim=128, num_classes=CLASSES)
 
     def plain(name, **kwargs):
         return lambda: getattr(tv, name)(num_classes=CLASSES, **kwargs)
@@ -140,7 +140,8 @@ def key_of(name, opset):
 
     with open(__file__, "rb") as f:
         source = f.read()
-    return hashlib.sha256(source + f"\0{name}\0{opset}\0{torch.__version__}\0{torchvision.__version__}".encode()).hexdigest()
+    return hashlib.sha256(
+        source + f"\0{name}\0{opset}\0{torch.__version__}\0{torchvision.__version__}".encode()).hexdigest()
 
 
 def export(name, constructor, side, opset, out_dir):

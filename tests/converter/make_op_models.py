@@ -67,7 +67,8 @@ class Builder:
     def model(self, outputs, opset):
         outputs = outputs if isinstance(outputs, list) else [outputs]
         graph = helper.make_graph(self.nodes, "case", self.inputs,
-                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, self.output_shape) for o in outputs],
+                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, self.output_shape)
+                                   for o in outputs],
                                   initializer=self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="dermcds-tests")
         model.ir_version = 8
@@ -168,7 +169,8 @@ def _(b):
 @case("maxpool_ceil_mode_drops_window_in_padding")
 def _(b):
     # in 5, kernel 2, stride 2, pads 1: ceil gives 4 windows, the last would start in padding.
-    return b.node("MaxPool", [b.input("x", [1, 3, 5, 7])], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    return b.node("MaxPool", [b.input("x", [1, 3, 5, 7])], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
+                  ceil_mode=1)
 
 
 @case("maxpool_ceil_mode")
@@ -178,7 +180,8 @@ def _(b):
 
 @case("maxpool_dilated")
 def _(b):
-    return b.node("MaxPool", [b.input("x", [1, 2, 11, 10])], kernel_shape=[2, 3], dilations=[2, 2], strides=[1, 2], pads=[1, 1, 0, 1])
+    return b.node("MaxPool", [b.input("x", [1, 2, 11, 10])], kernel_shape=[2, 3], dilations=[2, 2], strides=[1, 2],
+                  pads=[1, 1, 0, 1])
 
 
 @case("maxpool_same_lower")
@@ -285,7 +288,8 @@ def _(b):
 
 @case("div_constant")
 def _(b):
-    return b.node("Div", [b.input("x", [1, 8, 4, 4]), b.const(b.rng.uniform(0.5, 2, size=(8, 1, 1)).astype(np.float32))])
+    return b.node("Div", [b.input("x", [1, 8, 4, 4]),
+                          b.const(b.rng.uniform(0.5, 2, size=(8, 1, 1)).astype(np.float32))])
 
 
 @case("div_two_inputs")
@@ -380,7 +384,8 @@ def _(b):
 
 @case("dropout_identity", opset=12)
 def _(b):
-    return b.node("Relu", [b.node("Identity", [b.node("Dropout", [b.input("x", [1, 3, 4, 5]), b.const(np.float32(0.3))])])])
+    return b.node("Relu", [b.node("Identity", [b.node("Dropout", [b.input("x", [1, 3, 4, 5]),
+                                                                  b.const(np.float32(0.3))])])])
 
 
 # ---- Layout and shape ----
@@ -575,7 +580,8 @@ def _(b):
 def _(b):
     x = b.input("image", [1, 3, 32, 32])
     y = b.node("Relu", [conv(b, x, 3, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1])])
-    y = b.node("Clip", [conv(b, y, 8, 8, 3, group=8, pads=[1, 1, 1, 1]), b.const(np.float32(0)), b.const(np.float32(6))])
+    y = b.node("Clip", [conv(b, y, 8, 8, 3, group=8, pads=[1, 1, 1, 1]), b.const(np.float32(0)),
+                        b.const(np.float32(6))])
     se = b.node("GlobalAveragePool", [y])
     se = b.node("HardSigmoid", [conv(b, b.node("Relu", [conv(b, se, 8, 4, 1)]), 4, 8, 1)], alpha=1.0 / 6, beta=0.5)
     y = b.node("Mul", [y, se])
@@ -610,18 +616,20 @@ def write_error_models(out):
     x = b.input("x", [1, 3, "height", 8])
     graph = helper.make_graph([helper.make_node("Relu", [x], ["y"], name="relu")], "g", b.inputs,
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(out, "error_dynamic_height.onnx"))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              os.path.join(out, "error_dynamic_height.onnx"))
 
     b = Builder("old_opset")
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)]), os.path.join(out, "error_opset9.onnx"))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)]),
+              os.path.join(out, "error_opset9.onnx"))
 
     b = Builder("external_data")
     model = b.model(conv(b, b.input("x", [1, 3, 8, 8]), 3, 16, 3), 13)
-    onnx.save(model, os.path.join(out, "error_external_data.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="error_external_data.weights", size_threshold=0)
+    onnx.save(model, os.path.join(out, "error_external_data.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="error_external_data.weights", size_threshold=0)
 
     # TFLite 2.9's TRANSPOSE takes at most 5 dimensions: the converter writes this model, and its
     # check after writing must refuse it, naming the operator.

@@ -20,8 +20,9 @@ LESIONS = os.environ["DERMCDS_LESIONS"]
 
 EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PACKAGE, EXIT_UNSUPPORTED_MODEL = 2, 3, 5, 6
 
-LABELS = [("MEL", "Melanoma"), ("NV", "Melanocytic nevus"), ("BCC", "Basal cell carcinoma"), ("AK", "Actinic keratosis"),
-          ("BKL", "Benign keratosis"), ("DF", "Dermatofibroma"), ("VASC", "Vascular lesion"), ("SCC", "Squamous cell carcinoma")]
+LABELS = [("MEL", "Melanoma"), ("NV", "Melanocytic nevus"), ("BCC", "Basal cell carcinoma"),
+          ("AK", "Actinic keratosis"), ("BKL", "Benign keratosis"), ("DF", "Dermatofibroma"),
+          ("VASC", "Vascular lesion"), ("SCC", "Squamous cell carcinoma")]
 
 
 def run(*args):
@@ -41,7 +42,8 @@ def make_package(directory, onnx):
         "format": "dermcds-model-package", "format_version": 1, "name": os.path.basename(os.path.dirname(directory)),
         "version": os.path.basename(directory), "architecture": "mobilenet_v3_small",
         "input": {"name": "image", "layout": "NCHW", "color": "RGB", "size": 224,
-                  "resize": {"policy": "shorter_side_then_center_crop", "shorter_side": 256, "interpolation": "bilinear"},
+                  "resize": {"policy": "shorter_side_then_center_crop", "shorter_side": 256,
+                             "interpolation": "bilinear"},
                   "scale": 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         "output": {"name": "logits", "kind": "logits"},
         "labels": [{"code": c, "name": n} for c, n in LABELS],
@@ -80,13 +82,14 @@ class ConvertCli(unittest.TestCase):
         self.assertIn("CONV_2D", report["report"]["operator_counts"])
         with open(self.out(), "rb") as f:
             self.assertEqual(f.read(8)[4:], b"TFL3")
-        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out("half.tflite"), "--precision", "fp16")
+        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out("half.tflite"),
+                "--precision", "fp16")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.path.exists(self.out("half.tflite")))
 
     def test_int8_file_with_calibration_images(self):
-        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out(), "--precision", "int8", "--calibration", LESIONS,
-                "--calibration-limit", "8", "--input-size", "32", "--resize", "36", "--json")
+        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out(), "--precision", "int8",
+                "--calibration", LESIONS, "--calibration-limit", "8", "--input-size", "32", "--resize", "36", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
         report = json.loads(r.stdout)["report"]
         self.assertEqual(report["calibration"], {"samples": 8, "method": "mse"})
@@ -114,7 +117,8 @@ class ConvertCli(unittest.TestCase):
         r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out(), "--precision", "int8")
         self.assertEqual(r.returncode, EXIT_USAGE)
         self.assertIn("--calibration", r.stderr)
-        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out(), "--precision", "int8", "--calibration", self.dir)
+        r = run("convert", os.path.join(OPS, "small_network.onnx"), "-o", self.out(), "--precision", "int8",
+                "--calibration", self.dir)
         self.assertEqual(r.returncode, EXIT_USAGE)
         self.assertIn("no JPEG or PNG images", r.stderr)
         r = run("convert", os.path.join(OPS, "small_network.onnx"), "--precision", "int4")

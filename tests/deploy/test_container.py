@@ -66,8 +66,8 @@ class ContainerImage(unittest.TestCase):
                 for source, target in binds:
                     subprocess.run(["mount", "--bind", source, os.path.join(self.mount, target)], check=True)
                     mounted.append(os.path.join(self.mount, target))
-                argv = ["chroot", "--userspec=10001:10001", self.mount, *self.config["Entrypoint"], "--repository=/models",
-                        "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port", "--no-banner"]
+                argv = ["chroot", "--userspec=10001:10001", self.mount, *self.config["Entrypoint"],
+                        "--repository=/models", "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port", "--no-banner"]
                 service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 try:
                     deadline = time.monotonic() + 240

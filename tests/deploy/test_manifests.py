@@ -90,7 +90,8 @@ class Manifests(unittest.TestCase):
             self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/v2/health/live")
             startup = container["startupProbe"]
             self.assertGreaterEqual(startup["periodSeconds"] * startup["failureThreshold"], 120)
-            self.assertGreater(pod["terminationGracePeriodSeconds"], container["lifecycle"]["preStop"]["sleep"]["seconds"])
+            self.assertGreater(pod["terminationGracePeriodSeconds"],
+                               container["lifecycle"]["preStop"]["sleep"]["seconds"])
             self.assertTrue(pod["securityContext"]["runAsNonRoot"])
             self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
             self.assertIn("--repository=/models", container["args"])

@@ -49,8 +49,9 @@ class Replica:
     def start(self):
         log = open(os.path.join(self.workdir, f"{self.name}.log"), "a")
         self.process = subprocess.Popen(
-            [SERVICE, "--repository", self.repository, "--model", "tiny", "--default-model", "tiny", "--host", "127.0.0.1",
-             "--port", str(self.port), "--repository-poll-secs", "1", "--no-banner", "--max-queue-delay-ms", "1"],
+            [SERVICE, "--repository", self.repository, "--model", "tiny", "--default-model", "tiny",
+             "--host", "127.0.0.1", "--port", str(self.port), "--repository-poll-secs", "1", "--no-banner",
+             "--max-queue-delay-ms", "1"],
             stdout=log, stderr=log)
 
     def wait_ready(self, deadline_s=60):

@@ -18,7 +18,6 @@ Output (under --out):
 import argparse
 import io
 import json
-import os
 import struct
 import sys
 import zlib
@@ -26,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torchvision import transforms
 from torchvision.transforms import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
@@ -90,7 +88,7 @@ def encode_png(samples, bit_depth, color_type, interlace=False, palette=None, tr
             continue
         raw += b"".join(b"\0" + row for row in pack_rows(sub, bit_depth))
     out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0,
-                                                                 1 if interlace else 0))
+                                                                1 if interlace else 0))
     if palette is not None:
         out += png_chunk(b"PLTE", bytes(np.asarray(palette, dtype=np.uint8).reshape(-1)))
     if trns is not None:
@@ -209,7 +207,8 @@ def decode_cases(photos: Path, grace_hopper: Path):
     for name in ["rocket.jpg", "retina.jpg", "hubble_deep_field.jpg", "astronaut.png", "chelsea.png", "coffee.png",
                  "motorcycle_left.png", "camera.png", "palette_color.png", "green_palette.png", "ihc.png"]:
         all_specs = name in ("rocket.jpg", "retina.jpg", "chelsea.png")
-        yield f"photo_{Path(name).stem}", "photo", (photos / name).read_bytes(), PHOTO_SPECS if all_specs else GEOMETRY_SPECS
+        yield (f"photo_{Path(name).stem}", "photo", (photos / name).read_bytes(),
+               PHOTO_SPECS if all_specs else GEOMETRY_SPECS)
     yield "photo_grace_hopper", "photo", grace_hopper.read_bytes(), PHOTO_SPECS
     # Real files in the less common PNG modes: RGBA, bilevel, small palettes.
     for name in ["logo.png", "horse.png", "checker_bilevel.png", "foo3x5x4indexed.png", "palette_gray.png",
@@ -220,16 +219,21 @@ def decode_cases(photos: Path, grace_hopper: Path):
     # Non-square so every orientation gives a different picture.
     base = photo_patch(chelsea, (20, 10, 320, 210))
     for value in range(1, 9):
-        yield f"orientation_jpeg_{value}", "orientation", jpeg_bytes(base, quality=92, exif=exif_with_orientation(value)), SYNTHETIC_SPECS
+        yield (f"orientation_jpeg_{value}", "orientation",
+               jpeg_bytes(base, quality=92, exif=exif_with_orientation(value)), SYNTHETIC_SPECS)
     for value in (3, 6, 8):
-        yield f"orientation_png_exif_{value}", "orientation", png_bytes(base, exif=exif_with_orientation(value)), SYNTHETIC_SPECS
+        yield (f"orientation_png_exif_{value}", "orientation", png_bytes(base, exif=exif_with_orientation(value)),
+               SYNTHETIC_SPECS)
     # Value 9 is out of range: nothing to do, as in Pillow.
-    yield "orientation_jpeg_9_ignored", "orientation", jpeg_bytes(base, exif=exif_with_orientation(9)), ["mobile_bicubic"]
+    yield ("orientation_jpeg_9_ignored", "orientation", jpeg_bytes(base, exif=exif_with_orientation(9)),
+           ["mobile_bicubic"])
     # Pillow reads the first Exif APP1 only.
     first = jpeg_bytes(base, exif=exif_with_orientation(6))
     app1 = next((pos, length) for pos, marker, length in jpeg_segments(first) if marker == 0xE1)
-    second = b"\xff\xe1" + struct.pack(">H", 2 + len(exif_with_orientation(3).tobytes())) + exif_with_orientation(3).tobytes()
-    yield "orientation_jpeg_two_exif_segments", "orientation", first[:app1[0] + 2 + app1[1]] + second + first[app1[0] + 2 + app1[1]:], ["mobile_bicubic"]
+    second = (b"\xff\xe1" + struct.pack(">H", 2 + len(exif_with_orientation(3).tobytes()))
+              + exif_with_orientation(3).tobytes())
+    yield ("orientation_jpeg_two_exif_segments", "orientation",
+           first[:app1[0] + 2 + app1[1]] + second + first[app1[0] + 2 + app1[1]:], ["mobile_bicubic"])
 
     # PNG orientation from the other places Pillow looks.
     plain = png_bytes(base)
@@ -238,8 +242,10 @@ def decode_cases(photos: Path, grace_hopper: Path):
     after = [c for c in chunks if c[0] != b"IEND"] + [(b"eXIf", tiff), (b"IEND", b"")]
     yield "orientation_png_exif_after_idat", "orientation", assemble_png(after), ["mobile_bicubic"]
     hexdata = (b"Exif\0\0" + exif_with_orientation(6).tobytes()[6:]).hex()
-    profile = "\nexif\n" + f"{len(hexdata) // 2:8d}\n" + "\n".join(hexdata[i:i + 72] for i in range(0, len(hexdata), 72)) + "\n"
-    raw_profile = [chunks[0], (b"zTXt", b"Raw profile type exif\0\0" + zlib.compress(profile.encode("latin-1")))] + chunks[1:]
+    profile = ("\nexif\n" + f"{len(hexdata) // 2:8d}\n"
+               + "\n".join(hexdata[i:i + 72] for i in range(0, len(hexdata), 72)) + "\n")
+    raw_profile = ([chunks[0], (b"zTXt", b"Raw profile type exif\0\0" + zlib.compress(profile.encode("latin-1")))]
+                   + chunks[1:])
     yield "orientation_png_raw_profile", "orientation", assemble_png(raw_profile), ["mobile_bicubic"]
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
            '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="5"/></rdf:RDF></x:xmpmeta>')
@@ -269,7 +275,8 @@ def decode_cases(photos: Path, grace_hopper: Path):
     yield "jpeg_ycck", "jpeg", set_adobe_transform(cmyk_data, 2), SYNTHETIC_SPECS
     yield "jpeg_grayscale", "jpeg", jpeg_bytes(base.convert("L"), quality=90), SYNTHETIC_SPECS
     yield "jpeg_progressive", "jpeg", jpeg_bytes(base, quality=85, progressive=True), SYNTHETIC_SPECS
-    yield "jpeg_progressive_444", "jpeg", jpeg_bytes(base, quality=95, progressive=True, subsampling=0), ["mobile_bicubic"]
+    yield ("jpeg_progressive_444", "jpeg", jpeg_bytes(base, quality=95, progressive=True, subsampling=0),
+           ["mobile_bicubic"])
     yield "jpeg_subsampling_444", "jpeg", jpeg_bytes(base, quality=95, subsampling=0), ["mobile_bicubic"]
     yield "jpeg_subsampling_422", "jpeg", jpeg_bytes(base, quality=80, subsampling=1), ["mobile_bicubic"]
     yield "jpeg_optimized_q30", "jpeg", jpeg_bytes(base, quality=30, optimize=True), ["mobile_bicubic"]
@@ -296,8 +303,10 @@ def decode_cases(photos: Path, grace_hopper: Path):
     yield "png_rgba16", "png", encode_png(np.dstack([rgb16, alpha.astype(np.uint16) * 257]), 16, 6), ["mobile_bicubic"]
     yield "png_la16", "png", encode_png(np.dstack([grey16, alpha.astype(np.uint16) * 257]), 16, 4), ["mobile_bicubic"]
     yield "png_grey_trns", "png", encode_png(grey, 8, 0, trns=struct.pack(">H", int(grey[0, 0]))), ["mobile_bicubic"]
-    yield "png_grey16_trns", "png", encode_png(grey16, 16, 0, trns=struct.pack(">H", int(grey16[0, 0]))), ["mobile_bicubic"]
-    yield "png_rgb_trns", "png", encode_png(rgb, 8, 2, trns=struct.pack(">HHH", *map(int, rgb[0, 0]))), ["mobile_bicubic"]
+    yield ("png_grey16_trns", "png", encode_png(grey16, 16, 0, trns=struct.pack(">H", int(grey16[0, 0]))),
+           ["mobile_bicubic"])
+    yield ("png_rgb_trns", "png", encode_png(rgb, 8, 2, trns=struct.pack(">HHH", *map(int, rgb[0, 0]))),
+           ["mobile_bicubic"])
     quantized = base.quantize(colors=200)
     indices = np.asarray(quantized)
     pal = np.asarray(quantized.getpalette()[:3 * 200]).reshape(-1, 3)
@@ -305,27 +314,41 @@ def decode_cases(photos: Path, grace_hopper: Path):
     yield "png_palette_trns", "png", encode_png(indices, 8, 3, palette=pal, trns=bytes(range(0, 200))), SYNTHETIC_SPECS
     small = base.quantize(colors=16)
     small_pal = np.asarray(small.getpalette()[:48]).reshape(-1, 3)
-    yield "png_palette4", "png", encode_png(np.asarray(small), 4, 3, palette=small_pal, trns=b"\x00\x80"), ["mobile_bicubic"]
-    yield "png_palette4_interlaced", "png", encode_png(np.asarray(small), 4, 3, palette=small_pal, interlace=True), ["mobile_bicubic"]
+    yield ("png_palette4", "png", encode_png(np.asarray(small), 4, 3, palette=small_pal, trns=b"\x00\x80"),
+           ["mobile_bicubic"])
+    yield ("png_palette4_interlaced", "png", encode_png(np.asarray(small), 4, 3, palette=small_pal, interlace=True),
+           ["mobile_bicubic"])
     # Indices beyond PLTE: Pillow reads index i as (i, i, i).
     yield "png_palette_short_plte", "png", encode_png(indices, 8, 3, palette=pal[:120]), ["mobile_bicubic"]
     yield "png_rgb_interlaced", "png", encode_png(rgb, 8, 2, interlace=True), SYNTHETIC_SPECS
-    yield "png_rgba16_interlaced", "png", encode_png(np.dstack([rgb16, alpha.astype(np.uint16) * 257]), 16, 6, interlace=True), ["mobile_bicubic"]
+    yield ("png_rgba16_interlaced", "png",
+           encode_png(np.dstack([rgb16, alpha.astype(np.uint16) * 257]), 16, 6, interlace=True), ["mobile_bicubic"])
     yield "png_grey2_interlaced", "png", encode_png(grey >> 6, 2, 0, interlace=True), ["mobile_bicubic"]
-    yield "png_grey16_exif_6", "png", encode_png(grey16, 16, 0, before_idat=[(b"eXIf", exif_with_orientation(6).tobytes()[6:])]), ["mobile_bicubic"]
+    yield ("png_grey16_exif_6", "png",
+           encode_png(grey16, 16, 0, before_idat=[(b"eXIf", exif_with_orientation(6).tobytes()[6:])]),
+           ["mobile_bicubic"])
 
     # Geometry: tiny, odd, extreme aspect ratios, upscaling, exactly the target size.
     for fmt in ("jpeg", "png"):
         encode = (lambda im: jpeg_bytes(im, quality=95)) if fmt == "jpeg" else png_bytes
-        yield f"geometry_{fmt}_1x1", "geometry", encode(Image.fromarray(np.array([[[200, 30, 90]]], np.uint8))), GEOMETRY_SPECS
+        yield (f"geometry_{fmt}_1x1", "geometry", encode(Image.fromarray(np.array([[[200, 30, 90]]], np.uint8))),
+               GEOMETRY_SPECS)
         yield f"geometry_{fmt}_odd_333x257", "geometry", encode(photo_patch(chelsea, (0, 0, 333, 257))), GEOMETRY_SPECS
-        yield f"geometry_{fmt}_wide_2000x21", "geometry", encode(Image.fromarray(gradient_noise(2000, 21, 1))), GEOMETRY_SPECS
-        yield f"geometry_{fmt}_tall_17x900", "geometry", encode(Image.fromarray(gradient_noise(17, 900, 2))), GEOMETRY_SPECS
-        yield f"geometry_{fmt}_upscale_61x47", "geometry", encode(photo_patch(chelsea, (100, 50, 161, 97))), GEOMETRY_SPECS
-    yield "geometry_png_exact_384x384", "geometry", png_bytes(photo_patch(photos / "astronaut.png", (0, 0, 384, 384))), GEOMETRY_SPECS
-    yield "geometry_png_exact_256x300", "geometry", png_bytes(photo_patch(photos / "astronaut.png", (10, 10, 266, 310))), GEOMETRY_SPECS
-    yield "geometry_png_crop_tie_385x387", "geometry", png_bytes(photo_patch(photos / "coffee.png", (0, 0, 385, 387))), GEOMETRY_SPECS
-    yield "geometry_jpeg_2mp_1632x1224", "geometry", jpeg_bytes(photo_patch(photos / "motorcycle_left.png", (0, 0, 667, 500), (1632, 1224)), quality=90), PHOTO_SPECS
+        yield (f"geometry_{fmt}_wide_2000x21", "geometry", encode(Image.fromarray(gradient_noise(2000, 21, 1))),
+               GEOMETRY_SPECS)
+        yield (f"geometry_{fmt}_tall_17x900", "geometry", encode(Image.fromarray(gradient_noise(17, 900, 2))),
+               GEOMETRY_SPECS)
+        yield (f"geometry_{fmt}_upscale_61x47", "geometry", encode(photo_patch(chelsea, (100, 50, 161, 97))),
+               GEOMETRY_SPECS)
+    yield ("geometry_png_exact_384x384", "geometry", png_bytes(photo_patch(photos / "astronaut.png", (0, 0, 384, 384))),
+           GEOMETRY_SPECS)
+    yield ("geometry_png_exact_256x300", "geometry",
+           png_bytes(photo_patch(photos / "astronaut.png", (10, 10, 266, 310))), GEOMETRY_SPECS)
+    yield ("geometry_png_crop_tie_385x387", "geometry",
+           png_bytes(photo_patch(photos / "coffee.png", (0, 0, 385, 387))), GEOMETRY_SPECS)
+    yield ("geometry_jpeg_2mp_1632x1224", "geometry",
+           jpeg_bytes(photo_patch(photos / "motorcycle_left.png", (0, 0, 667, 500), (1632, 1224)), quality=90),
+           PHOTO_SPECS)
 
 
 def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
@@ -346,7 +369,8 @@ def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
     yield "png_signature_only", png[:8], "invalid_image", "truncated PNG"
     yield "jpeg_truncated_photos_sample", (photos / "truncated.jpg").read_bytes(), "invalid_image", "truncated JPEG"
     for fraction in (0.1, 0.5, 0.9):
-        yield f"jpeg_truncated_{int(fraction * 100)}pct", jpeg[: int(len(jpeg) * fraction)], "invalid_image", "truncated JPEG"
+        yield (f"jpeg_truncated_{int(fraction * 100)}pct", jpeg[: int(len(jpeg) * fraction)], "invalid_image",
+               "truncated JPEG")
     yield "jpeg_missing_eoi", jpeg[:-2], "invalid_image", "truncated JPEG"
     progressive = jpeg_bytes(Image.open(grace_hopper), progressive=True)
     yield "jpeg_progressive_truncated", progressive[: len(progressive) * 2 // 3], "invalid_image", "truncated JPEG"
@@ -357,7 +381,8 @@ def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
     end = first_scan + 2
     while not (tiny[end] == 0xFF and tiny[end + 1] not in (0x00, *range(0xD0, 0xD8))):
         end += 1
-    yield "jpeg_too_many_scans", tiny[:end] + tiny[first_scan:end] * 1200 + tiny[end:], "invalid_image", "more than 1000 scans"
+    yield ("jpeg_too_many_scans", tiny[:end] + tiny[first_scan:end] * 1200 + tiny[end:], "invalid_image",
+           "more than 1000 scans")
     yield "jpeg_header_only", jpeg[: scan_start(jpeg)], "invalid_image", "truncated JPEG"
     # EOI in the middle of the entropy-coded data, then nothing: libjpeg would grey-fill the rest.
     cut = scan_start(jpeg) + 5000
@@ -366,7 +391,8 @@ def invalid_cases(photos: Path, grace_hopper: Path, scratch: Path):
     yield "jpeg_60000x60000", set_jpeg_size(jpeg, 60000, 60000), "image_too_large", "60000 x 60000"
     yield "jpeg_12bit", set_jpeg_precision(jpeg, 12), "invalid_image", "precision"
     for fraction in (0.3, 0.7):
-        yield f"png_truncated_{int(fraction * 100)}pct", png[: int(len(png) * fraction)], "invalid_image", "truncated PNG"
+        yield (f"png_truncated_{int(fraction * 100)}pct", png[: int(len(png) * fraction)], "invalid_image",
+               "truncated PNG")
     yield "png_missing_iend", png[:-12], "invalid_image", "truncated PNG"
     corrupt = bytearray(png)
     idat = png.index(b"IDAT")
@@ -453,7 +479,8 @@ def main() -> int:
         pixels.tofile(args.out / source)
         for target in rng.choice(targets, size=4, replace=False):
             for interpolation in ("bilinear", "bicubic"):
-                resized = F.resize(Image.fromarray(pixels), int(target), interpolation=ref._INTERPOLATION[interpolation])
+                resized = F.resize(Image.fromarray(pixels), int(target),
+                                   interpolation=ref._INTERPOLATION[interpolation])
                 if resized.width * resized.height > MAX_STORED_RESIZE_PIXELS // 4:
                     continue
                 out = f"sweep/{w}x{h}_to_{target}_{interpolation}.rgb"

@@ -88,7 +88,8 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(outcome["result"], result)
             self.assertEqual(self.manifest(version)["version"], version)
         entries = os.listdir(os.path.join(self.repo, NAME))
-        self.assertEqual(sorted(n for n in entries if not n.startswith(".")), ["1", "2", "3", "4", "5", "ACTIVE", "lifecycle.json"])
+        self.assertEqual(sorted(n for n in entries if not n.startswith(".")),
+                         ["1", "2", "3", "4", "5", "ACTIVE", "lifecycle.json"])
         self.assertEqual([n for n in entries if n.startswith(".build-")], [], "a staging directory was left behind")
 
     def test_unchanged_inputs_build_nothing(self):
@@ -111,8 +112,10 @@ class Lifecycle(unittest.TestCase):
 
     def test_changed_inputs_are_recorded_and_fingerprinted(self):
         one, two = self.manifest("1"), self.manifest("2")
-        self.assertEqual(one["lifecycle"]["inputs"]["checkpoint"]["sha256"], sha256(os.path.join(CHECKPOINTS, "small-a.pt")))
-        self.assertEqual(two["lifecycle"]["inputs"]["checkpoint"]["sha256"], sha256(os.path.join(CHECKPOINTS, "small-b.pt")))
+        self.assertEqual(one["lifecycle"]["inputs"]["checkpoint"]["sha256"],
+                         sha256(os.path.join(CHECKPOINTS, "small-a.pt")))
+        self.assertEqual(two["lifecycle"]["inputs"]["checkpoint"]["sha256"],
+                         sha256(os.path.join(CHECKPOINTS, "small-b.pt")))
         self.assertEqual(one["provenance"]["checkpoint"]["sha256"], one["lifecycle"]["inputs"]["checkpoint"]["sha256"])
         self.assertNotEqual(one["lifecycle"]["fingerprint"], two["lifecycle"]["fingerprint"])
         for key in ("exporter_version", "converter_version", "tflite_precisions"):
@@ -176,7 +179,8 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual((dropped["runtime"], dropped["precision"]), ("tflite", "fp32"))
         self.assertTrue(os.path.isfile(os.path.join(self.repo, NAME, "5", dropped["file"])))
         self.assertGreater(dropped["figures"][0]["max_abs_diff"], 1e-12)  # the figures that failed
-        listed = {e["version"]: e for e in json.loads(run("models", "list", "--repository", self.repo, "--json").stdout)}
+        listed = {e["version"]: e
+                  for e in json.loads(run("models", "list", "--repository", self.repo, "--json").stdout)}
         self.assertTrue(listed["5"]["servable"], listed["5"])
         self.assertNotIn("tflite", " ".join(listed["5"]["artifacts"]))
         self.assertEqual(run("models", "verify", os.path.join(self.repo, NAME, "5")).returncode, 0)
@@ -196,7 +200,6 @@ class Lifecycle(unittest.TestCase):
         actions = [(e["action"], e["version"]) for e in history["events"]]
         self.assertEqual(actions[-2:], [("promote", "2"), ("rollback", "1")])
         self.assertIn(("build", "3"), actions)
-
 
 
 class FileSizeLimit(unittest.TestCase):
@@ -220,16 +223,16 @@ class FileSizeLimit(unittest.TestCase):
         self.assertNotIn("internal error", result.stderr)
         leftovers = []
         for root, dirs, files in os.walk(repo):
-            leftovers += [os.path.join(root, n) for n in dirs + files if n.startswith(".build-") or n.startswith(".staging-")
-                          or ".tmp" in n or n.isdigit()]
+            leftovers += [os.path.join(root, n) for n in dirs + files
+                          if n.startswith(".build-") or n.startswith(".staging-") or ".tmp" in n or n.isdigit()]
         self.assertEqual(leftovers, [], "something was installed or left behind")
 
     def test_build(self):
         repo = tempfile.mkdtemp(prefix="fsize-build-")
         try:
-            result = self.limited("models", "build", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", repo,
-                                  "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"), "--images", IMAGES,
-                                  "--check-samples", "2")
+            result = self.limited("models", "build", "--arch", "mobilenet_v3_small", "--name", NAME,
+                                  "--repository", repo, "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"),
+                                  "--images", IMAGES, "--check-samples", "2")
             self.check(result, repo)
         finally:
             shutil.rmtree(repo)
@@ -237,8 +240,9 @@ class FileSizeLimit(unittest.TestCase):
     def test_export(self):
         repo = tempfile.mkdtemp(prefix="fsize-export-")
         try:
-            result = self.limited("models", "export", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", repo,
-                                  "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"), "--check-samples", "2")
+            result = self.limited("models", "export", "--arch", "mobilenet_v3_small", "--name", NAME,
+                                  "--repository", repo, "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"),
+                                  "--check-samples", "2")
             self.check(result, repo)
         finally:
             shutil.rmtree(repo)

@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import unittest
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 

@@ -114,12 +114,14 @@ class Report(unittest.TestCase):
             rows.append({"image": f"IMG_{i}", "truth": truth, "probabilities": p.tolist(),
                          "assessment": "not_assessable" if i == 5 else "assessable"})
         document = {"labels": LABELS, "images": rows, "model": {"name": "m", "version": "1"},
-                    "triage": {"rules": [{"tier": "urgent_referral", "classes": ["MEL", "BCC", "SCC"], "threshold": 0.3}]}}
+                    "triage": {"rules": [{"tier": "urgent_referral", "classes": ["MEL", "BCC", "SCC"],
+                                          "threshold": 0.3}]}}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             (tmp / "p.json").write_text(json.dumps(document))
-            subprocess.run([sys.executable, "-m", "dermcds_export", "evaluate-report", "--predictions", str(tmp / "p.json"),
-                            "--json", str(tmp / "e.json"), "--report", str(tmp / "report")], check=True,
+            subprocess.run([sys.executable, "-m", "dermcds_export", "evaluate-report",
+                            "--predictions", str(tmp / "p.json"), "--json", str(tmp / "e.json"),
+                            "--report", str(tmp / "report")], check=True,
                            capture_output=True)
             result = json.loads((tmp / "e.json").read_text())
             truth = np.array([LABELS.index(r["truth"]) for r in rows])

@@ -131,7 +131,8 @@ class PackageExportTest(unittest.TestCase):
         trained_on = checkpoint.pop("trained_on")
         report = json.loads(demo_training.report_path(self.checkpoint).read_text())
         self.assertEqual(trained_on, report.get("cpu", "not recorded"))
-        self.assertEqual(checkpoint, {"source": "demo", "file": self.checkpoint.name, "sha256": sha256(self.checkpoint)})
+        self.assertEqual(checkpoint,
+                         {"source": "demo", "file": self.checkpoint.name, "sha256": sha256(self.checkpoint)})
         self.assertEqual(p["exporter"], {"name": "dermcds_export", "version": dermcds_export.EXPORTER_VERSION})
         self.assertEqual(p["libraries"]["torch"], torch.__version__)
         self.assertEqual(p["libraries"]["torchvision"], torchvision.__version__)
@@ -216,7 +217,8 @@ class CommandLineTest(unittest.TestCase):
              2, "package name 'Bad Name'"),
             (["export", "--arch", "mobilenet_v3_small", "--name", "derm-x", "--version", "1.0"] + common,
              2, "package version '1.0'"),
-            (["export", "--arch", "vgg16", "--name", "derm-x", "--version", "1"] + common, 2, "invalid choice: 'vgg16'"),
+            (["export", "--arch", "vgg16", "--name", "derm-x", "--version", "1"] + common,
+             2, "invalid choice: 'vgg16'"),
             (["export-onnx", "--arch", "resnet18", "--out", str(self.dir / "x.onnx"), "--opset", "12"],
              2, "invalid choice: 12"),
             (["export-onnx", "--arch", "resnet18", "--out", str(self.dir / "x.onnx"), "--demo"],

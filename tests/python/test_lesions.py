@@ -151,9 +151,9 @@ class SeparabilityTest(unittest.TestCase):
     def test_nearest_centroid_on_colour_statistics_beats_chance_by_far(self):
         names = sorted(self.train[0][0])
         x = np.array([[f[n] for n in names] for f in self.train[0]])
-        y = np.array([lesions.label_index(l) for l in self.train[1]])
+        y = np.array([lesions.label_index(label) for label in self.train[1]])
         xt = np.array([[f[n] for n in names] for f in self.test[0]])
-        yt = np.array([lesions.label_index(l) for l in self.test[1]])
+        yt = np.array([lesions.label_index(label) for label in self.test[1]])
         mu, sd = x.mean(0), x.std(0) + 1e-9
         centroids = np.array([((x - mu) / sd)[y == k].mean(0) for k in range(len(lesions.LABELS))])
         distances = ((((xt - mu) / sd)[:, None, :] - centroids[None]) ** 2).sum(-1)

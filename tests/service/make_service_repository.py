@@ -64,7 +64,8 @@ def conv_model():
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
         previous = f"relu{i}"
     head = rng.normal(0, 0.5, size=(8, 32)).astype(np.float32)
-    initializers += [numpy_helper.from_array(head, "head_w"), numpy_helper.from_array(np.zeros(8, np.float32), "head_b")]
+    initializers += [numpy_helper.from_array(head, "head_w"),
+                     numpy_helper.from_array(np.zeros(8, np.float32), "head_b")]
     nodes += [helper.make_node("GlobalAveragePool", [previous], ["pooled"]),
               helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
               helper.make_node("Gemm", ["features", "head_w", "head_b"], ["logits"], transB=1)]
