@@ -324,8 +324,10 @@ class FileSystemErrors(unittest.TestCase):
 
     def test_file_size_limit_during_convert_installs_nothing(self):
         # `dermcds convert --help` exits 0 in a build without the converter too (the top-level
-        # --help answers), so look for the subcommand in the list the help prints.
-        subcommands = run("--help").stdout.split("Subcommands:")[-1].split()
+        # --help answers), so look for the subcommand in the list the help prints: the first word
+        # of each line after "Subcommands:" (the descriptions beside them may say "convert" too).
+        listing = run("--help").stdout.partition("Subcommands:")[2]
+        subcommands = [line.split()[0] for line in listing.splitlines() if line.strip()]
         if "convert" not in subcommands:
             self.skipTest("this build has no converter (the ASan and arm64 builds leave it out)")
         import resource
