@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds::service {
 
@@ -143,8 +144,7 @@ ordered_json cds_response(const CdsCardInput& input) {
   const auto top = static_cast<std::size_t>(r.top1);
   // A photograph the safety guard refuses gets no suggested diagnosis, only the request to retake
   // it and the guard's reason codes (docs/fhir-cds-hooks.md).
-  std::string reasons;
-  for (const AssessmentReason& reason : r.assessment.reasons) reasons += (reasons.empty() ? "" : ", ") + reason.code;
+  const std::string reasons = join(r.assessment.reasons, ", ", &AssessmentReason::code);
   std::string summary = r.assessment.assessable() ? tier_words(r.triage.tier) + " suggested: " + r.labels[top].name + " " +
                                                         percent_text(r.probabilities[top]) + " (AI, awaiting review)"
                                                   : "Not assessable: retake the photograph (AI: " + reasons + ")";

@@ -10,6 +10,7 @@
 
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds::service {
 
@@ -162,11 +163,8 @@ ServiceConfig read_config_file(const std::filesystem::path& path, ServiceConfig 
     const Field* match = nullptr;
     for (const Field& f : fields())
       if (key == f.key) match = &f;
-    if (!match) {
-      std::string known;
-      for (const Field& f : fields()) known += (known.empty() ? "" : ", ") + std::string(f.key);
-      throw Error(ErrorCode::kInvalidArgument, origin + ": unknown key \"" + key + "\" (known: " + known + ")");
-    }
+    if (!match)
+      throw Error(ErrorCode::kInvalidArgument, origin + ": unknown key \"" + key + "\" (known: " + join(fields(), ", ", &Field::key) + ")");
     match->read(base, value, origin);
   }
   return base;

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <thread>
 
 #include "dermcds/error.hpp"
-#include "tflite_api.hpp"
+#include "dermcds/tflite_model_runner.hpp"
 #include "tflite_writer.hpp"
 
 namespace dermcds::converter {
@@ -184,15 +183,17 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
     observed.push_back(static_cast<int>(t));
   }
   instrumented.outputs = observed;
-  runtimes::tflite::InterpreterOptions interpreter_options;
-  interpreter_options.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  runtimes::tflite::Interpreter interpreter =
-      runtimes::tflite::Interpreter::from_buffer(serialize_tflite(instrumented), interpreter_options, "calibration model");
+  // TFLite's own kernels, no delegate: every activation is a model output here, and each output
+  // would end an XNNPACK partition.
+  runtimes::tflite::RunnerOptions runner_options;
+  runner_options.xnnpack = false;
+  runner_options.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  runtimes::tflite::ModelRunner runner(serialize_tflite(instrumented), runner_options, "calibration model");
 
   std::map<int, Statistics> stats;
   auto run_sample = [&](const Tensor& sample, bool histogram) {
-    std::memcpy(TfLiteTensorData(interpreter.input(0)), sample.data.data(), sample.data.size() * sizeof(float));
-    interpreter.invoke();
+    runner.set_input_values(0, sample.data);
+    runner.invoke();
     Statistics& in = stats[input];
     const auto channels_of = [&](int t) {
       const TflTensor& tensor = model.tensors[static_cast<std::size_t>(t)];
@@ -201,11 +202,9 @@ std::map<int, TensorRange> calibrate(const TflModel& model, const CalibrationOpt
     histogram ? in.observe_values(sample.data.data(), sample.data.size(), channels_of(input))
               : in.observe_range(sample.data.data(), sample.data.size());
     for (std::size_t o = 0; o < observed.size(); ++o) {
-      const TfLiteTensor* out = interpreter.output(static_cast<int>(o));
-      const auto* values = static_cast<const float*>(TfLiteTensorData(out));
-      const std::size_t n = TfLiteTensorByteSize(out) / sizeof(float);
+      const std::vector<float> values = runner.output_floats(o);
       Statistics& s = stats[observed[o]];
-      histogram ? s.observe_values(values, n, channels_of(observed[o])) : s.observe_range(values, n);
+      histogram ? s.observe_values(values.data(), values.size(), channels_of(observed[o])) : s.observe_range(values.data(), values.size());
     }
   };
   const std::size_t count = options.samples.size();

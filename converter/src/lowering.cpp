@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 
 namespace dermcds::converter {
 
@@ -169,9 +170,7 @@ const LoweringTable& lowering_table() {
 }
 
 std::string joined_supported_operators() {
-  std::string out;
-  for (const std::string& op : supported_operators()) out += (out.empty() ? "" : ", ") + op;
-  return out;
+  return join(supported_operators());
 }
 
 }  // namespace

@@ -1,61 +1,34 @@
 #include "tflite_int8_evaluator.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <map>
-#include <memory>
 #include <thread>
-
-#include <tensorflow/lite/c/common.h>
 
 #include "dermcds/error.hpp"
 #include "fp16_weights.hpp"
-#include "tflite_api.hpp"
+#include "dermcds/tflite_model_runner.hpp"
 #include "tflite_writer.hpp"
 
 namespace dermcds::converter {
 
 namespace {
 
-// xnnpack_int8: XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for the
-// float reference XNNPACK's float operators (`float_reference`), which are faster.
-runtimes::tflite::InterpreterOptions kernels_options(bool xnnpack, bool float_reference = false) {
-  runtimes::tflite::InterpreterOptions o;
+// xnnpack: XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for the float
+// reference XNNPACK's float operators (`float_reference`), which are faster.
+runtimes::tflite::RunnerOptions kernels_options(bool xnnpack, bool float_reference = false) {
+  runtimes::tflite::RunnerOptions o;
   o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  if (xnnpack || float_reference) o.accelerator = runtimes::tflite::Accelerator::kXnnpack;
-  if (xnnpack) o.xnnpack_flags = runtimes::tflite::kXnnpackFlagQs8;
+  o.xnnpack = xnnpack || float_reference;
+  o.xnnpack_int8 = xnnpack;
   return o;
 }
 
-// Runs one sample. An int8 interface (--int8-io) is quantized and dequantized here as the TFLite
-// backend does (round to nearest, clamp), so the search measures the artifact that is shipped.
-std::vector<float> run(runtimes::tflite::Interpreter& interpreter, const Tensor& sample) {
-  TfLiteTensor* in = interpreter.input(0);
-  if (TfLiteTensorType(in) == kTfLiteInt8) {
-    if (TfLiteTensorByteSize(in) != sample.data.size())
-      throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
-    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(in);
-    auto* values = static_cast<std::int8_t*>(TfLiteTensorData(in));
-    for (std::size_t i = 0; i < sample.data.size(); ++i)
-      values[i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(sample.data[i] / q.scale) + static_cast<float>(q.zero_point), -128.0f, 127.0f));
-  } else {
-    if (TfLiteTensorByteSize(in) != sample.data.size() * sizeof(float))
-      throw Error(ErrorCode::kInvalidArgument, "an analysis sample does not fit the model input");
-    std::memcpy(TfLiteTensorData(in), sample.data.data(), sample.data.size() * sizeof(float));
-  }
-  interpreter.invoke();
-  const TfLiteTensor* out = interpreter.output(0);
-  if (TfLiteTensorType(out) == kTfLiteInt8) {
-    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(out);
-    const auto* values = static_cast<const std::int8_t*>(TfLiteTensorData(out));
-    std::vector<float> result(TfLiteTensorByteSize(out));
-    for (std::size_t i = 0; i < result.size(); ++i) result[i] = q.scale * static_cast<float>(values[i] - q.zero_point);
-    return result;
-  }
-  const auto* values = static_cast<const float*>(TfLiteTensorData(out));
-  return std::vector<float>(values, values + TfLiteTensorByteSize(out) / sizeof(float));
+// Runs one sample. An int8 interface (--int8-io) is quantized and dequantized by the runner with
+// the TFLite backend's own rule, so the search measures the artifact that is shipped.
+std::vector<float> run(runtimes::tflite::ModelRunner& runner, const Tensor& sample) {
+  runner.set_input_values(0, sample.data);
+  runner.invoke();
+  return runner.output_values(0);
 }
 
 }  // namespace
@@ -101,7 +74,7 @@ TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std:
     units_.push_back({std::string(operator_name(op.code)), model_.tensors[static_cast<std::size_t>(out)].name, out});
     unit_operator_.push_back(i);
   }
-  runtimes::tflite::Interpreter reference = runtimes::tflite::Interpreter::from_buffer(serialize_tflite(model_), kernels_options(false, true), "float model");
+  runtimes::tflite::ModelRunner reference(serialize_tflite(model_), kernels_options(false, true), "float model");
   for (const Tensor& s : samples_) reference_.push_back(run(reference, s));
 }
 
@@ -123,9 +96,9 @@ Int8Agreement TfliteInt8Evaluator::measure(const Int8Plan& plan, bool all_kernel
   bool first = true;
   for (bool xnnpack : {true, false}) {
     if (!xnnpack && !all_kernels) break;
-    runtimes::tflite::Interpreter interpreter = runtimes::tflite::Interpreter::from_buffer(bytes, kernels_options(xnnpack), "int8 candidate");
+    runtimes::tflite::ModelRunner runner(bytes, kernels_options(xnnpack), "int8 candidate");
     AgreementCounter counter(triage_);
-    for (std::size_t i = 0; i < count; ++i) counter.add(reference_[i], run(interpreter, samples_[i]));
+    for (std::size_t i = 0; i < count; ++i) counter.add(reference_[i], run(runner, samples_[i]));
     const Int8Agreement a = counter.result();
     if (first) {
       worst = a;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/postprocess.hpp"
 #include "dermcds/preprocess.hpp"
 
@@ -40,9 +41,7 @@ const ArtifactEntry* preferred_artifact(const Manifest& manifest, const RuntimeD
 }
 
 std::string compiled_runtime_names() {
-  std::string names;
-  for (const RuntimeDescriptor* r : compiled_runtimes()) names += (names.empty() ? "" : ", ") + std::string(r->name);
-  return names;
+  return join(compiled_runtimes(), ", ", &RuntimeDescriptor::name);
 }
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {

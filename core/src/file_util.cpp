@@ -77,13 +77,4 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out.append(separator);
-    out.append(p);
-  }
-  return out;
-}
-
 }  // namespace dermcds

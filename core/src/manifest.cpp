@@ -52,11 +52,8 @@ class FieldReader {
 
   std::string one_of(std::string_view key, std::initializer_list<std::string_view> allowed) const {
     std::string value = string(key);
-    if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
-      std::string list;
-      for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      fail(field(key), "is '" + value + "', expected one of: " + list);
-    }
+    if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
+      fail(field(key), "is '" + value + "', expected one of: " + join(allowed));
     return value;
   }
 
@@ -210,6 +207,8 @@ const ArtifactEntry* Manifest::find_artifact(std::string_view runtime, std::stri
     if (a.runtime == runtime && (precision.empty() || a.precision == precision)) return &a;
   return nullptr;
 }
+
+const ArtifactEntry* Manifest::reference_artifact() const { return find_artifact("onnxruntime", "fp32"); }
 
 std::optional<std::size_t> Manifest::label_index(std::string_view code) const {
   for (std::size_t i = 0; i < labels.size(); ++i)

@@ -90,7 +90,7 @@ std::optional<std::vector<FailedArtifact>> failed_artifacts(const ParityReport& 
     if (pair.bound_key == "pytorch" || subject == report.subjects.end() || subject->runtime == "pytorch") return std::nullopt;
     const ArtifactEntry* artifact = manifest.find_artifact(subject->runtime, subject->precision);
     if (!artifact) return std::nullopt;
-    if (artifact->runtime == "onnxruntime" && artifact->precision == "fp32") return std::nullopt;  // the reference itself
+    if (artifact == manifest.reference_artifact()) return std::nullopt;  // the reference itself
     auto it = std::find_if(failed.begin(), failed.end(), [&](const FailedArtifact& f) { return f.artifact.file == artifact->file; });
     if (it == failed.end()) it = failed.insert(failed.end(), FailedArtifact{*artifact, {}});
     it->pairs.push_back(&pair);

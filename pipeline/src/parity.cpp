@@ -258,7 +258,7 @@ ParityReport run_parity(const ParityRequest& request) {
   report.created = utc_timestamp();
   report.policy = ParityPolicy::for_manifest(manifest);
   if (request.policy) report.policy.overlay(*request.policy, "the given parity policy", ErrorCode::kInvalidArgument);
-  if (!manifest.find_artifact("onnxruntime", "fp32"))
+  if (!manifest.reference_artifact())
     throw Error(ErrorCode::kInvalidPackage, "package " + manifest.name + "/" + manifest.version +
                                                 " has no ONNX Runtime fp32 artifact, the reference every runtime is compared with");
 
@@ -270,7 +270,7 @@ ParityReport run_parity(const ParityRequest& request) {
   report.real_photograph = real_photographs_of(report.image_set);
 
   // The reference first, then every other artifact and provider.
-  const ArtifactEntry* reference_artifact = manifest.find_artifact("onnxruntime", "fp32");
+  const ArtifactEntry* reference_artifact = manifest.reference_artifact();
   report.subjects.push_back(*run_subject(package, *reference_artifact, "cpu", request, decoded, report.skipped));
   for (const ArtifactEntry& artifact : manifest.artifacts) {
     const RuntimeDescriptor* runtime = find_runtime(artifact.runtime);

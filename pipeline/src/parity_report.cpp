@@ -101,13 +101,12 @@ std::string percent(double fraction) { return fixed(100.0 * fraction, 1) + "%"; 
 
 std::string bounds_text(const std::optional<ParityBounds>& b) {
   if (!b) return "none";
-  std::string out;
-  auto add = [&out](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
-  if (b->max_abs_diff) add("max " + general(*b->max_abs_diff));
-  if (b->mean_abs_diff) add("mean " + general(*b->mean_abs_diff));
-  if (b->min_top1_agreement) add("top-1 >= " + percent(*b->min_top1_agreement));
-  if (b->min_triage_agreement) add("triage >= " + percent(*b->min_triage_agreement));
-  return out;
+  std::vector<std::string> parts;
+  if (b->max_abs_diff) parts.push_back("max " + general(*b->max_abs_diff));
+  if (b->mean_abs_diff) parts.push_back("mean " + general(*b->mean_abs_diff));
+  if (b->min_top1_agreement) parts.push_back("top-1 >= " + percent(*b->min_top1_agreement));
+  if (b->min_triage_agreement) parts.push_back("triage >= " + percent(*b->min_triage_agreement));
+  return join(parts);
 }
 
 bool inside(const std::filesystem::path& file, const std::filesystem::path& dir) {

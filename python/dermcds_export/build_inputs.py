@@ -8,10 +8,10 @@ into the fingerprint that decides whether anything needs building.
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from .errors import NotFound
+from .files import write_text_atomically
 from .hashing import portable_path, sha256_file
 
 
@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if portable:
         document["checkpoint"]["path"] = portable
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_text_atomically(out, json.dumps(document, indent=2) + "\n")
     return 0
 
 

@@ -42,6 +42,7 @@ import torch
 import torchvision
 
 from . import architectures, lesions
+from .files import replace_durably, write_text_atomically
 from .reference_transform import make_transform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -385,8 +386,8 @@ def ensure_checkpoint(arch: str, recipe: Optional[DemoRecipe] = None) -> Path:
         tmp = path.with_suffix(".pt.tmp")
         torch.save(state, tmp)
         report["checkpoint_sha256"] = sha256_file(tmp)
-        report_path(path).write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomically(report_path(path), json.dumps(report, indent=2) + "\n")
+        replace_durably(tmp, path)
         log(f"wrote {path}")
     return path
 

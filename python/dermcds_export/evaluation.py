@@ -20,12 +20,13 @@ equal-width bins of the top-1 probability.
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+
+from .files import replace_durably, write_text_atomically
 
 ECE_BINS = 15
 UNDECIDED = -1
@@ -264,14 +265,8 @@ def _save(fig, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
     return str(path)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -279,12 +274,12 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(document)
     text = json.dumps(result, indent=2) + "\n"
     if args.json:
-        _write(Path(args.json), text)
+        write_text_atomically(Path(args.json), text)
     if args.report:
         out = Path(args.report)
         out.mkdir(parents=True, exist_ok=True)
-        _write(out / "evaluation.json", text)
-        _write(out / "evaluation.md", markdown(result))
+        write_text_atomically(out / "evaluation.json", text)
+        write_text_atomically(out / "evaluation.md", markdown(result))
         plots(result, document, out)
     if not args.json and not args.report:
         sys.stdout.write(text)

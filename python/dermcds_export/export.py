@@ -28,6 +28,7 @@ import torchvision
 
 from . import EXPORTER_NAME, EXPORTER_VERSION, architectures, checkpoints, demo_training, lesions, safety
 from .errors import InvalidInput
+from .files import replace_durably
 from .hashing import portable_path, sha256_file
 from .reference_transform import transform_from_manifest_input
 
@@ -132,7 +133,7 @@ def _write_atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

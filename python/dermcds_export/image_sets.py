@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import InvalidInput, NotFound
+from .files import replace_durably
 from .hashing import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,11 +107,11 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
         if out.exists():
             retired = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, retired)
-            os.replace(staging, out)
+            replace_durably(staging, out)
             shutil.rmtree(retired, ignore_errors=True)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, out)
+            replace_durably(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -8,10 +8,10 @@ log scale, with the pair's max_abs_diff bound as a dashed line.
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from .errors import InvalidInput, NotFound
+from .files import replace_durably
 
 # Differences below this are drawn at this value: a log axis has no place for exact zeros.
 FLOOR = 1e-9
@@ -73,7 +73,7 @@ def plot(report: dict, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp.png")
     figure.savefig(tmp, dpi=90)
     plt.close(figure)
-    os.replace(tmp, out)
+    replace_durably(tmp, out)
 
 
 def run(args: argparse.Namespace) -> int:

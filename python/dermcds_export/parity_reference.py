@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import NotFound
+from .files import write_text_atomically
 from .hashing import resolve_recorded_path, sha256_file
 
 BATCH = 8
@@ -122,9 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "results": results,
     }
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(document) + "\n")
-    os.replace(tmp, out)
+    write_text_atomically(out, json.dumps(document) + "\n")
     return 0
 
 

@@ -11,11 +11,11 @@ and what was drawn in each image. The same arguments always give the same files.
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 from . import lesions
+from .files import replace_durably, write_text_atomically
 
 FORMATS = ("png", "jpeg", "mixed")
 JPEG_QUALITY = 92
@@ -49,7 +49,7 @@ def write_set(out: Path, count: int, seed: int = 0, image_format: str = "png") -
             image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
         else:
             image.save(tmp, format="PNG")
-        os.replace(tmp, out / file)
+        replace_durably(tmp, out / file)
         records.append({"image": name, "file": file, "label": label, "width": info.width, "height": info.height,
                         "radius": round(info.radius, 4), "asymmetry": round(info.asymmetry, 4),
                         "irregularity": round(info.irregularity, 4), "edge_width": round(info.edge_width, 4),
@@ -62,8 +62,8 @@ def write_set(out: Path, count: int, seed: int = 0, image_format: str = "png") -
     for record in records:
         onehot = ["1.0" if code == record["label"] else "0.0" for code in lesions.LABELS]
         lines.append(",".join([record["image"]] + onehot + ["0.0"]))
-    _write_text(out / GROUND_TRUTH, "\n".join(lines) + "\n")
-    _write_text(out / "synth.json", json.dumps({
+    write_text_atomically(out / GROUND_TRUTH, "\n".join(lines) + "\n")
+    write_text_atomically(out / "synth.json", json.dumps({
         "generator": "dermcds_export.lesions", "generator_sha256": generator_digest(), "seed": seed,
         "count": count, "format": image_format, "labels": list(lesions.LABELS), "images": records}, indent=1) + "\n")
     return records
@@ -83,12 +83,6 @@ def read_ground_truth(path: Path) -> dict:
             raise ValueError(f"{path}: row {cells[0]!r} is not one-hot")
         out[cells[0]] = hot[0]
     return out
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:

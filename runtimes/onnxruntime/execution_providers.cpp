@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/sha256.hpp"
 #include "gpu_probe.hpp"
 #include "tensorrt_engine_cache.hpp"
@@ -54,11 +55,8 @@ std::vector<Provider> requested_chain(const std::string& provider) {
 // Why the provider cannot be used at all on this machine, or "" if it might be.
 std::string installation_problem(Provider provider, const ProviderEnvironment& environment) {
   const auto& built_in = environment.built_in;
-  if (std::find(built_in.begin(), built_in.end(), ort_provider_name(provider)) == built_in.end()) {
-    std::string list;
-    for (const std::string& p : built_in) list += (list.empty() ? "" : ", ") + p;
-    return "not part of this ONNX Runtime build (it has " + list + ")";
-  }
+  if (std::find(built_in.begin(), built_in.end(), ort_provider_name(provider)) == built_in.end())
+    return "not part of this ONNX Runtime build (it has " + join(built_in) + ")";
   const std::string_view library = provider_library(provider);
   std::error_code ec;
   if (!library.empty() && !std::filesystem::exists(environment.library_dir / library, ec))

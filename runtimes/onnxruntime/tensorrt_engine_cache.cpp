@@ -1,12 +1,9 @@
 #include "tensorrt_engine_cache.hpp"
 
-#include <unistd.h>
-
-#include <atomic>
 #include <cctype>
-#include <fstream>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
 #include "dermcds/file_util.hpp"
 
 namespace dermcds::runtimes::onnxruntime {
@@ -29,16 +26,6 @@ void make_directories(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(ErrorCode::kIoError, "cannot create TensorRT cache directory " + dir.string() + ": " + ec.message());
 }
-
-// A name no other process or thread writes to at the same time.
-std::filesystem::path temporary_name(const std::filesystem::path& path) {
-  static std::atomic<unsigned> counter{0};
-  return path.string() + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
-}
-
-// Replaced atomically (core's one implementation), so a reader never sees half a file and several
-// processes or threads preparing the same key all succeed.
-void write_atomically(const std::filesystem::path& path, const std::string& content) { write_file_atomically(path, content); }
 
 }  // namespace
 
@@ -80,20 +67,15 @@ TensorRTFiles prepare_engine_cache(const std::filesystem::path& root, const Engi
   make_directories(layout.timing_dir);
   std::error_code ec;
   const std::filesystem::path key_file = layout.engine_dir / "key.json";
-  if (!std::filesystem::exists(key_file, ec)) write_atomically(key_file, to_json(key).dump(2) + "\n");
+  // Files are replaced atomically and durably (core's one implementation), so a reader never sees
+  // half a file and several processes or threads preparing the same key all succeed.
+  if (!std::filesystem::exists(key_file, ec)) write_file_atomically(key_file, to_json(key).dump(2) + "\n");
 
   TensorRTFiles files{layout.engine_dir, layout.timing_dir, ""};
   if (!calibration_table.empty()) {
     // The directory name already carries the table's sha256, so an existing copy is this table.
     const std::filesystem::path copy = layout.engine_dir / calibration_table.filename();
-    if (!std::filesystem::exists(copy, ec)) {
-      const std::filesystem::path tmp = temporary_name(copy);
-      std::filesystem::copy_file(calibration_table, tmp, std::filesystem::copy_options::overwrite_existing, ec);
-      if (!ec) std::filesystem::rename(tmp, copy, ec);
-      if (ec)
-        throw Error(ErrorCode::kIoError,
-                    "cannot copy the calibration table " + calibration_table.string() + " into " + layout.engine_dir.string() + ": " + ec.message());
-    }
+    if (!std::filesystem::exists(copy, ec)) write_file_atomically(copy, read_file_bytes(calibration_table));
     files.calibration_table_name = calibration_table.filename().string();
   }
   return files;

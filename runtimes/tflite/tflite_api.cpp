@@ -1,7 +1,10 @@
 #include "tflite_api.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include <tensorflow/lite/c/common.h>
 
@@ -136,5 +139,39 @@ std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor) {
 }
 
 const char* type_name(TfLiteType type) { return TfLiteTypeGetName(type); }
+
+namespace {
+std::size_t value_capacity(const TfLiteTensor* tensor, const char* what) {
+  const TfLiteType type = TfLiteTensorType(tensor);
+  if (type == kTfLiteInt8) return TfLiteTensorByteSize(tensor);
+  if (type == kTfLiteFloat32) return TfLiteTensorByteSize(tensor) / sizeof(float);
+  throw Error(ErrorCode::kInvalidArgument, std::string(what) + " is " + type_name(type) + ", not float32 or int8");
+}
+}  // namespace
+
+void write_values(TfLiteTensor* tensor, const float* values, std::size_t count) {
+  if (count > value_capacity(tensor, "the input tensor"))
+    throw Error(ErrorCode::kInvalidArgument, "the input tensor holds fewer than " + std::to_string(count) + " values");
+  if (TfLiteTensorType(tensor) == kTfLiteFloat32) {
+    std::memcpy(TfLiteTensorData(tensor), values, count * sizeof(float));
+    return;
+  }
+  const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(tensor);
+  auto* data = static_cast<std::int8_t*>(TfLiteTensorData(tensor));
+  for (std::size_t i = 0; i < count; ++i)
+    data[i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(values[i] / q.scale) + static_cast<float>(q.zero_point), -128.0F, 127.0F));
+}
+
+void read_values(const TfLiteTensor* tensor, float* out, std::size_t count) {
+  if (count > value_capacity(tensor, "the output tensor"))
+    throw Error(ErrorCode::kInvalidArgument, "the output tensor holds fewer than " + std::to_string(count) + " values");
+  if (TfLiteTensorType(tensor) == kTfLiteFloat32) {
+    std::memcpy(out, TfLiteTensorData(tensor), count * sizeof(float));
+    return;
+  }
+  const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(tensor);
+  const auto* data = static_cast<const std::int8_t*>(TfLiteTensorData(tensor));
+  for (std::size_t i = 0; i < count; ++i) out[i] = q.scale * static_cast<float>(data[i] - q.zero_point);
+}
 
 }  // namespace dermcds::runtimes::tflite

@@ -9,6 +9,7 @@
 // independent.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -97,5 +98,13 @@ class Interpreter {
 // Shape of a tensor as TFLite reports it.
 std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor);
 const char* type_name(TfLiteType type);
+
+// The one rule for a float or int8 tensor interface, shared by the backend and ModelRunner so
+// that what the converter measures is what the service computes: int8 values are quantized with
+// the tensor's scale and zero point, rounded to nearest and clamped to [-128, 127], and
+// dequantized as scale * (q - zero_point). Both handle the tensor's first `count` values; other
+// element types are kInvalidArgument.
+void write_values(TfLiteTensor* tensor, const float* values, std::size_t count);
+void read_values(const TfLiteTensor* tensor, float* out, std::size_t count);
 
 }  // namespace dermcds::runtimes::tflite

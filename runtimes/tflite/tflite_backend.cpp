@@ -1,9 +1,5 @@
 #include "tflite_backend.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-
 #include <spdlog/spdlog.h>
 #include <tensorflow/lite/c/common.h>
 
@@ -113,19 +109,6 @@ void TfliteBackend::check_signature(const BackendRequest& request) {
 
 Tensor TfliteBackend::run(const Tensor& images) { return run_outputs(images).logits; }
 
-namespace {
-// A float or int8 (dequantized) output tensor's first `count` values into `out`.
-void read_output(const TfLiteTensor* output, float* out, std::size_t count) {
-  if (TfLiteTensorType(output) == kTfLiteInt8) {
-    const TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(output);
-    const auto* values = static_cast<const std::int8_t*>(TfLiteTensorData(output));
-    for (std::size_t c = 0; c < count; ++c) out[c] = q.scale * static_cast<float>(values[c] - q.zero_point);
-  } else {
-    std::memcpy(out, TfLiteTensorData(output), count * sizeof(float));
-  }
-}
-}  // namespace
-
 InferenceOutputs TfliteBackend::run_outputs(const Tensor& images) {
   if (images.shape.empty() || images.data.size() != static_cast<std::size_t>(images.shape[0]) * image_values_)
     throw Error(ErrorCode::kInvalidArgument, "image batch does not have " + std::to_string(image_values_) + " values per image");
@@ -135,23 +118,11 @@ InferenceOutputs TfliteBackend::run_outputs(const Tensor& images) {
   logits = Tensor::zeros({static_cast<std::int64_t>(batch), static_cast<std::int64_t>(classes_)});
   if (reads_ood_) result.ood_score = Tensor::zeros({static_cast<std::int64_t>(batch), 1});
   TfLiteTensor* input = interpreter_->input(0);
-  const TfLiteQuantizationParams in_q = TfLiteTensorQuantizationParams(input);
-  std::vector<std::int8_t> quantized(TfLiteTensorType(input) == kTfLiteInt8 ? image_values_ : 0);
-
   for (std::size_t n = 0; n < batch; ++n) {
-    const float* image = images.data.data() + n * image_values_;
-    if (TfLiteTensorType(input) == kTfLiteInt8) {
-      for (std::size_t i = 0; i < image_values_; ++i) {
-        const float q = std::nearbyint(image[i] / in_q.scale) + static_cast<float>(in_q.zero_point);
-        quantized[i] = static_cast<std::int8_t>(std::clamp(q, -128.0f, 127.0f));
-      }
-      std::memcpy(TfLiteTensorData(input), quantized.data(), quantized.size());
-    } else {
-      std::memcpy(TfLiteTensorData(input), image, image_values_ * sizeof(float));
-    }
+    write_values(input, images.data.data() + n * image_values_, image_values_);
     interpreter_->invoke();
-    read_output(interpreter_->output(0), logits.data.data() + n * classes_, classes_);
-    if (reads_ood_) read_output(interpreter_->output(1), result.ood_score.data.data() + n, 1);
+    read_values(interpreter_->output(0), logits.data.data() + n * classes_, classes_);
+    if (reads_ood_) read_values(interpreter_->output(1), result.ood_score.data.data() + n, 1);
   }
   return result;
 }

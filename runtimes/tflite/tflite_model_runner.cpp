@@ -112,6 +112,26 @@ void ModelRunner::set_input(std::size_t index, std::span<const std::byte> bytes)
     throw Error(ErrorCode::kRuntimeFailure, "TensorFlow Lite cannot set input " + std::to_string(index));
 }
 
+namespace {
+// Values a float32 or int8 tensor holds (0 for other types, which the value calls refuse).
+std::size_t value_count(const TfLiteTensor* tensor) {
+  switch (TfLiteTensorType(tensor)) {
+    case kTfLiteFloat32: return TfLiteTensorByteSize(tensor) / sizeof(float);
+    case kTfLiteInt8: return TfLiteTensorByteSize(tensor);
+    default: return 0;
+  }
+}
+}  // namespace
+
+void ModelRunner::set_input_values(std::size_t index, std::span<const float> values) {
+  if (index >= input_count()) throw Error(ErrorCode::kInvalidArgument, "no input " + std::to_string(index));
+  TfLiteTensor* tensor = state_->interpreter->input(static_cast<int>(index));
+  if (values.size() != value_count(tensor))
+    throw Error(ErrorCode::kInvalidArgument, "input " + std::to_string(index) + " (" + type_name(TfLiteTensorType(tensor)) + ") takes " +
+                                                 std::to_string(value_count(tensor)) + " values, not " + std::to_string(values.size()));
+  write_values(tensor, values.data(), values.size());
+}
+
 void ModelRunner::set_sample_inputs(std::uint32_t seed) {
   std::mt19937 random(seed);
   for (std::size_t i = 0; i < input_count(); ++i) {
@@ -149,6 +169,14 @@ std::vector<float> ModelRunner::output_floats(std::size_t index) const {
   const std::vector<std::byte> bytes = output_bytes(index);
   std::vector<float> out(bytes.size() / sizeof(float));
   std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  return out;
+}
+
+std::vector<float> ModelRunner::output_values(std::size_t index) const {
+  if (index >= output_count()) throw Error(ErrorCode::kInvalidArgument, "no output " + std::to_string(index));
+  const TfLiteTensor* tensor = state_->interpreter->output(static_cast<int>(index));
+  std::vector<float> out(value_count(tensor));
+  read_values(tensor, out.data(), out.size());  // refuses types other than float32 and int8
   return out;
 }
 

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,7 +40,17 @@ class FileLock {
   int fd_ = -1;
 };
 
-// "a, b, c" (or with another separator): names in messages.
-std::string join(const std::vector<std::string>& parts, std::string_view separator = ", ");
+// "a, b, c" (or with another separator): names in messages. `name` turns each element into
+// text std::string can append (a string, a string_view, a C string); it may be a member pointer,
+// e.g. join(fields, ", ", &Field::key).
+template <std::ranges::input_range Parts, class Name = std::identity>
+std::string join(const Parts& parts, std::string_view separator = ", ", Name name = {}) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out.append(separator);
+    out.append(std::invoke(name, part));
+  }
+  return out;
+}
 
 }  // namespace dermcds

@@ -74,6 +74,9 @@ struct Manifest {
 
   // First artifact for runtime (and precision, unless empty); nullptr if there is none.
   const ArtifactEntry* find_artifact(std::string_view runtime, std::string_view precision = {}) const;
+  // The artifact every other one is compared with (docs/parity.md): the first ONNX Runtime fp32
+  // one, the export's direct image of the PyTorch model. nullptr if the package has none.
+  const ArtifactEntry* reference_artifact() const;
   std::optional<std::size_t> label_index(std::string_view code) const;
 };
 

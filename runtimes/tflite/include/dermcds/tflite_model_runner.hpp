@@ -60,6 +60,10 @@ class ModelRunner {
   // Copies raw bytes into input `index` (size must match exactly).
   void set_input(std::size_t index, std::span<const std::byte> bytes);
   void set_input(std::size_t index, std::span<const float> values) { set_input(index, std::as_bytes(values)); }
+  // Values into a float32 or int8 input (size must match its element count). An int8 input is
+  // quantized with its own scale and zero point, exactly as the TFLite backend quantizes a served
+  // image, so a tool that measures a model through this sees what the service computes.
+  void set_input_values(std::size_t index, std::span<const float> values);
   // Fills every input with deterministic pseudo-random values in the input's natural range
   // (floats in [-1, 1], integers over their range): a sample for a smoke run.
   void set_sample_inputs(std::uint32_t seed);
@@ -67,6 +71,9 @@ class ModelRunner {
   void invoke();
   std::vector<std::byte> output_bytes(std::size_t index) const;
   std::vector<float> output_floats(std::size_t index) const;  // kInvalidArgument unless float32
+  // A float32 output as it is, an int8 one dequantized (the backend's rule); kInvalidArgument for
+  // any other type.
+  std::vector<float> output_values(std::size_t index) const;
 
   // Nodes left on TFLite's builtin kernels after the delegate took what it supports (all of
   // them without XNNPACK). Empty means fully delegated.
