@@ -63,6 +63,8 @@ const IndexEntry* find(const std::vector<IndexEntry>& index, const std::string& 
     if (e.name == model && e.version == version) return &e;
   return nullptr;
 }
+// An index returned by value dies at the end of the full expression: keep it in a variable first.
+const IndexEntry* find(std::vector<IndexEntry>&& index, const std::string& model, const std::string& version) = delete;
 
 TEST(ModelManagerUnit, LoadsTheActiveVersionAndRefusesUnverifiedOnes) {
   Fixture f;
@@ -96,14 +98,17 @@ TEST(ModelManagerUnit, AFailedLoadLeavesNoLoadingStateAndIsCountedOnce) {
   const ErrorCode code = code_of([&] { manager->load("tiny", "2"); });
   EXPECT_NE(code, ErrorCode::kInternal);
   EXPECT_EQ(f.loads.log, (std::vector<std::string>{"tiny/1 ok", "tiny/2 failed"}));
-  const IndexEntry* entry = find(manager->index(false), "tiny", "2");
+  const std::vector<IndexEntry> index = manager->index(false);
+  const IndexEntry* entry = find(index, "tiny", "2");
   ASSERT_NE(entry, nullptr);
   EXPECT_EQ(entry->state, "UNAVAILABLE");
   EXPECT_NE(entry->reason.find("model.onnx"), std::string::npos) << entry->reason;
   // An artifact file removed: the same, and never LOADING afterwards.
   std::filesystem::remove(f.repository / "tiny" / "2" / "model.onnx");
   EXPECT_THROW(manager->load("tiny", "2"), Error);
-  EXPECT_EQ(find(manager->index(false), "tiny", "2")->state, "UNAVAILABLE");
+  const std::vector<IndexEntry> after_removal = manager->index(false);
+  ASSERT_NE(find(after_removal, "tiny", "2"), nullptr);
+  EXPECT_EQ(find(after_removal, "tiny", "2")->state, "UNAVAILABLE");
   EXPECT_EQ(f.loads.log.back(), "tiny/2 failed");
   EXPECT_EQ(manager->serving("tiny")->version(), "1");  // what served still does
 }
@@ -119,7 +124,9 @@ TEST(ModelManagerUnit, AModelWithNoServableVersionDoesNotHoldReadinessHostage) {
       EXPECT_FALSE(m.ready);
       EXPECT_NE(m.unservable.find("none of its versions may serve"), std::string::npos) << m.unservable;
     }
-  EXPECT_NE(find(manager->index(false), "tiny-conv", "1")->reason.find("int8 missed its goal"), std::string::npos);
+  const std::vector<IndexEntry> index = manager->index(false);
+  ASSERT_NE(find(index, "tiny-conv", "1"), nullptr);
+  EXPECT_NE(find(index, "tiny-conv", "1")->reason.find("int8 missed its goal"), std::string::npos);
   EXPECT_EQ(code_of([&] { manager->serving("tiny-conv"); }), ErrorCode::kRuntimeUnavailable);
   // A servable version that fails to load is a real failure: not ready.
   Fixture g;
