@@ -17,7 +17,7 @@ PORT ?= 8080
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 DERMCDS := $(BUILD)/bin/dermcds
 
-.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image format-check tidy lint-python test-tsan fuzz
+.PHONY: help setup configure build models test test-unit test-asan test-arm64 run clean image format-check format tidy lint-python test-tsan fuzz
 
 help:
 	@echo "make run      set up, build, prepare models/ and start pms-derm-cds on $(HOST):$(PORT)"
@@ -31,6 +31,7 @@ help:
 	@echo "make test-tsan  the core, the service and their integration tests under ThreadSanitizer"
 	@echo "make clean    remove build trees (keeps .deps/, .cache/ and models/)"
 	@echo "make format-check  check C/C++ formatting against .clang-format (changes nothing)"
+	@echo "make format   reformat every tracked C/C++ file to .clang-format"
 	@echo "make tidy     run clang-tidy (.clang-tidy) over our C++ sources, using $(BUILD)/compile_commands.json"
 	@echo "make lint-python   run flake8 (.flake8) over python/, tests/, bench/ and scripts/"
 
@@ -89,7 +90,7 @@ fuzz: setup
 test-tsan: setup models
 	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE) -DDERMCDS_TSAN=ON \
 	  -DDERMCDS_BUILD_CONVERTER=OFF -DDERMCDS_BUILD_BENCH=OFF -DDERMCDS_TEST_REPOSITORY=$(abspath $(REPOSITORY))
-	cmake --build $(BUILD_TSAN) -j$(JOBS) --target pms-derm-cds service_unit_tests service_api_tests \
+	cmake --build $(BUILD_TSAN) -j$(JOBS) --target pms-derm-cds dermcds_cli service_unit_tests service_api_tests \
 	  service_serving_tests service_http_fault_tests service_default_model_tests
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
 	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j$(JOBS) --timeout 1800 -L service \
@@ -108,14 +109,17 @@ image: setup
 # generated sources are not ours to format.
 CPP_SOURCES = git ls-files -z -- '*.c' '*.h' '*.cpp' '*.hpp'
 format-check:
-	$(CPP_SOURCES) | xargs -0 clang-format --dry-run --Werror
+	$(CPP_SOURCES) | xargs -0 clang-format-14 --dry-run --Werror
+
+format:
+	$(CPP_SOURCES) | xargs -0 clang-format-14 -i
 
 # clang-tidy reads the flags of each file from the compile database `make configure` writes; the
 # headers of our own folders are checked through the sources that include them (.clang-tidy).
 tidy: configure
 	cmake --build $(BUILD) --target dermcds_tflite_schema  # the converter's generated header
 	git ls-files -- 'core/*.cpp' 'runtimes/*.cpp' 'converter/*.cpp' 'pipeline/*.cpp' 'service/*.cpp' \
-	  'cli/*.cpp' 'capi/*.cpp' 'clinical/*.cpp' | xargs run-clang-tidy -quiet -p $(BUILD) -j$(JOBS)
+	  'cli/*.cpp' 'capi/*.cpp' 'clinical/*.cpp' | xargs run-clang-tidy-14 -quiet -p $(BUILD) -j$(JOBS)
 
 lint-python:
 	flake8 python tests bench scripts
