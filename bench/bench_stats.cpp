@@ -36,8 +36,8 @@ Summary summarize(std::vector<double> samples) {
 
 std::string format_summary(const Summary& s) {
   char line[200];
-  std::snprintf(line, sizeof line, "min %8.3f  median %8.3f  p90 %8.3f  p99 %8.3f  max %8.3f  (n=%zu)", s.min,
-                s.median, s.p90, s.p99, s.max, s.count);
+  std::snprintf(line, sizeof line, "min %8.3f  median %8.3f  p90 %8.3f  p99 %8.3f  max %8.3f  (n=%zu)", s.min, s.median, s.p90, s.p99,
+                s.max, s.count);
   return line;
 }
 

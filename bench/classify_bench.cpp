@@ -20,9 +20,9 @@
 
 #include <unistd.h>
 
+#include <onnxruntime_cxx_api.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <onnxruntime_cxx_api.h>
 
 #include "bench_stats.hpp"
 #include "dermcds/classifier.hpp"
@@ -64,9 +64,11 @@ struct Options {
 
 nlohmann::json summary_json(const std::vector<double>& samples) {
   const auto s = summarize(samples);
-  return {{"min", s.min},   {"mean", s.mean}, {"median", s.median}, {"p90", s.p90},
-          {"p95", s.p95},   {"p99", s.p99},   {"p999", s.p999},     {"max", s.max},
-          {"n", s.count},   {"inferences_per_second", s.mean > 0 ? 1000.0 / s.mean : 0.0}};
+  return {{"min", s.min},       {"mean", s.mean},
+          {"median", s.median}, {"p90", s.p90},
+          {"p95", s.p95},       {"p99", s.p99},
+          {"p999", s.p999},     {"max", s.max},
+          {"n", s.count},       {"inferences_per_second", s.mean > 0 ? 1000.0 / s.mean : 0.0}};
 }
 
 std::vector<double> samples_of(const nlohmann::json& summary_holder, const char* key) {
@@ -121,8 +123,13 @@ nlohmann::json run_ours(const Options& options) {
       {"fallbacks", info.fallbacks},
       {"session_creation_ms", create_ms},
       {"first_inference_ms", first_ms},
-      {"samples_ms", {{"decode", decode}, {"preprocess", preprocess}, {"inference", inference},
-                      {"postprocess", postprocess}, {"total", total}, {"decode_alone", decode_alone}}},
+      {"samples_ms",
+       {{"decode", decode},
+        {"preprocess", preprocess},
+        {"inference", inference},
+        {"postprocess", postprocess},
+        {"total", total},
+        {"decode_alone", decode_alone}}},
   };
 
   if (options.batch > 1) {
@@ -136,8 +143,8 @@ nlohmann::json run_ours(const Options& options) {
       batch_ms.push_back(elapsed_ms(t));
     }
     const double median = summarize(batch_ms).median;
-    report["batch"] = {{"size", batch}, {"latency_ms", summary_json(batch_ms)},
-                       {"images_per_second", median > 0 ? 1000.0 * batch / median : 0.0}};
+    report["batch"] = {
+        {"size", batch}, {"latency_ms", summary_json(batch_ms)}, {"images_per_second", median > 0 ? 1000.0 * batch / median : 0.0}};
   }
   report["peak_rss_mib"] = dermcds::bench::peak_rss_mib();
   return report;
@@ -154,7 +161,8 @@ nlohmann::json run_bare(const Options& options) {
   const auto package = dermcds::ModelPackage::open(dermcds::resolve_package_dir(options.model));
   const dermcds::Manifest& manifest = package.manifest();
   const auto* artifact = manifest.find_artifact("onnxruntime", options.precision);
-  if (!artifact) throw dermcds::Error(dermcds::ErrorCode::kInvalidArgument, "the package has no onnxruntime " + options.precision + " artifact");
+  if (!artifact)
+    throw dermcds::Error(dermcds::ErrorCode::kInvalidArgument, "the package has no onnxruntime " + options.precision + " artifact");
   const auto model = package.artifact_path(*artifact);
   dermcds::Tensor tensor =
       dermcds::preprocess(dermcds::decode_image(dermcds::read_file_bytes(options.image)), manifest.input, dermcds::TensorLayout::kNCHW);
@@ -175,8 +183,8 @@ nlohmann::json run_bare(const Options& options) {
   const std::string output_name = session.GetOutputNameAllocated(0, allocator).get();
   const Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   auto run = [&] {
-    Ort::Value value = Ort::Value::CreateTensor<float>(memory, tensor.data.data(), tensor.data.size(), tensor.shape.data(),
-                                                       tensor.shape.size());
+    Ort::Value value =
+        Ort::Value::CreateTensor<float>(memory, tensor.data.data(), tensor.data.size(), tensor.shape.data(), tensor.shape.size());
     const char* in[] = {input_name.c_str()};
     const char* out[] = {output_name.c_str()};
     session.Run(Ort::RunOptions{nullptr}, in, &value, 1, out, 1);
@@ -204,16 +212,37 @@ nlohmann::json run_child(const Options& options, const std::string& subject) {
       std::filesystem::temp_directory_path() / ("classify-bench-" + subject + "-" + std::to_string(::getpid()) + ".json");
   dermcds::pipeline::ProcessRequest request;
   if (subject == "pytorch") {
-    request.argv = {DERMCDS_PYTHON, std::string(DERMCDS_SOURCE_DIR) + "/bench/pytorch_eager.py", "--package",
-                    dermcds::resolve_package_dir(options.model).string(), "--image", options.image, "--iterations",
-                    std::to_string(options.iterations), "--warmup", std::to_string(options.warmup), "--threads",
-                    std::to_string(options.threads > 0 ? options.threads : 2), "--out", out};
+    request.argv = {DERMCDS_PYTHON, std::string(DERMCDS_SOURCE_DIR) + "/bench/pytorch_eager.py",
+                    "--package",    dermcds::resolve_package_dir(options.model).string(),
+                    "--image",      options.image,
+                    "--iterations", std::to_string(options.iterations),
+                    "--warmup",     std::to_string(options.warmup),
+                    "--threads",    std::to_string(options.threads > 0 ? options.threads : 2),
+                    "--out",        out};
   } else {
-    request.argv = {std::filesystem::read_symlink("/proc/self/exe").string(), "--subject", subject, "--out", out,
-                    "--model", options.model, "--image", options.image, "--iterations", std::to_string(options.iterations),
-                    "--warmup", std::to_string(options.warmup), "--threads", std::to_string(options.threads),
-                    "--batch", std::to_string(options.batch), "--provider", options.provider, "--device",
-                    std::to_string(options.device), "--precision", options.precision};
+    request.argv = {std::filesystem::read_symlink("/proc/self/exe").string(),
+                    "--subject",
+                    subject,
+                    "--out",
+                    out,
+                    "--model",
+                    options.model,
+                    "--image",
+                    options.image,
+                    "--iterations",
+                    std::to_string(options.iterations),
+                    "--warmup",
+                    std::to_string(options.warmup),
+                    "--threads",
+                    std::to_string(options.threads),
+                    "--batch",
+                    std::to_string(options.batch),
+                    "--provider",
+                    options.provider,
+                    "--device",
+                    std::to_string(options.device),
+                    "--precision",
+                    options.precision};
     if (subject == "bare" && !options.optimized_model.empty())
       request.argv.insert(request.argv.end(), {"--optimized-model", options.optimized_model});
   }
@@ -221,7 +250,8 @@ nlohmann::json run_child(const Options& options, const std::string& subject) {
   const int status = dermcds::pipeline::run_process(request);
   if (status != 0) {
     std::filesystem::remove(out);
-    throw dermcds::Error(dermcds::ErrorCode::kRuntimeFailure, "the " + subject + " subject failed (exit status " + std::to_string(status) + ")");
+    throw dermcds::Error(dermcds::ErrorCode::kRuntimeFailure,
+                         "the " + subject + " subject failed (exit status " + std::to_string(status) + ")");
   }
   nlohmann::json figures = nlohmann::json::parse(std::ifstream(out));
   std::filesystem::remove(out);
@@ -235,15 +265,15 @@ void print_row(const char* name, const std::vector<double>& samples) {
 int run_parent(const Options& options) {
   const nlohmann::json ours = run_child(options, "ours");
   const auto& s = ours["samples_ms"];
-  std::printf("derm-cds end-to-end, %s on %s %s (provider %s, %s), image %s, %d iterations after %d warm-up, "
-              "each subject in its own process\n",
-              ours["model"].get<std::string>().c_str(), ours["runtime"].get<std::string>().c_str(),
-              ours["runtime_version"].get<std::string>().c_str(), ours["provider"].get<std::string>().c_str(),
-              ours["precision"].get<std::string>().c_str(), options.image.c_str(), options.iterations, options.warmup);
+  std::printf(
+      "derm-cds end-to-end, %s on %s %s (provider %s, %s), image %s, %d iterations after %d warm-up, "
+      "each subject in its own process\n",
+      ours["model"].get<std::string>().c_str(), ours["runtime"].get<std::string>().c_str(),
+      ours["runtime_version"].get<std::string>().c_str(), ours["provider"].get<std::string>().c_str(),
+      ours["precision"].get<std::string>().c_str(), options.image.c_str(), options.iterations, options.warmup);
   for (const auto& fallback : ours["fallbacks"]) std::printf("fallback: %s\n", fallback.get<std::string>().c_str());
   std::printf("ours: session creation %.1f ms (incl. package sha256 check), first classify %.1f ms, peak RSS %.0f MiB\n",
-              ours["session_creation_ms"].get<double>(), ours["first_inference_ms"].get<double>(),
-              ours["peak_rss_mib"].get<double>());
+              ours["session_creation_ms"].get<double>(), ours["first_inference_ms"].get<double>(), ours["peak_rss_mib"].get<double>());
   std::printf("latency in ms:\n");
   print_row("ours: decode", samples_of(s, "decode"));
   print_row("ours: preprocess", samples_of(s, "preprocess"));
@@ -261,12 +291,18 @@ int run_parent(const Options& options) {
       {"threads", options.threads},
       {"isolation", "one process per subject"},
       {"ours",
-       {{"runtime", ours["runtime"]}, {"runtime_version", ours["runtime_version"]}, {"provider", ours["provider"]},
-        {"precision", ours["precision"]}, {"fallbacks", ours["fallbacks"]},
-        {"session_creation_ms", ours["session_creation_ms"]}, {"first_inference_ms", ours["first_inference_ms"]},
-        {"decode", summary_json(samples_of(s, "decode"))}, {"preprocess", summary_json(samples_of(s, "preprocess"))},
+       {{"runtime", ours["runtime"]},
+        {"runtime_version", ours["runtime_version"]},
+        {"provider", ours["provider"]},
+        {"precision", ours["precision"]},
+        {"fallbacks", ours["fallbacks"]},
+        {"session_creation_ms", ours["session_creation_ms"]},
+        {"first_inference_ms", ours["first_inference_ms"]},
+        {"decode", summary_json(samples_of(s, "decode"))},
+        {"preprocess", summary_json(samples_of(s, "preprocess"))},
         {"inference", summary_json(samples_of(s, "inference"))},
-        {"postprocess", summary_json(samples_of(s, "postprocess"))}, {"total", summary_json(samples_of(s, "total"))},
+        {"postprocess", summary_json(samples_of(s, "postprocess"))},
+        {"total", summary_json(samples_of(s, "total"))},
         {"peak_rss_mib", ours["peak_rss_mib"]}}},
       {"decode_alone", summary_json(samples_of(s, "decode_alone"))},
   };
@@ -282,9 +318,8 @@ int run_parent(const Options& options) {
     const auto bare_inference = samples_of(bare["samples_ms"], "inference");
     print_row("bare session run", bare_inference);
     const double floor_median = summarize(bare_inference).median + summarize(samples_of(s, "decode_alone")).median;
-    std::printf("bare session: creation %.1f ms, first run %.1f ms, peak RSS %.0f MiB\n",
-                bare["session_creation_ms"].get<double>(), bare["first_inference_ms"].get<double>(),
-                bare["peak_rss_mib"].get<double>());
+    std::printf("bare session: creation %.1f ms, first run %.1f ms, peak RSS %.0f MiB\n", bare["session_creation_ms"].get<double>(),
+                bare["first_inference_ms"].get<double>(), bare["peak_rss_mib"].get<double>());
     std::printf("ratio ours end-to-end / (bare session + decode), medians: %.3f  (goal <= 1.05)\n", ours_median / floor_median);
     report["bare_session"] = {{"session_creation_ms", bare["session_creation_ms"]},
                               {"first_inference_ms", bare["first_inference_ms"]},
@@ -315,21 +350,26 @@ int run_parent(const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  CLI::App app{"classify_bench: derm-cds end-to-end latency vs a bare ONNX Runtime session and PyTorch eager, "
-               "each subject in its own process"};
+  CLI::App app{
+      "classify_bench: derm-cds end-to-end latency vs a bare ONNX Runtime session and PyTorch eager, "
+      "each subject in its own process"};
   app.add_option("--model", options.model, "Model package or model directory")->capture_default_str();
   app.add_option("--image", options.image, "Image to classify")->check(CLI::ExistingFile)->capture_default_str();
   app.add_option("--iterations", options.iterations, "Measured iterations")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--warmup", options.warmup, "Warm-up iterations")->check(CLI::Range(0, 1000))->capture_default_str();
   app.add_option("--threads", options.threads, "Intra-op threads (0: ONNX Runtime's default; PyTorch gets 2)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
   app.add_option("--batch", options.batch, "Also measure the throughput of one batch of this many images")
-      ->check(CLI::Range(1, 256))->capture_default_str();
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app.add_option("--provider", options.provider, "ONNX Runtime execution provider for derm-cds")
-      ->check(CLI::IsMember({"cpu", "cuda", "tensorrt", "auto"}))->capture_default_str();
+      ->check(CLI::IsMember({"cpu", "cuda", "tensorrt", "auto"}))
+      ->capture_default_str();
   app.add_option("--device", options.device, "GPU device id")->check(CLI::Range(0, 64))->capture_default_str();
   app.add_option("--precision", options.precision, "Artifact precision")
-      ->check(CLI::IsMember({"fp32", "fp16", "int8"}))->capture_default_str();
+      ->check(CLI::IsMember({"fp32", "fp16", "int8"}))
+      ->capture_default_str();
   app.add_option("--optimized-model", options.optimized_model,
                  "Write the bare session's optimized graph (ONNX Runtime's optimized_model_filepath) here, to see which "
                  "kernels run");
@@ -337,7 +377,8 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-bare", options.bare, "Skip the bare ONNX Runtime session");
   app.add_option("--json", options.json_out, "Also write the figures as JSON to this file");
   app.add_option("--subject", options.subject, "(internal) run one subject: ours or bare")
-      ->check(CLI::IsMember({"ours", "bare"}))->group("");
+      ->check(CLI::IsMember({"ours", "bare"}))
+      ->group("");
   app.add_option("--out", options.out, "(internal) where --subject writes its figures")->group("");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -35,7 +35,8 @@ struct Options {
 int run(const Options& o) {
   const dermcds::RuntimeDescriptor* ort = dermcds::find_runtime("onnxruntime");
   // available() also initializes the runtime's library (the ONNX Runtime API table).
-  if (!ort || !ort->available()) throw dermcds::Error(dermcds::ErrorCode::kRuntimeUnavailable, "ONNX Runtime is not available in this build");
+  if (!ort || !ort->available())
+    throw dermcds::Error(dermcds::ErrorCode::kRuntimeUnavailable, "ONNX Runtime is not available in this build");
   std::vector<std::filesystem::path> models;
   const std::string suffix = ".opset" + std::to_string(o.opset) + ".onnx";
   for (const auto& entry : std::filesystem::directory_iterator(o.zoo)) {
@@ -48,8 +49,9 @@ int run(const Options& o) {
   std::sort(models.begin(), models.end());
   if (models.empty()) throw dermcds::Error(dermcds::ErrorCode::kNotFound, "no *" + suffix + " in " + o.zoo);
 
-  std::printf("| network (opset %d) | input | ONNX Runtime median ms | TFLite XNNPACK median ms | TFLite / ORT | undelegated TFLite operators |\n",
-              o.opset);
+  std::printf(
+      "| network (opset %d) | input | ONNX Runtime median ms | TFLite XNNPACK median ms | TFLite / ORT | undelegated TFLite operators |\n",
+      o.opset);
   std::printf("|---|---|---:|---:|---:|---|\n");
   for (const auto& path : models) {
     const dermcds::converter::ConversionResult converted = dermcds::converter::convert_onnx_file(path, {});
@@ -86,7 +88,8 @@ int run(const Options& o) {
     }
     const auto ort_summary = dermcds::bench::summarize(ort_ms), tflite_summary = dermcds::bench::summarize(tflite_ms);
     std::string undelegated;
-    for (const auto& [op, count] : converted.report.xnnpack_undelegated) undelegated += (undelegated.empty() ? "" : ", ") + op + " x" + std::to_string(count);
+    for (const auto& [op, count] : converted.report.xnnpack_undelegated)
+      undelegated += (undelegated.empty() ? "" : ", ") + op + " x" + std::to_string(count);
     std::printf("| %s | %lldx%lld | %.3f | %.3f | %.2f | %s |\n", path.filename().string().c_str(), static_cast<long long>(shape[1]),
                 static_cast<long long>(shape[2]), ort_summary.median, tflite_summary.median, tflite_summary.median / ort_summary.median,
                 undelegated.empty() ? "none" : undelegated.c_str());

@@ -90,7 +90,8 @@ int run(const Options& o) {
   subjects.push_back({"int8, TFLite kernels", open(package, "tflite", "int8", "builtin", o.threads)});
   Subject fp32{"fp32, XNNPACK", open(package, "tflite", "fp32", "xnnpack", o.threads)};
   for (const Subject& s : subjects)
-    for (const std::string& f : s.backend->info().fallbacks) std::fprintf(stderr, "int8_quality_bench: %s fallback: %s\n", s.label.c_str(), f.c_str());
+    for (const std::string& f : s.backend->info().fallbacks)
+      std::fprintf(stderr, "int8_quality_bench: %s fallback: %s\n", s.label.c_str(), f.c_str());
 
   std::size_t done = 0;
   dermcds::Tensor latency_input_nchw, latency_input_nhwc;
@@ -120,7 +121,8 @@ int run(const Options& o) {
   // Latency, round-robin: int8 XNNPACK, fp32 XNNPACK, ONNX Runtime fp32.
   std::vector<Subject*> timed{&subjects[0], &fp32, &reference};
   for (Subject* s : timed)
-    for (int i = 0; i < 5; ++i) s->backend->run(s->backend->input_layout() == dermcds::TensorLayout::kNHWC ? latency_input_nhwc : latency_input_nchw);
+    for (int i = 0; i < 5; ++i)
+      s->backend->run(s->backend->input_layout() == dermcds::TensorLayout::kNHWC ? latency_input_nhwc : latency_input_nchw);
   for (int i = 0; i < o.iterations; ++i)
     for (Subject* s : timed) {
       const dermcds::Tensor& in = s->backend->input_layout() == dermcds::TensorLayout::kNHWC ? latency_input_nhwc : latency_input_nchw;
@@ -135,12 +137,18 @@ int run(const Options& o) {
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const Subject& s : subjects) {
     const double n = static_cast<double>(s.images);
-    const double mean = s.total_abs / static_cast<double>(s.values), top1 = static_cast<double>(s.top1) / n, triage = static_cast<double>(s.triage) / n;
+    const double mean = s.total_abs / static_cast<double>(s.values), top1 = static_cast<double>(s.top1) / n,
+                 triage = static_cast<double>(s.triage) / n;
     const bool goal = mean <= 0.01 && top1 >= 0.97 && triage >= 0.99;
     std::printf("%-22s mean |dp| %.4f  max %.3f  top-1 %.1f%%  triage %.1f%%  goal %s\n", s.label.c_str(), mean, s.max_abs, 100 * top1,
                 100 * triage, goal ? "met" : "NOT met");
-    results.push_back({{"kernels", s.label}, {"images", s.images}, {"mean_abs_diff", mean}, {"max_abs_diff", s.max_abs},
-                       {"top1_agreement", top1}, {"triage_agreement", triage}, {"goal_met", goal}});
+    results.push_back({{"kernels", s.label},
+                       {"images", s.images},
+                       {"mean_abs_diff", mean},
+                       {"max_abs_diff", s.max_abs},
+                       {"top1_agreement", top1},
+                       {"triage_agreement", triage},
+                       {"goal_met", goal}});
   }
   nlohmann::ordered_json latency = nlohmann::ordered_json::object();
   for (const Subject* s : timed) {

@@ -30,17 +30,17 @@
 // server some CPU, which the figures include.
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "bench_stats.hpp"
 #include "dermcds/classifier.hpp"
@@ -54,8 +54,8 @@ namespace {
 
 using dermcds::bench::Clock;
 using dermcds::bench::elapsed_ms;
-using dermcds::bench::Summary;
 using dermcds::bench::summarize;
+using dermcds::bench::Summary;
 using nlohmann::ordered_json;
 
 struct Options {
@@ -196,15 +196,16 @@ Load open_loop(const Endpoint& endpoint, double rate, double seconds, int worker
 
 ordered_json load_json(const Load& load) {
   const Summary s = summarize(load.latency_ms);
-  return {{"requests_ok", load.ok},  {"requests_failed", load.failed}, {"seconds", load.seconds},
-          {"throughput_per_s", load.throughput()}, {"p50_ms", s.median}, {"p90_ms", s.p90}, {"p99_ms", s.p99},
-          {"max_ms", s.max}};
+  return {{"requests_ok", load.ok},  {"requests_failed", load.failed},
+          {"seconds", load.seconds}, {"throughput_per_s", load.throughput()},
+          {"p50_ms", s.median},      {"p90_ms", s.p90},
+          {"p99_ms", s.p99},         {"max_ms", s.max}};
 }
 
 void print_load(const char* name, const Load& load) {
   const Summary s = summarize(load.latency_ms);
-  std::printf("  %-34s %8.2f img/s   p50 %8.1f ms   p99 %8.1f ms   (%d ok, %d failed)\n", name, load.throughput(), s.median,
-              s.p99, load.ok, load.failed);
+  std::printf("  %-34s %8.2f img/s   p50 %8.1f ms   p99 %8.1f ms   (%d ok, %d failed)\n", name, load.throughput(), s.median, s.p99, load.ok,
+              load.failed);
 }
 
 // Adds a round's answers to a phase's total.
@@ -265,23 +266,34 @@ class Offline {
   dermcds::Tensor single_, batch_;
 };
 
-std::unique_ptr<dermcds::service::harness::ServerProcess> start_server(const Options& options,
-                                                                        const std::filesystem::path& package, bool batching,
-                                                                        const std::filesystem::path& work, int clients,
-                                                                        const std::string& also_model = "") {
+std::unique_ptr<dermcds::service::harness::ServerProcess> start_server(const Options& options, const std::filesystem::path& package,
+                                                                       bool batching, const std::filesystem::path& work, int clients,
+                                                                       const std::string& also_model = "") {
   const std::filesystem::path model_dir = package.parent_path();
   dermcds::service::harness::ServerOptions server_options;
   server_options.binary = options.server;
   server_options.work_dir = work / (batching ? "batching-on" : "batching-off");
   const std::string models = model_dir.filename().string() + (also_model.empty() ? "" : "," + also_model);
-  server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", models,
-                              "--default-model", model_dir.filename().string(), "--no-banner", "--log-level", "warn",
-                              "--max-queue-size", "4096", "--http-threads", std::to_string(std::max(64, 2 * clients + 8)),
-                              "--threads", std::to_string(options.threads), "--warmup-runs", "2"};
+  server_options.arguments = {"--repository",
+                              model_dir.parent_path().string(),
+                              "--model",
+                              models,
+                              "--default-model",
+                              model_dir.filename().string(),
+                              "--no-banner",
+                              "--log-level",
+                              "warn",
+                              "--max-queue-size",
+                              "4096",
+                              "--http-threads",
+                              std::to_string(std::max(64, 2 * clients + 8)),
+                              "--threads",
+                              std::to_string(options.threads),
+                              "--warmup-runs",
+                              "2"};
   if (batching) {
-    server_options.arguments.insert(server_options.arguments.end(),
-                                    {"--max-batch-size", std::to_string(options.batch), "--max-queue-delay-ms",
-                                     std::to_string(options.delay_ms)});
+    server_options.arguments.insert(server_options.arguments.end(), {"--max-batch-size", std::to_string(options.batch),
+                                                                     "--max-queue-delay-ms", std::to_string(options.delay_ms)});
   } else {
     server_options.arguments.push_back("--no-batching");
   }
@@ -294,7 +306,9 @@ struct Served {
 };
 
 ordered_json served_json(const Served& s) {
-  return {{"single", load_json(s.single)}, {"saturated", load_json(s.saturated)}, {"half_load_rate_per_s", s.half_rate},
+  return {{"single", load_json(s.single)},
+          {"saturated", load_json(s.saturated)},
+          {"half_load_rate_per_s", s.half_rate},
           {"half_load", load_json(s.half)}};
 }
 
@@ -306,10 +320,11 @@ int run(const Options& options) {
   const int clients = options.clients > 0 ? options.clients : 2 * options.batch;
   const auto manifest = dermcds::read_manifest(package);
   const double round_seconds = options.seconds / options.rounds;
-  std::printf("service_bench: %s/%s (%dx%d), batch %d, queue delay %.1f ms, %d clients, %.0f s per phase and mode "
-              "in %d rounds, image %s\n",
-              manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size,
-              options.batch, options.delay_ms, clients, options.seconds, options.rounds, options.image.c_str());
+  std::printf(
+      "service_bench: %s/%s (%dx%d), batch %d, queue delay %.1f ms, %d clients, %.0f s per phase and mode "
+      "in %d rounds, image %s\n",
+      manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size, options.batch, options.delay_ms,
+      clients, options.seconds, options.rounds, options.image.c_str());
 
   // Both servers and the offline session stay up for the whole run, and every phase alternates
   // between them round by round, so that drift in the machine's load affects all three alike.
@@ -338,8 +353,7 @@ int run(const Options& options) {
   for (int r = 0; r < options.rounds; ++r) {
     std::printf("round %d/%d: half load ...\n", r + 1, options.rounds);
     std::fflush(stdout);
-    for (int m = 0; m < 2; ++m)
-      accumulate(served[m]->half, open_loop(*endpoints[m], served[m]->half_rate, round_seconds, clients));
+    for (int m = 0; m < 2; ++m) accumulate(served[m]->half, open_loop(*endpoints[m], served[m]->half_rate, round_seconds, clients));
   }
   const bool clean = server_on->stop() == 0 && server_off->stop() == 0;
   std::filesystem::remove_all(work);
@@ -348,8 +362,8 @@ int run(const Options& options) {
   const Summary batch_s = summarize(offline_batches.latency_ms);
   std::printf("\nresults (throughput in images per second; latency per request)\n");
   std::printf("  %-34s %8.2f img/s   batch p50 %6.1f ms   p99 %6.1f ms\n",
-              ("offline ONNX Runtime, batch " + std::to_string(options.batch)).c_str(), offline_batches.throughput(),
-              batch_s.median, batch_s.p99);
+              ("offline ONNX Runtime, batch " + std::to_string(options.batch)).c_str(), offline_batches.throughput(), batch_s.median,
+              batch_s.p99);
   print_load("offline ONNX Runtime, batch 1", offline_single);
   for (const auto& [name, mode] : {std::pair{"batching on", &on}, std::pair{"batching off", &off}}) {
     std::printf(" served, %s:\n", name);
@@ -363,8 +377,7 @@ int run(const Options& options) {
   const double latency_ratio = summarize(on.half.latency_ms).p99 / summarize(on.single.latency_ms).median;
   const double off_latency_ratio = summarize(off.half.latency_ms).p99 / summarize(off.single.latency_ms).median;
   std::printf("\nserved (batching on) / offline batched throughput: %.3f   (goal >= 0.9)\n", throughput_ratio);
-  std::printf("served (batching off) / offline batched throughput: %.3f\n",
-              off.saturated.throughput() / offline_batches.throughput());
+  std::printf("served (batching off) / offline batched throughput: %.3f\n", off.saturated.throughput() / offline_batches.throughput());
   std::printf("p99 at half load / single-request p50, batching on: %.2f   (goal <= 2)\n", latency_ratio);
   std::printf("p99 at half load / single-request p50, batching off: %.2f\n", off_latency_ratio);
 
@@ -377,8 +390,11 @@ int run(const Options& options) {
         {"clients", clients},
         {"seconds_per_phase", options.seconds},
         {"rounds", options.rounds},
-        {"offline", {{"batch_throughput_per_s", offline_batches.throughput()}, {"batch_p50_ms", batch_s.median},
-                     {"batch_p99_ms", batch_s.p99}, {"single", load_json(offline_single)}}},
+        {"offline",
+         {{"batch_throughput_per_s", offline_batches.throughput()},
+          {"batch_p50_ms", batch_s.median},
+          {"batch_p99_ms", batch_s.p99},
+          {"single", load_json(offline_single)}}},
         {"served_batching_on", served_json(on)},
         {"served_batching_off", served_json(off)},
         {"ratio_served_to_offline_throughput", throughput_ratio},
@@ -415,8 +431,7 @@ class RestJson final : public Transport {
  public:
   RestJson(const dermcds::service::harness::ServerProcess& server, const std::string& model, const dermcds::Tensor& tensor)
       : server_(server), path_("/v2/models/" + model + "/infer") {
-    body_ = nlohmann::json{{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", tensor.shape}, {"data", tensor.data}}}}}
-                .dump();
+    body_ = nlohmann::json{{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", tensor.shape}, {"data", tensor.data}}}}}.dump();
   }
   struct Client final : Connection {
     const RestJson& t;
@@ -441,10 +456,11 @@ class RestBinary final : public Transport {
   RestBinary(const dermcds::service::harness::ServerProcess& server, const std::string& model, const dermcds::Tensor& tensor)
       : server_(server), path_("/v2/models/" + model + "/infer") {
     const std::size_t bytes = tensor.data.size() * sizeof(float);
-    body_ = nlohmann::json{{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", tensor.shape},
-                                        {"parameters", {{"binary_data_size", bytes}}}}}},
-                           {"outputs", {{{"name", "logits"}, {"parameters", {{"binary_data", true}}}}}}}
-                .dump();
+    body_ =
+        nlohmann::json{
+            {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", tensor.shape}, {"parameters", {{"binary_data_size", bytes}}}}}},
+            {"outputs", {{{"name", "logits"}, {"parameters", {{"binary_data", true}}}}}}}
+            .dump();
     header_length_ = std::to_string(body_.size());
     body_.append(reinterpret_cast<const char*>(tensor.data.data()), bytes);
   }
@@ -453,8 +469,7 @@ class RestBinary final : public Transport {
     std::unique_ptr<httplib::Client> http;
     Client(const RestBinary& t) : t(t), http(http_client(t.server_)) {}
     std::vector<float> infer() override {
-      const auto r = http->Post(t.path_, {{"Inference-Header-Content-Length", t.header_length_}}, t.body_,
-                                "application/octet-stream");
+      const auto r = http->Post(t.path_, {{"Inference-Header-Content-Length", t.header_length_}}, t.body_, "application/octet-stream");
       if (!r || r->status != 200) return {};
       const std::size_t header = std::stoul(r->get_header_value("Inference-Header-Content-Length"));
       std::vector<float> out((r->body.size() - header) / sizeof(float));
@@ -486,8 +501,7 @@ class Grpc final : public Transport {
       // A channel per client, as separate processes would have: no shared HTTP/2 connection.
       grpc::ChannelArguments arguments;
       arguments.SetInt("grpc.use_local_subchannel_pool", 1);
-      stub = inference::GRPCInferenceService::NewStub(
-          grpc::CreateCustomChannel(t.address_, grpc::InsecureChannelCredentials(), arguments));
+      stub = inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(t.address_, grpc::InsecureChannelCredentials(), arguments));
     }
     std::vector<float> infer() override {
       grpc::ClientContext context;
@@ -536,10 +550,11 @@ int run_protocols(const Options& options) {
   const std::filesystem::path work = std::filesystem::temp_directory_path() / ("service-bench-" + std::to_string(::getpid()));
   const std::filesystem::path model_dir = package.parent_path();
   const int clients = options.clients > 0 ? options.clients : 4;
-  std::printf("service_bench --protocols: %s/%s (%dx%d), one image per request, batching off, %d sequential requests "
-              "per transport and %.0f s saturated (%d clients) in %d rounds\n",
-              manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size,
-              options.single_requests, options.seconds, clients, options.rounds);
+  std::printf(
+      "service_bench --protocols: %s/%s (%dx%d), one image per request, batching off, %d sequential requests "
+      "per transport and %.0f s saturated (%d clients) in %d rounds\n",
+      manifest.name.c_str(), manifest.version.c_str(), manifest.input.crop_size, manifest.input.crop_size, options.single_requests,
+      options.seconds, clients, options.rounds);
 
   // The offline reference and the tensor every transport sends: one preprocessed photograph.
   dermcds::ClassifierOptions classifier_options;
@@ -556,10 +571,24 @@ int run_protocols(const Options& options) {
   server_options.binary = options.server;
   server_options.work_dir = work / "protocols";
   const auto grpc_port_file = work / "grpc.port";
-  server_options.arguments = {"--repository", model_dir.parent_path().string(), "--model", model_dir.filename().string(),
-                              "--default-model", model_dir.filename().string(), "--no-banner", "--log-level", "warn",
-                              "--no-batching", "--threads", std::to_string(options.threads), "--warmup-runs", "2",
-                              "--grpc-port", "0", "--grpc-port-file", grpc_port_file.string()};
+  server_options.arguments = {"--repository",
+                              model_dir.parent_path().string(),
+                              "--model",
+                              model_dir.filename().string(),
+                              "--default-model",
+                              model_dir.filename().string(),
+                              "--no-banner",
+                              "--log-level",
+                              "warn",
+                              "--no-batching",
+                              "--threads",
+                              std::to_string(options.threads),
+                              "--warmup-runs",
+                              "2",
+                              "--grpc-port",
+                              "0",
+                              "--grpc-port-file",
+                              grpc_port_file.string()};
   std::printf("starting pms-derm-cds with gRPC ...\n");
   std::fflush(stdout);
   auto server = std::make_unique<dermcds::service::harness::ServerProcess>(server_options);
@@ -609,21 +638,17 @@ int run_protocols(const Options& options) {
   std::printf("\nresults (latency per request of one image; throughput in images per second)\n");
   std::printf("  %-22s p50 %8.2f ms   p99 %8.2f ms   %8.2f img/s\n", "offline inference", offline_s.median, offline_s.p99,
               offline.throughput());
-  ordered_json report = {{"model", manifest.name + "/" + manifest.version},
-                         {"image", options.image},
-                         {"clients", clients},
-                         {"rounds", options.rounds},
-                         {"json_body_bytes", json_transport.body_bytes()},
-                         {"offline", load_json(offline)}};
+  ordered_json report = {
+      {"model", manifest.name + "/" + manifest.version}, {"image", options.image},       {"clients", clients}, {"rounds", options.rounds},
+      {"json_body_bytes", json_transport.body_bytes()},  {"offline", load_json(offline)}};
   for (std::size_t i = 0; i < transports.size(); ++i) {
     const Summary e2e = summarize(sequential_loads[i].latency_ms);
     const double overhead = (e2e.median - offline_s.median) / offline_s.median;
-    std::printf("  %-22s p50 %8.2f ms   p99 %8.2f ms   saturated %8.2f img/s   overhead %+6.1f%% of inference%s\n",
-                transports[i].first, e2e.median, e2e.p99, saturated[i].throughput(), 100 * overhead,
+    std::printf("  %-22s p50 %8.2f ms   p99 %8.2f ms   saturated %8.2f img/s   overhead %+6.1f%% of inference%s\n", transports[i].first,
+                e2e.median, e2e.p99, saturated[i].throughput(), 100 * overhead,
                 std::string(transports[i].first) == "rest_json" ? "" : "   (goal <= 5%)");
-    report[transports[i].first] = {{"sequential", load_json(sequential_loads[i])},
-                                   {"saturated", load_json(saturated[i])},
-                                   {"overhead_of_inference_p50", overhead}};
+    report[transports[i].first] = {
+        {"sequential", load_json(sequential_loads[i])}, {"saturated", load_json(saturated[i])}, {"overhead_of_inference_p50", overhead}};
   }
   if (!options.json_out.empty()) std::ofstream(options.json_out) << report.dump(2) << "\n";
   return 0;
@@ -644,10 +669,11 @@ int run_mixed(const Options& options) {
   const auto manifest = dermcds::read_manifest(package);
   const auto other = dermcds::read_manifest(other_package);
   const double round_seconds = options.seconds / options.rounds;
-  std::printf("service_bench --mixed-with: %s/%s and %s/%s on one server, batch %d, queue delay %.1f ms, %d clients, "
-              "%.0f s per phase in %d rounds, threads %d, image %s\n",
-              manifest.name.c_str(), manifest.version.c_str(), other.name.c_str(), other.version.c_str(), options.batch,
-              options.delay_ms, clients, options.seconds, options.rounds, options.threads, options.image.c_str());
+  std::printf(
+      "service_bench --mixed-with: %s/%s and %s/%s on one server, batch %d, queue delay %.1f ms, %d clients, "
+      "%.0f s per phase in %d rounds, threads %d, image %s\n",
+      manifest.name.c_str(), manifest.version.c_str(), other.name.c_str(), other.version.c_str(), options.batch, options.delay_ms, clients,
+      options.seconds, options.rounds, options.threads, options.image.c_str());
   std::fflush(stdout);
 
   const auto server = start_server(options, package, true, work, clients, other.name);
@@ -707,21 +733,26 @@ std::string default_server_binary() {
 int main(int argc, char** argv) {
   Options options;
   options.server = default_server_binary();
-  CLI::App app{"service_bench: pms-derm-cds throughput and p50/p99 latency under load, dynamic batching on and off, "
-               "against an offline batched ONNX Runtime run of the same model"};
+  CLI::App app{
+      "service_bench: pms-derm-cds throughput and p50/p99 latency under load, dynamic batching on and off, "
+      "against an offline batched ONNX Runtime run of the same model"};
   app.add_option("-m,--model", options.model, "Model directory (its active version) or package directory")->capture_default_str();
   app.add_option("--image", options.image, "JPEG photograph every request sends")->check(CLI::ExistingFile)->capture_default_str();
   app.add_option("--batch", options.batch, "Batch size: the service's --max-batch-size and the offline batch")
-      ->check(CLI::Range(1, 256))->capture_default_str();
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app.add_option("--delay-ms", options.delay_ms, "The service's --max-queue-delay-ms with batching on")->capture_default_str();
   app.add_option("--clients", options.clients, "Concurrent clients when saturating (0: twice the batch)")->capture_default_str();
-  app.add_option("--seconds", options.seconds, "Duration of each load phase per mode (summed over the rounds)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--single-requests", options.single_requests, "Sequential requests for the single-request latency")
-      ->check(CLI::Range(5, 100000))->capture_default_str();
-  app.add_option("--rounds", options.rounds, "Rounds each phase is split into, alternating offline, batching on and off")
-      ->check(CLI::Range(1, 100))->capture_default_str();
-  app.add_option("--threads", options.threads, "Inference threads (0: the runtime's choice), offline and served")
+  app.add_option("--seconds", options.seconds, "Duration of each load phase per mode (summed over the rounds)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--single-requests", options.single_requests, "Sequential requests for the single-request latency")
+      ->check(CLI::Range(5, 100000))
+      ->capture_default_str();
+  app.add_option("--rounds", options.rounds, "Rounds each phase is split into, alternating offline, batching on and off")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "Inference threads (0: the runtime's choice), offline and served")->capture_default_str();
   app.add_option("--server", options.server, "The pms-derm-cds binary")->capture_default_str();
   app.add_option("--json-out", options.json_out, "Also write the figures as JSON here");
   app.add_flag("--protocols", options.protocols,

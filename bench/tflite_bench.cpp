@@ -107,8 +107,13 @@ int run(const Options& o) {
     const double ratio = reference > 0 ? s.median / reference : 0;
     std::printf("%-45s %7.2f MB  %s  median/fp32-xnnpack %.2f\n", c.label.c_str(), static_cast<double>(c.artifact->bytes) / 1e6,
                 dermcds::bench::format_summary(s).c_str(), ratio);
-    results.push_back({{"config", c.label}, {"file", c.artifact->file}, {"bytes", c.artifact->bytes}, {"median_ms", s.median},
-                       {"p90_ms", s.p90}, {"min_ms", s.min}, {"ratio_to_fp32_xnnpack", ratio}});
+    results.push_back({{"config", c.label},
+                       {"file", c.artifact->file},
+                       {"bytes", c.artifact->bytes},
+                       {"median_ms", s.median},
+                       {"p90_ms", s.p90},
+                       {"min_ms", s.min},
+                       {"ratio_to_fp32_xnnpack", ratio}});
   }
   if (!o.json_out.empty()) {
     std::ofstream out(o.json_out);
@@ -126,7 +131,9 @@ int main(int argc, char** argv) {
   app.add_option("--image", o.image, "Image to classify")->capture_default_str();
   app.add_option("--iterations", o.iterations, "Timed inferences per configuration")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--warmup", o.warmup, "Untimed inferences per configuration first")->check(CLI::Range(0, 10000))->capture_default_str();
-  app.add_option("--threads", o.threads, "Inference threads (XNNPACK thread pool / TFLite kernels)")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--threads", o.threads, "Inference threads (XNNPACK thread pool / TFLite kernels)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app.add_flag("!--no-builtin", o.builtin, "Skip the TFLite-kernel configurations");
   app.add_flag("!--no-int8-comparison", o.int8_without_xnnpack_int8, "Skip int8 with XNNPACK's int8 operators disabled");
   app.add_option("--json-out", o.json_out, "Also write the figures as JSON");

@@ -20,14 +20,13 @@ dermcds_result* make_result(dermcds::ClassificationResult result) {
 
 // Copies `height` rows of `row_stride` bytes into a tightly packed image, after checking the
 // geometry against the limits (RGB buffers never pass through the decoder that checks them).
-dermcds::RgbImage copy_rgb(const uint8_t* pixels, int32_t width, int32_t height, size_t row_stride,
-                           const dermcds::DecodeLimits& limits) {
+dermcds::RgbImage copy_rgb(const uint8_t* pixels, int32_t width, int32_t height, size_t row_stride, const dermcds::DecodeLimits& limits) {
   if (width <= 0 || height <= 0)
     throw Error(ErrorCode::kInvalidImage, "RGB image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   const size_t row_bytes = static_cast<size_t>(width) * 3;
   if (row_stride < row_bytes)
-    throw Error(ErrorCode::kInvalidArgument, "row stride " + std::to_string(row_stride) + " is less than 3 * width = " +
-                                                 std::to_string(row_bytes));
+    throw Error(ErrorCode::kInvalidArgument,
+                "row stride " + std::to_string(row_stride) + " is less than 3 * width = " + std::to_string(row_bytes));
   const uint64_t pixel_count = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
   if (pixel_count > limits.max_pixels)
     throw Error(ErrorCode::kImageTooLarge, "RGB image of " + std::to_string(width) + "x" + std::to_string(height) +
@@ -73,8 +72,7 @@ const char* dermcds_classifier_precision(const dermcds_classifier* c) {
   return c ? c->classifier->backend_info().precision.c_str() : nullptr;
 }
 
-dermcds_status dermcds_classify_encoded(const dermcds_classifier* classifier, const void* bytes, size_t size,
-                                        dermcds_result** out) {
+dermcds_status dermcds_classify_encoded(const dermcds_classifier* classifier, const void* bytes, size_t size, dermcds_result** out) {
   if (out) *out = nullptr;
   return guarded([&] {
     require(classifier, "dermcds_classify_encoded", "classifier");

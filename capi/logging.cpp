@@ -16,24 +16,34 @@ namespace {
 dermcds_log_level to_c(spdlog::level::level_enum level) {
   switch (level) {
     case spdlog::level::trace:
-    case spdlog::level::debug: return DERMCDS_LOG_DEBUG;
-    case spdlog::level::info: return DERMCDS_LOG_INFO;
-    case spdlog::level::warn: return DERMCDS_LOG_WARNING;
+    case spdlog::level::debug:
+      return DERMCDS_LOG_DEBUG;
+    case spdlog::level::info:
+      return DERMCDS_LOG_INFO;
+    case spdlog::level::warn:
+      return DERMCDS_LOG_WARNING;
     case spdlog::level::err:
-    case spdlog::level::critical: return DERMCDS_LOG_ERROR;
+    case spdlog::level::critical:
+      return DERMCDS_LOG_ERROR;
     case spdlog::level::off:
-    case spdlog::level::n_levels: break;
+    case spdlog::level::n_levels:
+      break;
   }
   return DERMCDS_LOG_OFF;
 }
 
 spdlog::level::level_enum to_spdlog(dermcds_log_level level) {
   switch (level) {
-    case DERMCDS_LOG_DEBUG: return spdlog::level::debug;
-    case DERMCDS_LOG_INFO: return spdlog::level::info;
-    case DERMCDS_LOG_WARNING: return spdlog::level::warn;
-    case DERMCDS_LOG_ERROR: return spdlog::level::err;
-    case DERMCDS_LOG_OFF: return spdlog::level::off;
+    case DERMCDS_LOG_DEBUG:
+      return spdlog::level::debug;
+    case DERMCDS_LOG_INFO:
+      return spdlog::level::info;
+    case DERMCDS_LOG_WARNING:
+      return spdlog::level::warn;
+    case DERMCDS_LOG_ERROR:
+      return spdlog::level::err;
+    case DERMCDS_LOG_OFF:
+      return spdlog::level::off;
   }
   return spdlog::level::warn;
 }

@@ -51,7 +51,8 @@ dermcds_status dermcds_options_set_provider(dermcds_options* options, const char
 dermcds_status dermcds_options_set_threads(dermcds_options* options, int32_t threads) {
   return guarded([&] {
     require(options, "dermcds_options_set_threads", "options");
-    if (threads < 0) throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive, not " + std::to_string(threads));
+    if (threads < 0)
+      throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive, not " + std::to_string(threads));
     options->options.execution.threads = threads;
   });
 }

@@ -26,9 +26,7 @@ float dermcds_result_probability(const dermcds_result* result, size_t index) {
   return result->result.probabilities[index];
 }
 
-const float* dermcds_result_probabilities(const dermcds_result* result) {
-  return result ? result->result.probabilities.data() : nullptr;
-}
+const float* dermcds_result_probabilities(const dermcds_result* result) { return result ? result->result.probabilities.data() : nullptr; }
 
 size_t dermcds_result_top1(const dermcds_result* result) {
   return result && result->result.top1 >= 0 ? static_cast<size_t>(result->result.top1) : 0;

@@ -22,16 +22,15 @@ void verify(const VerifyFlags& flags) {
       clinical::verify_audit_chain(flags.files, {.partial = flags.partial, .expect_head = flags.expect_head});
   if (!report.ok) {
     if (report.line > 0)
-      std::printf("BROKEN %s:%llu: %s\n", report.file.c_str(), static_cast<unsigned long long>(report.line),
-                  report.problem.c_str());
+      std::printf("BROKEN %s:%llu: %s\n", report.file.c_str(), static_cast<unsigned long long>(report.line), report.problem.c_str());
     else
       std::printf("BROKEN %s: %s\n", report.file.c_str(), report.problem.c_str());
     throw CheckFailed("the audit chain is broken at " + report.file +
                       (report.line > 0 ? ":" + std::to_string(report.line) : std::string()));
   }
   std::printf("ok: %llu lines in %zu files, seq %llu to %llu, last hash %s\n", static_cast<unsigned long long>(report.lines),
-              flags.files.size(), static_cast<unsigned long long>(report.first_seq),
-              static_cast<unsigned long long>(report.last_seq), report.last_hash.empty() ? "(none)" : report.last_hash.c_str());
+              flags.files.size(), static_cast<unsigned long long>(report.first_seq), static_cast<unsigned long long>(report.last_seq),
+              report.last_hash.empty() ? "(none)" : report.last_hash.c_str());
 }
 
 }  // namespace
@@ -43,8 +42,7 @@ void register_audit_command(CLI::App& app) {
   CLI::App* command = audit->add_subcommand(
       "verify", "Check the hash chain of audit log files, oldest first (FILE.000001 ... FILE); exit 1 at the first broken line");
   command->add_option("files", flags->files, "Audit log files in chain order")->required()->check(CLI::ExistingFile);
-  command->add_flag("--partial", flags->partial,
-                    "The first file may continue a chain whose earlier files are not given (archived)");
+  command->add_flag("--partial", flags->partial, "The first file may continue a chain whose earlier files are not given (archived)");
   command->add_option("--expect-head", flags->expect_head,
                       "The hash the last line must have (an anchor kept elsewhere): detects lines cut from the end");
   command->callback([flags] { verify(*flags); });

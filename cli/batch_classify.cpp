@@ -1,5 +1,6 @@
 #include "batch_classify.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,7 +9,6 @@
 #include <future>
 #include <set>
 #include <thread>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -124,7 +124,9 @@ void run_batch(const Classifier& classifier, const BatchOptions& options) {
   std::vector<std::filesystem::path> files;
   for (const auto& file : all)
     if (!done.count(file.stem().string())) files.push_back(file);
-  if (!done.empty()) std::fprintf(stderr, "dermcds: classify: --resume: %zu of %zu images are already in %s\n", all.size() - files.size(), all.size(), options.output.c_str());
+  if (!done.empty())
+    std::fprintf(stderr, "dermcds: classify: --resume: %zu of %zu images are already in %s\n", all.size() - files.size(), all.size(),
+                 options.output.c_str());
 
   const Manifest& manifest = classifier.manifest();
   std::ofstream out(options.output, exists && options.resume ? std::ios::app : std::ios::trunc);
@@ -163,7 +165,8 @@ void run_batch(const Classifier& classifier, const BatchOptions& options) {
       for (std::size_t c = 0; c < manifest.labels.size(); ++c) out << ',';  // empty cells: no answer
       out << '\n';
     } else {
-      out << nlohmann::json{{"image", p.file.stem().string()}, {"file", p.file.string()}, {"error", p.error}, {"code", p.code}}.dump() << '\n';
+      out << nlohmann::json{{"image", p.file.stem().string()}, {"file", p.file.string()}, {"error", p.error}, {"code", p.code}}.dump()
+          << '\n';
     }
   };
 

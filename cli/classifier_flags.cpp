@@ -11,13 +11,13 @@ void add_classifier_flags(CLI::App& command, ClassifierFlags& flags) {
   command.add_option("-m,--model", flags.model,
                      "Model package directory (<repo>/<name>/<version>) or model directory (<repo>/<name>: its active "
                      "version). Default: $DERMCDS_MODEL");
-  command.add_option("--runtime", flags.options.runtime, "Runtime: auto, onnxruntime or tflite")
-      ->capture_default_str();
+  command.add_option("--runtime", flags.options.runtime, "Runtime: auto, onnxruntime or tflite")->capture_default_str();
   command.add_option("--precision", flags.options.precision, "Artifact precision: auto, fp32, fp16 or int8")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "int8"}))
       ->capture_default_str();
-  command.add_option("--provider", flags.options.execution.provider,
-                     "Execution provider. onnxruntime: auto, cpu, cuda, tensorrt; tflite: auto, xnnpack, builtin, nnapi")
+  command
+      .add_option("--provider", flags.options.execution.provider,
+                  "Execution provider. onnxruntime: auto, cpu, cuda, tensorrt; tflite: auto, xnnpack, builtin, nnapi")
       ->capture_default_str();
   command.add_option("--threads", flags.options.execution.threads, "Inference threads (0: the runtime's choice)")
       ->check(CLI::Range(0, 256))
@@ -33,8 +33,7 @@ std::map<std::string, std::string> parse_provider_options(const std::vector<std:
   std::map<std::string, std::string> options;
   for (const std::string& kv : key_values) {
     const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
+    if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
     options[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return options;

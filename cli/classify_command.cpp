@@ -33,19 +33,18 @@ constexpr std::uint64_t kMaxImageFileBytes = 64ull << 20;
 void print_human(const std::string& image, const ClassificationResult& r) {
   const auto top = static_cast<std::size_t>(r.top1);
   std::printf("%s: %s (%s) %.4f, triage %s (margin %.4f to the %s threshold)\n", image.c_str(), r.labels[top].code.c_str(),
-              r.labels[top].name.c_str(), r.probabilities[top], r.triage.tier.c_str(), r.triage.margin,
-              r.triage.nearest_rule_tier.c_str());
+              r.labels[top].name.c_str(), r.probabilities[top], r.triage.tier.c_str(), r.triage.margin, r.triage.nearest_rule_tier.c_str());
   if (!r.assessment.assessable()) {
     std::printf("  NOT ASSESSABLE: retake the photograph (no triage tier is suggested)\n");
-    for (const AssessmentReason& reason : r.assessment.reasons)
-      std::printf("    %s: %s\n", reason.code.c_str(), reason.message.c_str());
+    for (const AssessmentReason& reason : r.assessment.reasons) std::printf("    %s: %s\n", reason.code.c_str(), reason.message.c_str());
   }
   std::printf(" ");
   for (std::size_t i = 0; i < r.labels.size(); ++i) std::printf(" %s %.4f", r.labels[i].code.c_str(), r.probabilities[i]);
-  std::printf("\n  model %s v%s, %s %s, provider %s, %s; decode %.1f ms, preprocess %.1f ms, inference %.1f ms, "
-              "postprocess %.2f ms\n",
-              r.model_name.c_str(), r.model_version.c_str(), r.runtime.c_str(), r.runtime_version.c_str(), r.provider.c_str(),
-              r.precision.c_str(), r.timings.decode_ms, r.timings.preprocess_ms, r.timings.inference_ms, r.timings.postprocess_ms);
+  std::printf(
+      "\n  model %s v%s, %s %s, provider %s, %s; decode %.1f ms, preprocess %.1f ms, inference %.1f ms, "
+      "postprocess %.2f ms\n",
+      r.model_name.c_str(), r.model_version.c_str(), r.runtime.c_str(), r.runtime_version.c_str(), r.provider.c_str(), r.precision.c_str(),
+      r.timings.decode_ms, r.timings.preprocess_ms, r.timings.inference_ms, r.timings.postprocess_ms);
   for (const std::string& fallback : r.fallbacks) std::printf("  fallback: %s\n", fallback.c_str());
 }
 
@@ -114,8 +113,9 @@ void register_classify_command(CLI::App& app) {
   command->add_option("images", flags->images, "Image files, or directories (walked recursively) with --output")->required();
   add_classifier_flags(*command, flags->classifier);
   command->add_flag("--json", flags->json, "Print a JSON array of results (docs/result.md) instead of text");
-  command->add_option("--format", flags->format,
-                      "text, json (= --json), or fhir: a FHIR R4 Bundle per image, one per line (docs/fhir-cds-hooks.md)")
+  command
+      ->add_option("--format", flags->format,
+                   "text, json (= --json), or fhir: a FHIR R4 Bundle per image, one per line (docs/fhir-cds-hooks.md)")
       ->check(CLI::IsMember({"text", "json", "fhir"}))
       ->capture_default_str();
   command->add_option("--subject", flags->subject, "With --format fhir: the patient, a FHIR reference such as Patient/123");

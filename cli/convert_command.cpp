@@ -91,11 +91,13 @@ void write_report(const std::string& path, const std::string& model, const conve
   line("full integer (every operator int8)", r.int8_full_integer);
   line("written model (worst of XNNPACK and TFLite's kernels)", r.int8_chosen);
   out += "- goal met on the calibration samples (with margin): " + std::string(r.int8_goal_met ? "yes" : "no") + "\n";
-  out += "- operators kept float: " + std::to_string(r.float_operators.size()) + "; QUANTIZE/DEQUANTIZE at the boundaries: " +
-         std::to_string(r.boundary_operators) + "; bias corrections: " + std::to_string(r.bias_corrections) + "\n";
+  out += "- operators kept float: " + std::to_string(r.float_operators.size()) +
+         "; QUANTIZE/DEQUANTIZE at the boundaries: " + std::to_string(r.boundary_operators) +
+         "; bias corrections: " + std::to_string(r.bias_corrections) + "\n";
   out += "- XNNPACK delegation: " + std::string(r.xnnpack_delegates_all ? "every operator" : "NOT every operator") + " (" +
          r.xnnpack_delegation + ")\n\n";
-  out += "| # | operator | output | only this int8: mean \\|dp\\| | top-1 | only this float: mean \\|dp\\| | top-1 | range | kept float |\n";
+  out +=
+      "| # | operator | output | only this int8: mean \\|dp\\| | top-1 | only this float: mean \\|dp\\| | top-1 | range | kept float |\n";
   out += "|---:|---|---|---:|---:|---:|---:|---|---|\n";
   for (const converter::Int8Sensitivity& row : r.sensitivity) {
     const auto cell = [](const converter::Int8Agreement& a, bool mean) {
@@ -117,15 +119,16 @@ void print_result(const ConvertFlags& flags, const std::string& path, std::uint6
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("%s: %s, %.2f MB, %zu TFLite operators, sha256 %s\n", path.c_str(), flags.precision.c_str(),
-              static_cast<double>(bytes) / 1e6, report.tflite_operators, sha256.c_str());
+  std::printf("%s: %s, %.2f MB, %zu TFLite operators, sha256 %s\n", path.c_str(), flags.precision.c_str(), static_cast<double>(bytes) / 1e6,
+              report.tflite_operators, sha256.c_str());
   if (report.calibration_samples > 0) {
     std::printf("  int8 calibrated on %zu images (%s ranges)\n", report.calibration_samples, report.calibration_method.c_str());
-    std::printf("  on them: mean |dp| %.4f, top-1 %.1f%%, triage %.1f%% (full integer: %.4f, %.1f%%, %.1f%%); %zu operator(s) float; XNNPACK %s\n",
-                report.int8_chosen.mean_abs_diff, 100 * report.int8_chosen.top1_agreement, 100 * report.int8_chosen.triage_agreement,
-                report.int8_full_integer.mean_abs_diff, 100 * report.int8_full_integer.top1_agreement,
-                100 * report.int8_full_integer.triage_agreement, report.float_operators.size(),
-                report.xnnpack_delegates_all ? "delegates every operator" : "does NOT delegate every operator");
+    std::printf(
+        "  on them: mean |dp| %.4f, top-1 %.1f%%, triage %.1f%% (full integer: %.4f, %.1f%%, %.1f%%); %zu operator(s) float; XNNPACK %s\n",
+        report.int8_chosen.mean_abs_diff, 100 * report.int8_chosen.top1_agreement, 100 * report.int8_chosen.triage_agreement,
+        report.int8_full_integer.mean_abs_diff, 100 * report.int8_full_integer.top1_agreement,
+        100 * report.int8_full_integer.triage_agreement, report.float_operators.size(),
+        report.xnnpack_delegates_all ? "delegates every operator" : "does NOT delegate every operator");
   }
 }
 
@@ -135,7 +138,8 @@ void run_onnx_int8(const ConvertFlags& flags) {
     throw Error(ErrorCode::kInvalidArgument, "--onnx-int8 works on a package: give --package DIR, without MODEL and -o");
   if (flags.precision != "fp32" && flags.precision != "int8")  // fp32: the flag's default, not asked for
     throw Error(ErrorCode::kInvalidArgument, "--onnx-int8 makes an int8 artifact; --precision " + flags.precision + " does not apply");
-  if (flags.calibration.empty()) throw Error(ErrorCode::kInvalidArgument, "--onnx-int8 needs --calibration DIR (images preprocessed as at inference)");
+  if (flags.calibration.empty())
+    throw Error(ErrorCode::kInvalidArgument, "--onnx-int8 needs --calibration DIR (images preprocessed as at inference)");
   converter::PackageConversion request;
   request.package_dir = flags.package;
   request.precision = converter::Precision::kInt8;
@@ -146,9 +150,15 @@ void run_onnx_int8(const ConvertFlags& flags) {
   request.progress = print_progress;
   const converter::OnnxInt8PackageResult r = converter::quantize_package_onnx_int8(request);
   if (flags.json) {
-    const nlohmann::ordered_json j{{"file", r.artifact.string()}, {"runtime", "onnxruntime"}, {"precision", "int8"}, {"format", "qdq"},
-                                   {"bytes", r.bytes}, {"sha256", r.sha256}, {"onnx_opset", r.opset},
-                                   {"convolutions", r.convolutions}, {"quantized_convolutions", r.quantized_convolutions},
+    const nlohmann::ordered_json j{{"file", r.artifact.string()},
+                                   {"runtime", "onnxruntime"},
+                                   {"precision", "int8"},
+                                   {"format", "qdq"},
+                                   {"bytes", r.bytes},
+                                   {"sha256", r.sha256},
+                                   {"onnx_opset", r.opset},
+                                   {"convolutions", r.convolutions},
+                                   {"quantized_convolutions", r.quantized_convolutions},
                                    {"quantized_activations", r.quantized_activations},
                                    {"calibration", {{"samples", r.calibration_samples}, {"method", flags.calibration_method}}},
                                    {"unquantized", r.unquantized}};
@@ -167,7 +177,8 @@ void run(const ConvertFlags& flags) {
   const converter::CalibrationMethod method = converter::parse_calibration_method(flags.calibration_method);
   if (precision == converter::Precision::kInt8 && flags.calibration.empty())
     throw Error(ErrorCode::kInvalidArgument, "--precision int8 needs --calibration DIR (images preprocessed as at inference)");
-  if (precision != converter::Precision::kInt8 && (!flags.calibration.empty() || flags.int8_io || flags.full_integer || !flags.report.empty()))
+  if (precision != converter::Precision::kInt8 &&
+      (!flags.calibration.empty() || flags.int8_io || flags.full_integer || !flags.report.empty()))
     throw Error(ErrorCode::kInvalidArgument, "--calibration, --int8-io, --full-integer and --report apply to --precision int8 only");
   converter::Int8Options int8;
   int8.mixed_precision = !flags.full_integer;
@@ -175,7 +186,8 @@ void run(const ConvertFlags& flags) {
 
   if (!flags.package.empty()) {
     if (!flags.model.empty() || !flags.output.empty())
-      throw Error(ErrorCode::kInvalidArgument, "with --package the ONNX model and the output file come from the package; drop MODEL and -o");
+      throw Error(ErrorCode::kInvalidArgument,
+                  "with --package the ONNX model and the output file come from the package; drop MODEL and -o");
     converter::PackageConversion request;
     request.package_dir = flags.package;
     request.precision = precision;

@@ -4,6 +4,7 @@
 // does (docs/cli.md). This file checks the inputs and runs the classifier; the metrics, the
 // Markdown report and the plots are python/dermcds_export/evaluation.py's, which the command
 // runs on the answers (`evaluate-report`).
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,7 +12,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -80,8 +80,7 @@ std::map<std::string, std::string> read_ground_truth(const std::string& path, co
   std::vector<std::string> missing_columns;
   for (const Label& label : manifest.labels)
     if (!seen.count(label.code)) missing_columns.push_back(label.code);
-  if (!missing_columns.empty())
-    bad(path + ": the ground truth does not match the model: no column for " + some(missing_columns));
+  if (!missing_columns.empty()) bad(path + ": the ground truth does not match the model: no column for " + some(missing_columns));
 
   std::map<std::string, std::string> truth;
   std::size_t number = 1;
@@ -147,17 +146,20 @@ void run(EvaluateFlags& flags) {
   }
   if (!duplicates.empty()) bad(flags.images + ": two files share a name without extension: " + some(duplicates));
   if (!not_in_truth.empty())
-    bad(std::to_string(not_in_truth.size()) + " image(s) of " + flags.images + " are missing from the ground truth " +
-        flags.ground_truth + ": " + some(not_in_truth));
+    bad(std::to_string(not_in_truth.size()) + " image(s) of " + flags.images + " are missing from the ground truth " + flags.ground_truth +
+        ": " + some(not_in_truth));
   std::vector<std::string> without_image;
   for (const auto& [name, code] : truth)
     if (!names.count(name)) without_image.push_back(name);
   if (!without_image.empty())
     bad(std::to_string(without_image.size()) + " ground-truth row(s) have no image in " + flags.images + ": " + some(without_image));
-  if (unknown_rows > 0) std::fprintf(stderr, "dermcds: evaluate: %zu UNK row(s) of the ground truth are left out: the model has no UNK class\n", unknown_rows);
+  if (unknown_rows > 0)
+    std::fprintf(stderr, "dermcds: evaluate: %zu UNK row(s) of the ground truth are left out: the model has no UNK class\n", unknown_rows);
 
   nlohmann::json document;
-  document["model"] = {{"name", manifest.name}, {"version", manifest.version}, {"runtime", classifier->backend_info().runtime},
+  document["model"] = {{"name", manifest.name},
+                       {"version", manifest.version},
+                       {"runtime", classifier->backend_info().runtime},
                        {"precision", classifier->backend_info().precision}};
   document["labels"] = nlohmann::json::array();
   for (const Label& label : manifest.labels) document["labels"].push_back(label.code);
@@ -174,10 +176,8 @@ void run(EvaluateFlags& flags) {
     } catch (const Error& e) {
       throw Error(e.code(), file.string() + ": " + e.what() + " (every image of the set must be classified)");
     }
-    document["images"].push_back({{"image", name},
-                                  {"truth", truth.at(name)},
-                                  {"probabilities", result.probabilities},
-                                  {"assessment", result.assessment.status()}});
+    document["images"].push_back(
+        {{"image", name}, {"truth", truth.at(name)}, {"probabilities", result.probabilities}, {"assessment", result.assessment.status()}});
     const auto now = std::chrono::steady_clock::now();
     if (now - last > std::chrono::seconds(5) || i + 1 == images.size()) {
       last = now;

@@ -2,9 +2,9 @@
 #include <cstdio>
 #include <exception>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "command.hpp"
 #include "dermcds/error.hpp"
@@ -52,8 +52,10 @@ int main(int argc, char** argv) {
     // The last edge: a file-system or system error a module let through still leaves with its
     // named code and exit status; only what is none of those is an internal error (70).
     const dermcds::Error e = dermcds::current_exception_as_error();
-    if (e.code() == dermcds::ErrorCode::kInternal) std::fprintf(stderr, "dermcds: internal error: %s\n", e.what());
-    else std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
+    if (e.code() == dermcds::ErrorCode::kInternal)
+      std::fprintf(stderr, "dermcds: internal error: %s\n", e.what());
+    else
+      std::fprintf(stderr, "dermcds: error (%s): %s\n", std::string(dermcds::to_string(e.code())).c_str(), e.what());
     return dermcds::cli::exit_status_for(e.code());
   }
   return dermcds::cli::kExitOk;

@@ -63,8 +63,10 @@ void list(const std::string& root, bool json) {
   for (const auto& e : out) {
     std::printf("%s %-24s v%-4s %s", e["active"].get<bool>() ? "*" : " ", e["name"].get<std::string>().c_str(),
                 e["version"].get<std::string>().c_str(), e.value("architecture", "").c_str());
-    if (e.contains("error")) std::printf("  ERROR: %s", e["error"].get<std::string>().c_str());
-    else for (const auto& a : e["artifacts"]) std::printf("  %s", a.get<std::string>().c_str());
+    if (e.contains("error"))
+      std::printf("  ERROR: %s", e["error"].get<std::string>().c_str());
+    else
+      for (const auto& a : e["artifacts"]) std::printf("  %s", a.get<std::string>().c_str());
     if (!e["servable"].get<bool>()) std::printf("  NOT SERVABLE: %s", e.value("reason", "").c_str());
     std::printf("\n");
   }
@@ -101,14 +103,12 @@ void register_models_command(CLI::App& app) {
 
   auto request = std::make_shared<pipeline::ExportRequest>();
   request->repository = "models";
-  CLI::App* export_command = models->add_subcommand(
-      "export", "Export a PyTorch checkpoint (or the demo checkpoint) to a verified ONNX model package");
-  export_command->add_option("--arch", request->architecture, "Architecture: efficientnet_b4, mobilenet_v3_large, ...")
-      ->required();
+  CLI::App* export_command =
+      models->add_subcommand("export", "Export a PyTorch checkpoint (or the demo checkpoint) to a verified ONNX model package");
+  export_command->add_option("--arch", request->architecture, "Architecture: efficientnet_b4, mobilenet_v3_large, ...")->required();
   export_command->add_option("--checkpoint", request->checkpoint,
                              "PyTorch state_dict file; without it the demo model is trained (or taken from the cache)");
-  export_command->add_option("-r,--repository", request->repository, "Model repository to add the package to")
-      ->capture_default_str();
+  export_command->add_option("-r,--repository", request->repository, "Model repository to add the package to")->capture_default_str();
   export_command->add_option("--name", request->name, "Package name (default: derived from --arch)");
   export_command->add_option("--version", request->version, "Version number (default: the next free one)");
   export_command->add_option("--check-samples", request->check_samples, "Sample inputs for the ONNX Runtime vs PyTorch check")

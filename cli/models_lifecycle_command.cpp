@@ -25,9 +25,12 @@ struct BuildFlags {
 
 std::string_view result_name(pipeline::BuildResult result) {
   switch (result) {
-    case pipeline::BuildResult::kUpToDate: return "up-to-date";
-    case pipeline::BuildResult::kAccepted: return "accepted";
-    case pipeline::BuildResult::kRejected: return "rejected";
+    case pipeline::BuildResult::kUpToDate:
+      return "up-to-date";
+    case pipeline::BuildResult::kAccepted:
+      return "accepted";
+    case pipeline::BuildResult::kRejected:
+      return "rejected";
   }
   return "?";
 }
@@ -54,7 +57,8 @@ void build(BuildFlags& flags) {
       print_progress("nothing to build: " + outcome.reason);
       // Rebuilding from the same inputs would be rejected again; the failure stays visible.
       if (outcome.matched_status == "rejected")
-        throw CheckFailed("version " + outcome.version + ", built from these inputs, is a rejected candidate; change an input (or use --force)");
+        throw CheckFailed("version " + outcome.version +
+                          ", built from these inputs, is a rejected candidate; change an input (or use --force)");
       break;
     case pipeline::BuildResult::kAccepted:
       for (const std::string& line : outcome.rejected_artifacts)
@@ -100,8 +104,8 @@ void history(const std::string& repository, const std::string& model, bool json)
   }
   if (!events.empty()) std::printf("events:\n");
   for (const auto& e : events)
-    std::printf("  %s %-8s v%s%s%s%s\n", e.at.c_str(), e.action.c_str(), e.version.c_str(), e.from.empty() ? "" : (" (from v" + e.from + ")").c_str(),
-                e.detail.empty() ? "" : ": ", e.detail.c_str());
+    std::printf("  %s %-8s v%s%s%s%s\n", e.at.c_str(), e.action.c_str(), e.version.c_str(),
+                e.from.empty() ? "" : (" (from v" + e.from + ")").c_str(), e.detail.empty() ? "" : ": ", e.detail.c_str());
 }
 
 }  // namespace
@@ -144,8 +148,8 @@ void register_models_lifecycle_commands(CLI::App* models) {
     bool json = false;
   };
   auto promote = std::make_shared<Target>();
-  CLI::App* promote_command = models->add_subcommand(
-      "promote", "Make a version active (it must carry passing parity evidence; rejected candidates never are)");
+  CLI::App* promote_command =
+      models->add_subcommand("promote", "Make a version active (it must carry passing parity evidence; rejected candidates never are)");
   promote_command->add_option("model", promote->model, "Model name")->required();
   promote_command->add_option("version", promote->version, "Version to make active")->required();
   promote_command->add_option("-r,--repository", promote->repository, "Model repository")->capture_default_str();
@@ -161,8 +165,7 @@ void register_models_lifecycle_commands(CLI::App* models) {
   });
 
   auto rollback = std::make_shared<Target>();
-  CLI::App* rollback_command =
-      models->add_subcommand("rollback", "Make the version that was active before the current one active again");
+  CLI::App* rollback_command = models->add_subcommand("rollback", "Make the version that was active before the current one active again");
   rollback_command->add_option("model", rollback->model, "Model name")->required();
   rollback_command->add_option("-r,--repository", rollback->repository, "Model repository")->capture_default_str();
   rollback_command->callback([rollback] {

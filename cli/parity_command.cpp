@@ -72,19 +72,20 @@ void run(const ParityFlags& flags) {
 
 void register_parity_command(CLI::App& app) {
   auto flags = std::make_shared<ParityFlags>();
-  CLI::App* command = app.add_subcommand(
-      "parity",
-      "Run validation images through every runtime, precision and provider the package carries (and the PyTorch source "
-      "model), compare each with ONNX Runtime fp32, and check the package's bounds; exit status 1 when one is broken");
+  CLI::App* command =
+      app.add_subcommand("parity",
+                         "Run validation images through every runtime, precision and provider the package carries (and the PyTorch source "
+                         "model), compare each with ONNX Runtime fp32, and check the package's bounds; exit status 1 when one is broken");
   command->add_option("package", flags->package, "Package directory, or model directory (its active version)")->required();
   command->add_option("--images", flags->images, "Directory of validation images (JPEG/PNG)")->required();
   command->add_option("--report", flags->report, "Directory to write parity.json, parity.md and parity.png into");
   command->add_option("--policy", flags->policy, "JSON file with parity bounds laid over the package's policy (docs/parity.md)");
   command->add_option("--checkpoint", flags->checkpoint,
                       "PyTorch checkpoint for the ground truth (default: the one the manifest's provenance names)");
-  command->add_option("--only", flags->only,
-                      "Run only subjects whose id starts with one of these (e.g. tflite/int8, pytorch); the ONNX Runtime fp32 "
-                      "reference always runs")
+  command
+      ->add_option("--only", flags->only,
+                   "Run only subjects whose id starts with one of these (e.g. tflite/int8, pytorch); the ONNX Runtime fp32 "
+                   "reference always runs")
       ->delimiter(',');
   command->add_flag("--no-torch", flags->no_torch, "Skip the PyTorch ground truth");
   command->add_flag("--no-record", flags->no_record, "Do not store the result in the package's manifest");

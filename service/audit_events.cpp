@@ -38,10 +38,8 @@ ordered_json audit_model(const ClassificationResult& r, const Manifest& manifest
 
 void audit(const ServiceContext& context, const HttpRequest& request, std::string_view action, ordered_json fields) {
   if (!context.audit) return;
-  ordered_json record = {{"action", action},
-                         {"request_id", request.request_id},
-                         {"route", request.route},
-                         {"client", audit_client(request, context.config)}};
+  ordered_json record = {
+      {"action", action}, {"request_id", request.request_id}, {"route", request.route}, {"client", audit_client(request, context.config)}};
   for (auto& [key, value] : fields.items()) record[key] = std::move(value);
   context.audit->append(record);
 }

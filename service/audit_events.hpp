@@ -27,8 +27,7 @@ nlohmann::ordered_json audit_model(const ClassificationResult& result, const Man
 
 // Writes {"action", "request_id", "route", "client", ...fields}. Throws kIoError when the line
 // cannot be written: the request then fails rather than being answered unaudited.
-void audit(const ServiceContext& context, const HttpRequest& request, std::string_view action,
-           nlohmann::ordered_json fields);
+void audit(const ServiceContext& context, const HttpRequest& request, std::string_view action, nlohmann::ordered_json fields);
 
 // A failed request's line: its status and error code.
 void audit_failure(const ServiceContext& context, const HttpRequest& request, std::string_view action, const Error& error,

@@ -11,9 +11,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
+double ms_between(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double, std::milli>(to - from).count(); }
 
 template <typename Promise>
 void fail(Promise& promise, std::exception_ptr error) {
@@ -32,8 +30,7 @@ DynamicBatcher::DynamicBatcher(std::shared_ptr<const Classifier> classifier, Bat
   if (options_.max_batch_size < 1) throw Error(ErrorCode::kInvalidArgument, "max_batch_size must be at least 1");
   if (options_.max_queue_size < 1) throw Error(ErrorCode::kInvalidArgument, "max_queue_size must be at least 1");
   if (options_.max_queue_delay.count() < 0) throw Error(ErrorCode::kInvalidArgument, "max_queue_delay must not be negative");
-  max_images_ = classifier_->max_batch() > 0 ? std::min(options_.max_batch_size, classifier_->max_batch())
-                                              : options_.max_batch_size;
+  max_images_ = classifier_->max_batch() > 0 ? std::min(options_.max_batch_size, classifier_->max_batch()) : options_.max_batch_size;
   worker_ = std::thread([this] { run(); });
 }
 
@@ -55,15 +52,14 @@ std::future<ClassifiedImage> DynamicBatcher::submit(PreparedImage image, Deadlin
 
 std::future<InferredTensor> DynamicBatcher::submit(Tensor images, Deadline deadline) {
   const int size = classifier_->manifest().input.crop_size;
-  const std::vector<std::int64_t> tail = classifier_->input_layout() == TensorLayout::kNCHW
-                                             ? std::vector<std::int64_t>{3, size, size}
-                                             : std::vector<std::int64_t>{size, size, 3};
+  const std::vector<std::int64_t> tail = classifier_->input_layout() == TensorLayout::kNCHW ? std::vector<std::int64_t>{3, size, size}
+                                                                                            : std::vector<std::int64_t>{size, size, 3};
   // Tensors from different requests are concatenated, so each must be exactly a batch of this
   // model's images; Classifier::infer would only find out after others were mixed in.
   if (images.shape.size() != 4 || images.shape[0] < 1 || !std::equal(tail.begin(), tail.end(), images.shape.begin() + 1) ||
       Tensor::checked_element_count(images.shape) != static_cast<std::int64_t>(images.data.size()))
-    throw Error(ErrorCode::kInvalidArgument, "input tensor is not a batch of [" + std::to_string(tail[0]) + "," +
-                                                 std::to_string(tail[1]) + "," + std::to_string(tail[2]) + "] images");
+    throw Error(ErrorCode::kInvalidArgument, "input tensor is not a batch of [" + std::to_string(tail[0]) + "," + std::to_string(tail[1]) +
+                                                 "," + std::to_string(tail[2]) + "] images");
   const int count = static_cast<int>(images.shape[0]);
   Job job{TensorWork{std::move(images), {}}, count, Clock::now(), deadline};
   auto future = std::get<TensorWork>(job.work).promise.get_future();
@@ -76,8 +72,8 @@ void DynamicBatcher::enqueue(Job job) {
     std::lock_guard lock(mutex_);
     if (stopping_) throw Error(ErrorCode::kRuntimeUnavailable, "this model version is being unloaded");
     if (static_cast<int>(queue_.size()) >= options_.max_queue_size)
-      throw Error(ErrorCode::kResourceExhausted, "the model's queue is full (" + std::to_string(options_.max_queue_size) +
-                                                     " requests waiting); retry shortly");
+      throw Error(ErrorCode::kResourceExhausted,
+                  "the model's queue is full (" + std::to_string(options_.max_queue_size) + " requests waiting); retry shortly");
     queued_images_ += job.images;
     queue_.push_back(std::move(job));
   }

@@ -55,7 +55,7 @@ struct ClassifiedImage {
 };
 
 struct InferredTensor {
-  Tensor logits;  // [N, classes] for the request's N images
+  Tensor logits;     // [N, classes] for the request's N images
   Tensor ood_score;  // [N, 1]: the safety guard's output; empty for a package without it
   double queue_ms = 0;
   int batch_images = 0;  // images in the inference that served it (other requests' included)

@@ -83,19 +83,18 @@ std::string decode_base64(std::string_view text, const std::string& what) {
 
 ordered_json cds_discovery(const std::string& hook) {
   return {{"services",
-           ordered_json::array(
-               {{{"hook", hook},
-                 {"title", "Dermatology lesion triage (derm-cds)"},
-                 {"description",
-                  "Classifies a photograph of a skin lesion into the ISIC 2019 classes and suggests a triage tier "
-                  "(urgent referral, dermatology review, routine), with a preliminary FHIR RiskAssessment to record."},
-                 {"id", kCdsServiceId},
-                 // The EHR resolves this and sends the Media with its base64 data; the service
-                 // itself never calls back to the FHIR server.
-                 {"prefetch", {{"image", "Media/{{context.mediaId}}"}}},
-                 {"usageRequirements",
-                  "context.patientId and context.mediaId; the Media's content must carry contentType image/jpeg "
-                  "or image/png and base64 data"}}})}};
+           ordered_json::array({{{"hook", hook},
+                                 {"title", "Dermatology lesion triage (derm-cds)"},
+                                 {"description",
+                                  "Classifies a photograph of a skin lesion into the ISIC 2019 classes and suggests a triage tier "
+                                  "(urgent referral, dermatology review, routine), with a preliminary FHIR RiskAssessment to record."},
+                                 {"id", kCdsServiceId},
+                                 // The EHR resolves this and sends the Media with its base64 data; the service
+                                 // itself never calls back to the FHIR server.
+                                 {"prefetch", {{"image", "Media/{{context.mediaId}}"}}},
+                                 {"usageRequirements",
+                                  "context.patientId and context.mediaId; the Media's content must carry contentType image/jpeg "
+                                  "or image/png and base64 data"}}})}};
 }
 
 CdsRequest parse_cds_request(std::string_view body, const std::string& hook) {
@@ -114,8 +113,7 @@ CdsRequest parse_cds_request(std::string_view body, const std::string& hook) {
     throw CdsPreconditionFailed("prefetch.image is missing: the service needs the Media the prefetch template names");
   if (!prefetch->is_object()) bad("prefetch must be an object");
   const auto image = prefetch->find("image");
-  if (image == prefetch->end() || image->is_null())
-    throw CdsPreconditionFailed("prefetch.image is missing or could not be fetched (null)");
+  if (image == prefetch->end() || image->is_null()) throw CdsPreconditionFailed("prefetch.image is missing or could not be fetched (null)");
   if (!image->is_object() || image->value("resourceType", "") != "Media") bad("prefetch.image must be a FHIR Media resource");
   if (const auto id = image->find("id"); id != image->end() && id->is_string()) out.media_id = id->get<std::string>();
   const auto content = image->find("content");
@@ -157,8 +155,8 @@ ordered_json cds_response(const CdsCardInput& input) {
   detail += "| Class | Probability |\n|---|---|\n";
   for (std::size_t i = 0; i < r.labels.size(); ++i)
     detail += "| " + r.labels[i].name + " (" + r.labels[i].code + ") | " + percent_text(r.probabilities[i]) + " |\n";
-  detail += "\nModel " + r.model_name + " version " + r.model_version + " on " + r.runtime + " " + r.runtime_version + " (" +
-            r.provider + ", " + r.precision + "). Image sha256 `" + input.image_sha256 + "`.";
+  detail += "\nModel " + r.model_name + " version " + r.model_version + " on " + r.runtime + " " + r.runtime_version + " (" + r.provider +
+            ", " + r.precision + "). Image sha256 `" + input.image_sha256 + "`.";
 
   // The suggestion's RiskAssessment points at what the EHR has: its own Media (by id), and the
   // model by identifier, since the Device resource exists only in our Bundle.
@@ -171,11 +169,9 @@ ordered_json cds_response(const CdsCardInput& input) {
   fhir.occurrence = input.occurrence;
   clinical::FhirResources resources = clinical::fhir_resources(fhir);
   ordered_json& assessment = resources.risk_assessment;
-  assessment["performer"] = {{"identifier", resources.device["identifier"][0]},
-                             {"display", r.model_name + " version " + r.model_version}};
-  assessment["basis"] = input.request->media_id.empty()
-                            ? ordered_json::array({{{"identifier", resources.media["identifier"][0]}}})
-                            : ordered_json::array({{{"reference", "Media/" + input.request->media_id}}});
+  assessment["performer"] = {{"identifier", resources.device["identifier"][0]}, {"display", r.model_name + " version " + r.model_version}};
+  assessment["basis"] = input.request->media_id.empty() ? ordered_json::array({{{"identifier", resources.media["identifier"][0]}}})
+                                                        : ordered_json::array({{{"reference", "Media/" + input.request->media_id}}});
 
   ordered_json card = {
       {"uuid", clinical::random_uuid()},
@@ -183,13 +179,13 @@ ordered_json cds_response(const CdsCardInput& input) {
       {"indicator", cds_indicator_for_tier(r.triage.tier)},
       {"detail", detail},
       {"source", {{"label", "derm-cds " + r.model_name + " version " + r.model_version}}},
-      {"suggestions",
-       ordered_json::array({{{"label", "Record the AI risk assessment (preliminary)"},
-                             {"uuid", clinical::random_uuid()},
-                             {"actions", ordered_json::array({{{"type", "create"},
-                                                               {"description", "Create a preliminary RiskAssessment "
+      {"suggestions", ordered_json::array({{{"label", "Record the AI risk assessment (preliminary)"},
+                                            {"uuid", clinical::random_uuid()},
+                                            {"actions", ordered_json::array({{{"type", "create"},
+                                                                              {"description",
+                                                                               "Create a preliminary RiskAssessment "
                                                                                "with the model's probabilities"},
-                                                               {"resource", std::move(assessment)}}})}}})},
+                                                                              {"resource", std::move(assessment)}}})}}})},
       {"selectionBehavior", "at-most-one"},
       {"links", ordered_json::array({{{"label", "Open the derm-cds clinician page"}, {"url", input.page_url}, {"type", "absolute"}}})},
   };

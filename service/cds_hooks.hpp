@@ -44,8 +44,8 @@ struct CdsCardInput {
   const ClassificationResult* result = nullptr;
   const Manifest* manifest = nullptr;
   const CdsRequest* request = nullptr;
-  std::string page_url;     // absolute URL of the clinician page
-  std::string occurrence;   // ISO 8601
+  std::string page_url;    // absolute URL of the clinician page
+  std::string occurrence;  // ISO 8601
   std::string image_sha256;
 };
 

@@ -73,8 +73,10 @@ std::map<std::string, std::string> read_value<std::map<std::string, std::string>
 
 template <typename T>
 json to_value(const T& v) {
-  if constexpr (std::is_same_v<T, std::filesystem::path>) return v.string();
-  else return v;
+  if constexpr (std::is_same_v<T, std::filesystem::path>)
+    return v.string();
+  else
+    return v;
 }
 
 // One configuration key: how to read it from the file and how to show it.
@@ -191,11 +193,9 @@ void validate(const ServiceConfig& c) {
   require(c.http_io_threads >= 1 && c.http_io_threads <= 64, "http_io_threads must be between 1 and 64");
   require(c.max_request_images >= 1 && c.max_request_images <= 4096, "max_request_images must be between 1 and 4096");
   require(c.grpc_port >= -1 && c.grpc_port <= 65535, "grpc_port must be between -1 (off) and 65535");
-  require(c.grpc_port < 0 || c.port == 0 || c.grpc_port == 0 || c.grpc_port != c.port,
-          "grpc_port must differ from port");
+  require(c.grpc_port < 0 || c.port == 0 || c.grpc_port == 0 || c.grpc_port != c.port, "grpc_port must differ from port");
   require(c.warmup_runs >= 0 && c.warmup_runs <= 100, "warmup_runs must be between 0 and 100");
-  require(c.repository_poll_secs >= 0 && c.repository_poll_secs <= 86400,
-          "repository_poll_secs must be between 0 (off) and 86400");
+  require(c.repository_poll_secs >= 0 && c.repository_poll_secs <= 86400, "repository_poll_secs must be between 0 (off) and 86400");
   require(c.audit_max_bytes >= 4096, "audit_max_bytes must be at least 4096");
   require(c.public_url.empty() || c.public_url.rfind("http://", 0) == 0 || c.public_url.rfind("https://", 0) == 0,
           "public_url must be an absolute http:// or https:// URL");
@@ -224,8 +224,8 @@ ModelManagerOptions model_manager_options(const ServiceConfig& c) {
   options.execution.provider_options = c.provider_options;
   options.limits.max_pixels = c.max_image_pixels;
   options.batching.max_batch_size = c.batching ? c.max_batch_size : 1;
-  options.batching.max_queue_delay = c.batching ? std::chrono::microseconds(static_cast<std::int64_t>(c.max_queue_delay_ms * 1000))
-                                                : std::chrono::microseconds(0);
+  options.batching.max_queue_delay =
+      c.batching ? std::chrono::microseconds(static_cast<std::int64_t>(c.max_queue_delay_ms * 1000)) : std::chrono::microseconds(0);
   options.batching.max_queue_size = c.max_queue_size;
   options.warmup_runs = c.warmup_runs;
   options.serving.allow_unverified = c.allow_unverified_models;
@@ -265,8 +265,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--device", &ServiceConfig::device_id, "GPU device id for the cuda and tensorrt providers");
   app.add_option("--provider-option", provider_options, "Provider option KEY=VALUE (repeatable)");
   option("--max-batch-size", &ServiceConfig::max_batch_size, "Most images per inference");
-  option("--max-queue-delay-ms", &ServiceConfig::max_queue_delay_ms,
-         "Longest a request waits for others to fill its batch");
+  option("--max-queue-delay-ms", &ServiceConfig::max_queue_delay_ms, "Longest a request waits for others to fill its batch");
   option("--max-queue-size", &ServiceConfig::max_queue_size, "Requests that may wait per model before 503");
   app.add_flag("--no-batching", no_batching, "One image per inference (same as --max-batch-size 1)");
   option("--request-timeout-ms", &ServiceConfig::request_timeout_ms, "Time limit for a request's queueing and inference");
@@ -286,8 +285,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
   option("--warmup-runs", &ServiceConfig::warmup_runs, "Warm-up rounds per loaded model before it is ready");
   option("--repository-poll-secs", &ServiceConfig::repository_poll_secs,
          "Rescan the repository every N seconds and follow its versions and ACTIVE markers (0: off)");
-  app.add_option("--admin-key-file", admin_key_file, "File holding the API key of the repository endpoints")
-      ->check(CLI::ExistingFile);
+  app.add_option("--admin-key-file", admin_key_file, "File holding the API key of the repository endpoints")->check(CLI::ExistingFile);
   option("--audit-log", &ServiceConfig::audit_log, "Append a hash-chained audit line per request to this file (docs/audit.md)");
   option("--public-url", &ServiceConfig::public_url, "Absolute base URL of this service, for CDS Hooks card links");
   option("--log-level", &ServiceConfig::log_level, "trace, debug, info, warn, error, critical or off");
@@ -312,8 +310,7 @@ ParseOutcome parse_command_line(int argc, char** argv, ServiceConfig& config, in
     if (opt->count() > 0) apply(config);
   for (const std::string& kv : provider_options) {
     const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
+    if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::kInvalidArgument, "--provider-option '" + kv + "' is not KEY=VALUE");
     config.provider_options[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (no_batching) config.batching = false;

@@ -19,8 +19,8 @@ std::string fhir_subject(const HttpRequest& request) {
   return subject;
 }
 
-HttpResponse fhir_classification_response(const ClassificationResult& result, const Manifest& manifest,
-                                          const std::string& subject, std::span<const std::uint8_t> image) {
+HttpResponse fhir_classification_response(const ClassificationResult& result, const Manifest& manifest, const std::string& subject,
+                                          std::span<const std::uint8_t> image) {
   clinical::FhirClassification input;
   input.result = &result;
   input.triage = &manifest.triage;

@@ -18,7 +18,7 @@ bool wants_fhir(const HttpRequest& request);
 // the parameter when it is missing or not a Patient/Group reference.
 std::string fhir_subject(const HttpRequest& request);
 
-HttpResponse fhir_classification_response(const ClassificationResult& result, const Manifest& manifest,
-                                          const std::string& subject, std::span<const std::uint8_t> image);
+HttpResponse fhir_classification_response(const ClassificationResult& result, const Manifest& manifest, const std::string& subject,
+                                          std::span<const std::uint8_t> image);
 
 }  // namespace dermcds::service

@@ -23,9 +23,8 @@ std::string_view trim(std::string_view s) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-           return std::tolower(x) == std::tolower(y);
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) { return std::tolower(x) == std::tolower(y); });
 }
 
 [[noreturn]] void malformed(const std::string& what) {
@@ -69,8 +68,10 @@ void read_disposition(std::string_view value, FormPart& part) {
     rest = trim(rest);
     std::string parameter = parameter_value(rest);
     rest = trim(rest);
-    if (iequals(key, "name")) part.name = std::move(parameter);
-    else if (iequals(key, "filename") || iequals(key, "filename*")) part.is_file = true;
+    if (iequals(key, "name"))
+      part.name = std::move(parameter);
+    else if (iequals(key, "filename") || iequals(key, "filename*"))
+      part.is_file = true;
   }
 }
 
@@ -83,8 +84,10 @@ void read_part_headers(std::string_view headers, FormPart& part) {
     if (colon == std::string_view::npos) malformed("a part header line has no ':'");
     const std::string_view name = trim(line.substr(0, colon));
     const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "content-disposition")) read_disposition(value, part);
-    else if (iequals(name, "content-type")) part.content_type = std::string(value);
+    if (iequals(name, "content-disposition"))
+      read_disposition(value, part);
+    else if (iequals(name, "content-type"))
+      part.content_type = std::string(value);
   }
 }
 
@@ -117,11 +120,12 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
     query.remove_prefix(std::min(end + 1, query.size()));
     if (pair.empty()) continue;
     if (out.size() >= kMaxQueryParameters)
-      throw Error(ErrorCode::kInvalidArgument,
-                  "the query string has more than " + std::to_string(kMaxQueryParameters) + " parameters");
+      throw Error(ErrorCode::kInvalidArgument, "the query string has more than " + std::to_string(kMaxQueryParameters) + " parameters");
     const std::size_t equals = pair.find('=');
-    if (equals == std::string_view::npos) out.emplace_back(percent_decode(pair, true), "");
-    else out.emplace_back(percent_decode(pair.substr(0, equals), true), percent_decode(pair.substr(equals + 1), true));
+    if (equals == std::string_view::npos)
+      out.emplace_back(percent_decode(pair, true), "");
+    else
+      out.emplace_back(percent_decode(pair.substr(0, equals), true), percent_decode(pair.substr(equals + 1), true));
   }
   return out;
 }
@@ -160,7 +164,7 @@ std::vector<FormPart> parse_multipart(std::string_view body, std::string_view bo
   }
   std::vector<FormPart> parts;
   for (;;) {
-    if (body.substr(pos, 2) == "--") return parts;  // the closing delimiter; an epilogue may follow
+    if (body.substr(pos, 2) == "--") return parts;                               // the closing delimiter; an epilogue may follow
     while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;  // transport padding
     if (body.substr(pos, 2) != "\r\n") malformed("a boundary delimiter is not followed by a line break");
     pos += 2;

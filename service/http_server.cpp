@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -25,7 +26,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
 #include "http_parsing.hpp"
@@ -139,12 +139,9 @@ HttpResponse HttpResponse::status_only(int status) {
   return r;
 }
 
-HttpResponse HttpResponse::error(int status, std::string_view message) {
-  return json({{"error", bounded_message(message)}}, status);
-}
+HttpResponse HttpResponse::error(int status, std::string_view message) { return json({{"error", bounded_message(message)}}, status); }
 
-HttpResponse HttpResponse::detailed_error(int status, std::string_view message, std::string_view code,
-                                          std::string_view request_id) {
+HttpResponse HttpResponse::detailed_error(int status, std::string_view message, std::string_view code, std::string_view request_id) {
   HttpResponse response = json({{"error", bounded_message(message)}, {"code", code}, {"request_id", request_id}}, status);
   response.log_fields["error_code"] = code;
   return response;
@@ -165,8 +162,7 @@ struct Route {
 // The status and message for a request the parser refused; nothing from the request is quoted.
 std::pair<int, std::string> parse_error_response(const beast::error_code& ec, const HttpServerOptions& options) {
   if (ec == http::error::header_limit)
-    return {431, "the request line and header fields are larger than the limit of " +
-                     std::to_string(options.max_header_bytes) + " bytes"};
+    return {431, "the request line and header fields are larger than the limit of " + std::to_string(options.max_header_bytes) + " bytes"};
   if (ec == http::error::body_limit)
     return {413, "request body is larger than the limit of " + std::to_string(options.max_body_bytes) + " bytes"};
   if (ec == http::error::bad_content_length || ec == http::error::multiple_content_length)
@@ -211,8 +207,8 @@ struct ServerCore {
 namespace {
 
 // Copies a response value into a Beast message, with the headers every response carries.
-http::response<http::string_body> to_message(HttpResponse& from, const std::string& request_id, unsigned version,
-                                             bool keep_alive, bool head, const HttpServerOptions& options) {
+http::response<http::string_body> to_message(HttpResponse& from, const std::string& request_id, unsigned version, bool keep_alive,
+                                             bool head, const HttpServerOptions& options) {
   http::response<http::string_body> to{static_cast<http::status>(from.status), version};
   // Classifications are medical data: no cache between us and the clinician keeps a copy.
   to.set(http::field::cache_control, "no-store");
@@ -220,8 +216,7 @@ http::response<http::string_body> to_message(HttpResponse& from, const std::stri
   for (const auto& [name, value] : options.headers) to.set(name, value);
   for (const auto& [name, value] : from.headers) to.set(name, value);
   to.set("X-Request-Id", request_id);
-  if (wants_retry_after(from.status) && to.find(http::field::retry_after) == to.end())
-    to.set(http::field::retry_after, "1");
+  if (wants_retry_after(from.status) && to.find(http::field::retry_after) == to.end()) to.set(http::field::retry_after, "1");
   if (!from.body.empty() || !from.content_type.empty()) to.set(http::field::content_type, from.content_type);
   const std::size_t length = from.body.size();
   if (!head) to.body() = std::move(from.body);
@@ -300,8 +295,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& header = parser_->get();
     // Beast accepts repeated identical values ("2" twice, or "2, 2"), as RFC 9110 8.6 allows; we
     // refuse them, since two parsers on the path (a proxy and us) may disagree about which wins.
-    if (header.count(http::field::content_length) > 1 ||
-        header[http::field::content_length].find(',') != beast::string_view::npos)
+    if (header.count(http::field::content_length) > 1 || header[http::field::content_length].find(',') != beast::string_view::npos)
       return refuse(http::error::multiple_content_length);
     // A request whose Transfer-Encoding does not end in chunked has no length a server can know
     // (RFC 9112 6.3): 400, where Beast would take it as having no body.
@@ -332,8 +326,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A request the parser refused, or one that timed out part-way.
   void refuse(const beast::error_code& ec) {
-    if (ec == beast::error::timeout || ec == asio::error::operation_aborted || ec == http::error::end_of_stream ||
-        ec == asio::error::eof || ec == asio::error::connection_reset) {
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted || ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset) {
       // Nothing useful can be said to a client that is too slow or gone; the slot is freed now.
       if (ec == beast::error::timeout) record_refusal(408, "timed out receiving the request");
       return close();
@@ -491,13 +485,11 @@ HttpResponse ServerCore::run_handler(const Route& route, HttpRequest& request) c
   } catch (const Error& e) {
     const int status = http_status_for(e.code());
     const std::string code(to_string(e.code()));
-    const std::string message = message_is_public(e.code())
-                                    ? std::string(e.what())
-                                    : "the server failed to complete the request (" + code +
-                                          "); its log has the details under request id " + request.request_id;
-    HttpResponse response = route.errors == ErrorBody::kProtocol
-                                ? HttpResponse::error(status, message)
-                                : HttpResponse::detailed_error(status, message, code, request.request_id);
+    const std::string message = message_is_public(e.code()) ? std::string(e.what())
+                                                            : "the server failed to complete the request (" + code +
+                                                                  "); its log has the details under request id " + request.request_id;
+    HttpResponse response = route.errors == ErrorBody::kProtocol ? HttpResponse::error(status, message)
+                                                                 : HttpResponse::detailed_error(status, message, code, request.request_id);
     response.log_fields["error_code"] = code;
     // Public messages describe the caller's input and are already in the caller's hands; only
     // server-side failures are worth the log's space (they name packages and runtimes, never
@@ -570,8 +562,8 @@ int HttpServer::bind() {
   if (!ec) impl.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     impl.acceptor.close();
-    throw Error(ErrorCode::kIoError, "cannot listen on " + where + " (" + ec.message() +
-                                         ": address in use, or not an address of this machine)");
+    throw Error(ErrorCode::kIoError,
+                "cannot listen on " + where + " (" + ec.message() + ": address in use, or not an address of this machine)");
   }
   return impl.acceptor.local_endpoint().port();
 }

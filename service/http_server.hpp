@@ -45,9 +45,9 @@ struct FormPart {
 
 struct HttpRequest {
   std::string method;
-  std::string path;        // without the query string
-  std::string route;       // the pattern that matched, e.g. "/v2/models/{name}/infer"
-  std::string request_id;  // the client's X-Request-Id when well-formed, else generated
+  std::string path;         // without the query string
+  std::string route;        // the pattern that matched, e.g. "/v2/models/{name}/infer"
+  std::string request_id;   // the client's X-Request-Id when well-formed, else generated
   std::string remote_addr;  // the peer's IP address, for the audit trail ("" when unknown)
   // Views into the library's request, valid while the handler runs (no copy of a photo or a
   // tensor document). Empty for multipart requests, whose content is in parts.
@@ -81,8 +81,7 @@ struct HttpResponse {
   // {"error": message}, the protocol's error shape.
   static HttpResponse error(int status, std::string_view message);
   // {"error", "code", "request_id"}: the service's own API's error shape.
-  static HttpResponse detailed_error(int status, std::string_view message, std::string_view code,
-                                     std::string_view request_id);
+  static HttpResponse detailed_error(int status, std::string_view message, std::string_view code, std::string_view request_id);
 };
 
 // How a route reports a thrown error. kProtocol is the Open Inference Protocol's exact shape,
@@ -101,16 +100,16 @@ inline constexpr std::size_t kMaxErrorMessageBytes = 1024;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;  // 0: any free port (bind() returns it)
-  int threads = 32;  // worker threads: requests whose handlers run at the same time
-  std::size_t max_body_bytes = 20u << 20;  // Content-Length or chunked, decoded (larger: 413)
-  std::chrono::seconds read_timeout{30};  // to receive a body once its header is in; also each write
+  int port = 8080;                             // 0: any free port (bind() returns it)
+  int threads = 32;                            // worker threads: requests whose handlers run at the same time
+  std::size_t max_body_bytes = 20u << 20;      // Content-Length or chunked, decoded (larger: 413)
+  std::chrono::seconds read_timeout{30};       // to receive a body once its header is in; also each write
   std::chrono::seconds keep_alive_timeout{5};  // idle time between requests on a connection
   // Added with the Beast engine:
-  std::chrono::seconds header_timeout{10};  // first byte of a request to the end of its header
+  std::chrono::seconds header_timeout{10};   // first byte of a request to the end of its header
   std::size_t max_header_bytes = 16u << 10;  // request line and header fields (larger: 431)
-  int max_connections = 1024;  // open at once; more are answered 503 and closed
-  int io_threads = 2;  // threads reading and writing sockets (no handler runs on them)
+  int max_connections = 1024;                // open at once; more are answered 503 and closed
+  int io_threads = 2;                        // threads reading and writing sockets (no handler runs on them)
   // Set on every response, whatever route or error produced it (the development override's stamp).
   std::vector<std::pair<std::string, std::string>> headers;
 };

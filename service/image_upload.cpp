@@ -36,8 +36,7 @@ std::optional<ImageUpload> read_image_upload(const HttpRequest& request, MediaTy
       if (part.name == "image") image = &part;
     if (!image) {
       const auto files = std::count_if(request.parts.begin(), request.parts.end(), [](const FormPart& p) { return p.is_file; });
-      if (files == 1)
-        image = &*std::find_if(request.parts.begin(), request.parts.end(), [](const FormPart& p) { return p.is_file; });
+      if (files == 1) image = &*std::find_if(request.parts.begin(), request.parts.end(), [](const FormPart& p) { return p.is_file; });
     }
     if (!image) {
       refusal.message = "the form has no image: send the photo in a file field named \"image\"";

@@ -47,9 +47,12 @@ std::int64_t count_values(const json& data, int depth) {
   if (depth > kMaxNesting) bad("input data is nested deeper than any tensor this model takes");
   std::int64_t count = 0;
   for (const json& element : data) {
-    if (element.is_number()) ++count;
-    else if (element.is_array()) count += count_values(element, depth + 1);
-    else bad("input data holds a " + std::string(element.type_name()) + " where FP32 numbers belong");
+    if (element.is_number())
+      ++count;
+    else if (element.is_array())
+      count += count_values(element, depth + 1);
+    else
+      bad("input data holds a " + std::string(element.type_name()) + " where FP32 numbers belong");
   }
   return count;
 }
@@ -113,8 +116,7 @@ ModelSignature signature_of(const Manifest& manifest, TensorLayout layout) {
 
 // --- rules shared by every transport --------------------------------------------------------
 
-std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature,
-                                     const TensorLimits& limits) {
+std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature, const TensorLimits& limits) {
   if (input.name == signature.image_input_name) {
     const std::string& name = signature.image_input_name;
     if (input.datatype != "BYTES")
@@ -127,17 +129,15 @@ std::int64_t check_input_declaration(const InputDeclaration& input, const ModelS
     return input.shape[0];
   }
   if (input.name != signature.input_name)
-    bad("unknown input \"" + std::string(input.name) + "\"; this model's inputs are \"" + signature.input_name +
-        "\" (FP32 tensor) and \"" + signature.image_input_name + "\" (BYTES, encoded photographs)");
+    bad("unknown input \"" + std::string(input.name) + "\"; this model's inputs are \"" + signature.input_name + "\" (FP32 tensor) and \"" +
+        signature.image_input_name + "\" (BYTES, encoded photographs)");
   const std::string& name = signature.input_name;
   if (input.datatype.empty()) bad("input \"" + name + "\" has no datatype");
-  if (input.datatype != "FP32")
-    bad("input \"" + name + "\" has datatype " + std::string(input.datatype) + "; this model takes FP32");
+  if (input.datatype != "FP32") bad("input \"" + name + "\" has datatype " + std::string(input.datatype) + "; this model takes FP32");
   const std::vector<std::int64_t>& shape = input.shape;
   const std::optional<std::int64_t> count = Tensor::checked_element_count(shape);
   if (!count && std::none_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; }))
-    bad("input \"" + name + "\" has shape " + shape_text(shape) +
-        ", whose element count does not fit in a 64-bit integer");
+    bad("input \"" + name + "\" has shape " + shape_text(shape) + ", whose element count does not fit in a 64-bit integer");
   const auto& expected = signature.input_shape;
   const bool shape_ok = count && shape.size() == expected.size() && !shape.empty() && shape[0] >= 1 &&
                         std::equal(expected.begin() + 1, expected.end(), shape.begin() + 1);
@@ -150,13 +150,12 @@ std::int64_t check_input_declaration(const InputDeclaration& input, const ModelS
   return *count;
 }
 
-Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, std::string_view bytes,
-                       const std::string& input_name) {
+Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, std::string_view bytes, const std::string& input_name) {
   // elements <= max_images x one image, far below the overflow of x 4.
   const auto expected = static_cast<std::uint64_t>(elements) * kFp32Bytes;
   if (bytes.size() != expected)
-    bad("input \"" + input_name + "\" has " + std::to_string(bytes.size()) + " bytes of data; its shape " +
-        shape_text(shape) + " of FP32 needs " + std::to_string(expected));
+    bad("input \"" + input_name + "\" has " + std::to_string(bytes.size()) + " bytes of data; its shape " + shape_text(shape) +
+        " of FP32 needs " + std::to_string(expected));
   Tensor tensor{std::move(shape), std::vector<float>(static_cast<std::size_t>(elements))};
   if (!bytes.empty()) std::memcpy(tensor.data.data(), bytes.data(), bytes.size());
   require_finite(tensor.data, input_name);
@@ -166,8 +165,8 @@ Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, s
 Tensor tensor_from_values(std::vector<std::int64_t> shape, std::int64_t elements, const float* values, std::size_t count,
                           const std::string& input_name) {
   if (count != static_cast<std::uint64_t>(elements))
-    bad("input \"" + input_name + "\" has " + std::to_string(count) + " values; its shape " + shape_text(shape) +
-        " needs " + std::to_string(elements));
+    bad("input \"" + input_name + "\" has " + std::to_string(count) + " values; its shape " + shape_text(shape) + " needs " +
+        std::to_string(elements));
   Tensor tensor{std::move(shape), std::vector<float>(values, values + count)};
   require_finite(tensor.data, input_name);
   return tensor;
@@ -184,14 +183,14 @@ std::vector<std::string> bytes_elements(std::string_view bytes, std::int64_t ele
     std::memcpy(&length, bytes.data() + at, 4);
     at += 4;
     if (length > bytes.size() - at)
-      bad("input \"" + input_name + "\": element " + std::to_string(i) + " claims " + std::to_string(length) +
-          " bytes but only " + std::to_string(bytes.size() - at) + " remain");
+      bad("input \"" + input_name + "\": element " + std::to_string(i) + " claims " + std::to_string(length) + " bytes but only " +
+          std::to_string(bytes.size() - at) + " remain");
     out.emplace_back(bytes.substr(at, length));
     at += length;
   }
   if (at != bytes.size())
-    bad("input \"" + input_name + "\": " + std::to_string(bytes.size() - at) + " bytes remain after its " +
-        std::to_string(elements) + " elements");
+    bad("input \"" + input_name + "\": " + std::to_string(bytes.size() - at) + " bytes remain after its " + std::to_string(elements) +
+        " elements");
   return out;
 }
 
@@ -287,8 +286,7 @@ RequestBody split_request_body(std::string_view body, const std::optional<std::s
   if (header_length->empty() || error != std::errc{} || stop != end)
     bad("Inference-Header-Content-Length \"" + *header_length + "\" is not a byte count");
   if (length > body.size())
-    bad("Inference-Header-Content-Length is " + *header_length + " but the body has only " +
-        std::to_string(body.size()) + " bytes");
+    bad("Inference-Header-Content-Length is " + *header_length + " but the body has only " + std::to_string(body.size()) + " bytes");
   return {parse_request_document(body.substr(0, length)), body.substr(length)};
 }
 
@@ -329,9 +327,8 @@ InferRequest read_infer_request(const json& document, std::string_view binary, c
   if (datatype && !datatype->is_string()) bad("the input's \"datatype\" must be a string");
   const json* shape = find(input, "shape");
   if (!shape || !shape->is_array()) bad("input \"" + name->get<std::string>() + "\" has no \"shape\"");
-  InputDeclaration declared{name->get_ref<const std::string&>(),
-                            datatype ? std::string_view(datatype->get_ref<const std::string&>()) : std::string_view{},
-                            {}};
+  InputDeclaration declared{
+      name->get_ref<const std::string&>(), datatype ? std::string_view(datatype->get_ref<const std::string&>()) : std::string_view{}, {}};
   for (const json& d : *shape) {
     if (!d.is_number_integer() || d.get<std::int64_t>() < 0) bad("\"shape\" must list non-negative integers");
     declared.shape.push_back(d.get<std::int64_t>());
@@ -347,36 +344,34 @@ InferRequest read_infer_request(const json& document, std::string_view binary, c
     // Photographs are bytes, not text: JSON strings cannot carry them (the protocol has no
     // base64 rule), so they come as binary data.
     if (!binary_size)
-      bad("input \"" + input_name + "\" must be sent as binary data (parameters.binary_data_size and "
+      bad("input \"" + input_name +
+          "\" must be sent as binary data (parameters.binary_data_size and "
           "Inference-Header-Content-Length), each photograph a 4-byte little-endian length and its bytes");
     if (data) bad("input \"" + input_name + "\" has both \"data\" and \"binary_data_size\"");
     if (!binary_size->is_number_unsigned() || binary_size->get<std::uint64_t>() != binary.size())
-      bad("input \"" + input_name + "\" has binary_data_size " + binary_size->dump() + " but " +
-          std::to_string(binary.size()) + " bytes follow the JSON header (Inference-Header-Content-Length)");
+      bad("input \"" + input_name + "\" has binary_data_size " + binary_size->dump() + " but " + std::to_string(binary.size()) +
+          " bytes follow the JSON header (Inference-Header-Content-Length)");
     request.encoded_images = bytes_elements(binary, count, input_name);
     request.input.shape = std::move(declared.shape);
   } else if (binary_size) {
     // The binary tensor extension: this input's bytes follow the JSON header, in input order.
-    if (!binary_size->is_number_unsigned())
-      bad("input \"" + input_name + "\": \"binary_data_size\" must be a non-negative integer");
+    if (!binary_size->is_number_unsigned()) bad("input \"" + input_name + "\": \"binary_data_size\" must be a non-negative integer");
     if (data) bad("input \"" + input_name + "\" has both \"data\" and \"binary_data_size\"");
     const std::uint64_t size = binary_size->get<std::uint64_t>();
     if (size > binary.size())
-      bad("input \"" + input_name + "\" has binary_data_size " + std::to_string(size) + " but only " +
-          std::to_string(binary.size()) +
+      bad("input \"" + input_name + "\" has binary_data_size " + std::to_string(size) + " but only " + std::to_string(binary.size()) +
           " bytes follow the JSON header (Inference-Header-Content-Length)");
     if (size != binary.size())
       bad(std::to_string(binary.size()) + " bytes follow the JSON header but the inputs' binary_data_size add up to " +
           std::to_string(size));
     request.input = tensor_from_raw(std::move(declared.shape), count, binary.substr(0, size), input_name);
   } else {
-    if (!binary.empty())
-      bad(std::to_string(binary.size()) + " bytes follow the JSON header but no input has \"binary_data_size\"");
+    if (!binary.empty()) bad(std::to_string(binary.size()) + " bytes follow the JSON header but no input has \"binary_data_size\"");
     if (!data || !data->is_array()) bad("input \"" + input_name + "\" has no \"data\" array (nor \"binary_data_size\")");
     const std::int64_t sent = count_values(*data, 0);
     if (sent != count)
-      bad("input \"" + input_name + "\" has " + std::to_string(sent) + " values; its shape " +
-          shape_text(declared.shape) + " needs " + std::to_string(count));
+      bad("input \"" + input_name + "\" has " + std::to_string(sent) + " values; its shape " + shape_text(declared.shape) + " needs " +
+          std::to_string(count));
     request.input.shape = std::move(declared.shape);
     request.input.data.reserve(static_cast<std::size_t>(count));
     flatten(*data, request.input.data, input_name);
@@ -394,9 +389,8 @@ InferRequest read_infer_request(const json& document, std::string_view binary, c
         classification = k->get<std::int64_t>();
       }
       // An output's own binary_data decides; without it, the request's binary_data_output.
-      const bool binary_output = parameters && parameters->contains("binary_data")
-                                     ? flag(parameters, "binary_data", "output")
-                                     : request.binary_outputs;
+      const bool binary_output =
+          parameters && parameters->contains("binary_data") ? flag(parameters, "binary_data", "output") : request.binary_outputs;
       request.outputs.push_back(
           check_requested_output(output_name->get_ref<const std::string&>(), classification, binary_output, signature));
     }
@@ -406,8 +400,8 @@ InferRequest read_infer_request(const json& document, std::string_view binary, c
 
 namespace {
 
-nlohmann::ordered_json response_document(const std::string& model_name, const std::string& model_version,
-                                         const InferRequest& request, const std::vector<OutputTensor>& outputs) {
+nlohmann::ordered_json response_document(const std::string& model_name, const std::string& model_version, const InferRequest& request,
+                                         const std::vector<OutputTensor>& outputs) {
   nlohmann::ordered_json response;
   response["model_name"] = model_name;
   response["model_version"] = model_version;
@@ -433,15 +427,13 @@ nlohmann::ordered_json response_document(const std::string& model_name, const st
 
 }  // namespace
 
-nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version,
-                                      const InferRequest& request, const Tensor& logits, const ModelSignature& signature,
-                                      const Tensor* ood_score) {
+nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version, const InferRequest& request,
+                                      const Tensor& logits, const ModelSignature& signature, const Tensor* ood_score) {
   return response_document(model_name, model_version, request, output_tensors(request, logits, signature, ood_score));
 }
 
-ResponseBody infer_response_body(const std::string& model_name, const std::string& model_version,
-                                 const InferRequest& request, const Tensor& logits, const ModelSignature& signature,
-                                 const Tensor* ood_score) {
+ResponseBody infer_response_body(const std::string& model_name, const std::string& model_version, const InferRequest& request,
+                                 const Tensor& logits, const ModelSignature& signature, const Tensor* ood_score) {
   const std::vector<OutputTensor> outputs = output_tensors(request, logits, signature, ood_score);
   ResponseBody out;
   out.body = response_document(model_name, model_version, request, outputs).dump();
@@ -458,8 +450,8 @@ std::string platform_of(std::string_view runtime) {
   return std::string(descriptor ? descriptor->platform : runtime);
 }
 
-nlohmann::ordered_json model_metadata(const std::string& name, const std::vector<std::string>& versions,
-                                      std::string_view runtime, const ModelSignature& signature) {
+nlohmann::ordered_json model_metadata(const std::string& name, const std::vector<std::string>& versions, std::string_view runtime,
+                                      const ModelSignature& signature) {
   nlohmann::ordered_json metadata;
   metadata["name"] = name;
   metadata["versions"] = versions;

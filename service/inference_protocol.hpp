@@ -41,7 +41,7 @@ namespace dermcds::service {
 // What a client needs to know to call one model version.
 struct ModelSignature {
   std::string input_name;
-  std::string image_input_name;  // the BYTES input of encoded photographs, "image_bytes"
+  std::string image_input_name;           // the BYTES input of encoded photographs, "image_bytes"
   std::vector<std::int64_t> input_shape;  // batch dimension -1
   std::string output_name;
   std::string ood_output_name;  // the safety guard's [N,1] output; "" for a package without it
@@ -83,17 +83,15 @@ struct InputDeclaration {
 
 // Checks name, datatype and shape against the model and the limits; returns the element count
 // (for image_bytes, the number of photographs).
-std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature,
-                                     const TensorLimits& limits);
+std::int64_t check_input_declaration(const InputDeclaration& input, const ModelSignature& signature, const TensorLimits& limits);
 
 // The tensor from raw little-endian FP32 bytes (binary extension, gRPC raw_input_contents):
 // the byte count is compared with elements x 4 before anything is allocated; non-finite
 // values are refused.
-Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, std::string_view bytes,
-                       const std::string& input_name);
+Tensor tensor_from_raw(std::vector<std::int64_t> shape, std::int64_t elements, std::string_view bytes, const std::string& input_name);
 // The tensor from values already decoded (gRPC fp32_contents), with the same checks.
-Tensor tensor_from_values(std::vector<std::int64_t> shape, std::int64_t elements, const float* values,
-                          std::size_t count, const std::string& input_name);
+Tensor tensor_from_values(std::vector<std::int64_t> shape, std::int64_t elements, const float* values, std::size_t count,
+                          const std::string& input_name);
 
 // The elements of a BYTES tensor in the protocol's raw encoding (a 4-byte little-endian length
 // before each), checked to be exactly `elements` that fill `bytes` to the end.
@@ -109,8 +107,8 @@ struct OutputTensor {
   std::string name;
   std::string datatype;  // "FP32" or "BYTES"
   std::vector<std::int64_t> shape;
-  std::vector<float> fp32;          // datatype FP32
-  std::vector<std::string> bytes;   // datatype BYTES
+  std::vector<float> fp32;         // datatype FP32
+  std::vector<std::string> bytes;  // datatype BYTES
   bool binary = false;
 };
 // Every output when none is requested: the logits, and the safety guard's score when the
@@ -149,17 +147,15 @@ struct ResponseBody {
   std::string body;
   std::optional<std::size_t> header_length;  // set when binary outputs follow the JSON
 };
-ResponseBody infer_response_body(const std::string& model_name, const std::string& model_version,
-                                 const InferRequest& request, const Tensor& logits, const ModelSignature& signature,
-                                 const Tensor* ood_score = nullptr);
-nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version,
-                                      const InferRequest& request, const Tensor& logits,
-                                      const ModelSignature& signature, const Tensor* ood_score = nullptr);
+ResponseBody infer_response_body(const std::string& model_name, const std::string& model_version, const InferRequest& request,
+                                 const Tensor& logits, const ModelSignature& signature, const Tensor* ood_score = nullptr);
+nlohmann::ordered_json infer_response(const std::string& model_name, const std::string& model_version, const InferRequest& request,
+                                      const Tensor& logits, const ModelSignature& signature, const Tensor* ood_score = nullptr);
 
 // "onnxruntime_onnx" (Triton's platform name for ONNX models on ONNX Runtime), else the runtime's name.
 std::string platform_of(std::string_view runtime);
 
-nlohmann::ordered_json model_metadata(const std::string& name, const std::vector<std::string>& versions,
-                                      std::string_view runtime, const ModelSignature& signature);
+nlohmann::ordered_json model_metadata(const std::string& name, const std::vector<std::string>& versions, std::string_view runtime,
+                                      const ModelSignature& signature);
 
 }  // namespace dermcds::service

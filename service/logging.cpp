@@ -34,8 +34,8 @@ std::string line_start(const spdlog::details::log_msg& msg) {
 class MessageFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string line = line_start(msg) + ",\"logger\":" +
-                             json_string(std::string_view(msg.logger_name.data(), msg.logger_name.size())) +
+    const std::string line = line_start(msg) +
+                             ",\"logger\":" + json_string(std::string_view(msg.logger_name.data(), msg.logger_name.size())) +
                              ",\"msg\":" + json_string(std::string_view(msg.payload.data(), msg.payload.size())) + "}\n";
     dest.append(line.data(), line.data() + line.size());
   }
@@ -79,8 +79,8 @@ void install_json_logging(std::string_view level_name) {
   const spdlog::level::level_enum level = spdlog::level::from_str(std::string(level_name));
   // from_str answers "off" for names it does not know.
   if (level == spdlog::level::off && level_name != "off")
-    throw Error(ErrorCode::kInvalidArgument, "log level '" + std::string(level_name) +
-                                                 "' is not one of trace, debug, info, warn, error, critical, off");
+    throw Error(ErrorCode::kInvalidArgument,
+                "log level '" + std::string(level_name) + "' is not one of trace, debug, info, warn, error, critical, off");
   spdlog::drop(kEventLogger);
   spdlog::register_logger(make_logger(kEventLogger, std::make_unique<EventFormatter>(), level));
   spdlog::set_default_logger(make_logger("dermcds", std::make_unique<MessageFormatter>(), level));

@@ -15,10 +15,14 @@ std::string escape_label_value(const std::string& value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -26,9 +30,12 @@ std::string escape_label_value(const std::string& value) {
 std::string escape_help(const std::string& help) {
   std::string out;
   for (char c : help) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -53,8 +60,8 @@ MetricFamily::MetricFamily(std::string name, std::string help, std::vector<std::
 
 void MetricFamily::check_arity(const LabelValues& values) const {
   if (values.size() != label_names_.size())
-    throw Error(ErrorCode::kInternal, "metric " + name_ + " takes " + std::to_string(label_names_.size()) +
-                                          " labels, got " + std::to_string(values.size()));
+    throw Error(ErrorCode::kInternal,
+                "metric " + name_ + " takes " + std::to_string(label_names_.size()) + " labels, got " + std::to_string(values.size()));
 }
 
 std::string MetricFamily::label_text(const LabelValues& values, const std::string& extra) const {

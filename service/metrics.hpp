@@ -85,8 +85,7 @@ class MetricsRegistry {
  public:
   Counter& counter(std::string name, std::string help, std::vector<std::string> label_names);
   Gauge& gauge(std::string name, std::string help, std::vector<std::string> label_names);
-  Histogram& histogram(std::string name, std::string help, std::vector<std::string> label_names,
-                       std::vector<double> bounds);
+  Histogram& histogram(std::string name, std::string help, std::vector<std::string> label_names, std::vector<double> bounds);
   // Runs before each render(), to refresh gauges that mirror current state.
   void add_collector(std::function<void()> collector);
   std::string render() const;

@@ -8,8 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include "dermcds/error.hpp"
-#include "dermcds/manifest.hpp"
 #include "dermcds/file_util.hpp"
+#include "dermcds/manifest.hpp"
 #include "logging.hpp"
 #include "warm_up.hpp"
 
@@ -35,8 +35,8 @@ const ServedInstance& LoadedVersion::instance(std::string_view runtime) const {
     if (instance->classifier->backend_info().runtime == runtime) return *instance;
     names.push_back(instance->classifier->backend_info().runtime);
   }
-  throw Error(ErrorCode::kNotFound, "runtime '" + std::string(runtime) + "' is not loaded for " + name_ + "/" + version_ +
-                                        " (loaded: " + join(names) + ")");
+  throw Error(ErrorCode::kNotFound,
+              "runtime '" + std::string(runtime) + "' is not loaded for " + name_ + "/" + version_ + " (loaded: " + join(names) + ")");
 }
 
 // --- ModelManager -----------------------------------------------------------------------------
@@ -139,10 +139,8 @@ std::shared_ptr<const LoadedVersion> ModelManager::serving(std::string_view mode
       const ModelState& state = it->second;
       const std::string wanted = version.empty() ? state.active : std::string(version);
       if (const auto found = state.loaded.find(wanted); found != state.loaded.end()) return found->second;
-      if (version.empty())
-        throw Error(ErrorCode::kRuntimeUnavailable, "model '" + std::string(model) + "' has no version ready to serve");
-      throw Error(ErrorCode::kNotFound,
-                  "version " + std::string(version) + " of model '" + std::string(model) + "' is not loaded");
+      if (version.empty()) throw Error(ErrorCode::kRuntimeUnavailable, "model '" + std::string(model) + "' has no version ready to serve");
+      throw Error(ErrorCode::kNotFound, "version " + std::string(version) + " of model '" + std::string(model) + "' is not loaded");
     }
   }
   throw Error(ErrorCode::kNotFound, "model '" + std::string(model) + "' is not loaded (GET /v1/models lists those that are)");
@@ -157,8 +155,9 @@ std::string ModelManager::load(const std::string& model, const std::optional<std
     const auto active = repository_.active_version(model);
     if (!active) {
       if (repository_.versions(model).empty()) throw Error(ErrorCode::kNotFound, "the repository has no model '" + model + "'");
-      throw Error(ErrorCode::kFailedPrecondition, "no version of model '" + model + "' may serve (rejected, or without parity "
-                                                  "evidence covering its artifacts)");
+      throw Error(ErrorCode::kFailedPrecondition, "no version of model '" + model +
+                                                      "' may serve (rejected, or without parity "
+                                                      "evidence covering its artifacts)");
     }
     target = *active;
   }
@@ -211,7 +210,8 @@ void ModelManager::load_version(const std::string& model, const std::string& ver
   nlohmann::ordered_json runtimes = nlohmann::ordered_json::array();
   for (const auto& instance : loaded->instances()) {
     const BackendInfo& info = instance->classifier->backend_info();
-    runtimes.push_back({{"runtime", info.runtime}, {"provider", info.provider}, {"precision", info.precision}, {"fallbacks", info.fallbacks}});
+    runtimes.push_back(
+        {{"runtime", info.runtime}, {"provider", info.provider}, {"precision", info.precision}, {"fallbacks", info.fallbacks}});
   }
   log_event(spdlog::level::info, "model_loaded",
             {{"model", model}, {"version", version}, {"instances", runtimes}, {"load_ms", std::round(load_ms)}});
@@ -251,8 +251,8 @@ std::shared_ptr<const LoadedVersion> ModelManager::build_version(const std::stri
     instances.push_back(build_instance(model, version, options));
   }
   if (instances.empty())
-    throw Error(ErrorCode::kRuntimeUnavailable, "no configured runtime (" + join(options_.runtimes) + ") can run " +
-                                                    model + "/" + version + " here");
+    throw Error(ErrorCode::kRuntimeUnavailable,
+                "no configured runtime (" + join(options_.runtimes) + ") can run " + model + "/" + version + " here");
   return std::make_shared<const LoadedVersion>(model, version, std::move(instances));
 }
 
@@ -262,8 +262,8 @@ std::unique_ptr<ServedInstance> ModelManager::build_instance(const std::string& 
   instance->classifier = Classifier::create(options);
   const Classifier& classifier = *instance->classifier;
   const BackendInfo& info = classifier.backend_info();
-  const int full_batch = classifier.max_batch() > 0 ? std::min(options_.batching.max_batch_size, classifier.max_batch())
-                                                    : options_.batching.max_batch_size;
+  const int full_batch =
+      classifier.max_batch() > 0 ? std::min(options_.batching.max_batch_size, classifier.max_batch()) : options_.batching.max_batch_size;
   warm_up(classifier, full_batch, options_.warmup_runs);
   DynamicBatcher::Listener listener = events_.instance_ready ? events_.instance_ready(model, version, info) : nullptr;
   instance->batcher = std::make_unique<DynamicBatcher>(instance->classifier, options_.batching, std::move(listener));
@@ -294,11 +294,10 @@ void ModelManager::unload(const std::string& model, const std::optional<std::str
     ModelState& state = it->second;
     if (version) {
       const auto found = state.loaded.find(*version);
-      if (found == state.loaded.end())
-        throw Error(ErrorCode::kNotFound, "version " + *version + " of model '" + model + "' is not loaded");
+      if (found == state.loaded.end()) throw Error(ErrorCode::kNotFound, "version " + *version + " of model '" + model + "' is not loaded");
       if (*version == state.active)
-        throw Error(ErrorCode::kInvalidArgument, "version " + *version + " of model '" + model +
-                                                     "' is the active version; activate another first, or unload the model");
+        throw Error(ErrorCode::kInvalidArgument,
+                    "version " + *version + " of model '" + model + "' is the active version; activate another first, or unload the model");
       leaving.push_back(std::move(found->second));
       state.loaded.erase(found);
     } else {
@@ -323,8 +322,7 @@ std::string ModelManager::rollback(const std::string& model) {
     std::shared_lock lock(state_mutex_);
     if (models_.find(model) == models_.end()) throw Error(ErrorCode::kNotFound, "model '" + model + "' is not loaded");
   }
-  const std::string target =
-      repository_.rollback(model, "admin API", [&](const std::string& v) { load_unless_loaded(model, v); });
+  const std::string target = repository_.rollback(model, "admin API", [&](const std::string& v) { load_unless_loaded(model, v); });
   switch_active(model, target);
   return target;
 }
@@ -365,13 +363,19 @@ std::vector<IndexEntry> ModelManager::index(bool ready_only) const {
     }
     for (const auto& version : versions) {
       IndexEntry entry{name, version, "UNAVAILABLE", ""};
-      if (state && state->loaded.count(version)) entry.state = "READY";
-      else if (state && state->loading.count(version)) entry.state = "LOADING";
+      if (state && state->loaded.count(version))
+        entry.state = "READY";
+      else if (state && state->loading.count(version))
+        entry.state = "LOADING";
       if (entry.state == "UNAVAILABLE") {
-        if (const auto v = verdicts.find(name + "/" + version); v != verdicts.end()) entry.reason = "may not serve: " + v->second;
-        else if (state && state->failures.count(version)) entry.reason = state->failures.at(version);
-        else if (state && !state->unservable.empty()) entry.reason = state->unservable;
-        else entry.reason = "unloaded";
+        if (const auto v = verdicts.find(name + "/" + version); v != verdicts.end())
+          entry.reason = "may not serve: " + v->second;
+        else if (state && state->failures.count(version))
+          entry.reason = state->failures.at(version);
+        else if (state && !state->unservable.empty())
+          entry.reason = state->unservable;
+        else
+          entry.reason = "unloaded";
       }
       if (!ready_only || entry.state == "READY") entries.push_back(std::move(entry));
     }

@@ -53,7 +53,7 @@ struct ModelManagerOptions {
   ExecutionOptions execution;
   DecodeLimits limits;
   BatchingOptions batching;
-  int warmup_runs = 1;  // rounds of warm-up inferences (batch of 1 and a full batch) before ready
+  int warmup_runs = 1;    // rounds of warm-up inferences (batch of 1 and a full batch) before ready
   ServingPolicy serving;  // the development override lives here (service/config.hpp)
 };
 
@@ -62,8 +62,7 @@ struct ModelEvents {
   // Every load attempt ends here once, success or failure, whatever failed.
   std::function<void(const std::string& model, const std::string& version, bool success)> load_finished;
   // An instance is loaded and warm; returns the listener for its batcher's reports.
-  std::function<DynamicBatcher::Listener(const std::string& model, const std::string& version, const BackendInfo& info)>
-      instance_ready;
+  std::function<DynamicBatcher::Listener(const std::string& model, const std::string& version, const BackendInfo& info)> instance_ready;
 };
 
 struct ServedInstance {
@@ -109,7 +108,7 @@ struct ModelStatus {
   std::string name;
   std::string active_version;  // "" when none serves
   bool ready = false;
-  std::string unservable;      // why no version of it may serve ("" otherwise); not counted for readiness
+  std::string unservable;  // why no version of it may serve ("" otherwise); not counted for readiness
   std::vector<VersionStatus> versions;
 };
 

@@ -33,8 +33,8 @@ void RepositoryWatcher::report(const std::string& model, const std::string& prob
   if (last == problem) return;
   last = problem;
   if (!problem.empty())
-    log_event(spdlog::level::warn, "repository_poll", {{"model", model}, {"problem", problem},
-                                                       {"hint", "the version being served keeps serving"}});
+    log_event(spdlog::level::warn, "repository_poll",
+              {{"model", model}, {"problem", problem}, {"hint", "the version being served keeps serving"}});
 }
 
 int RepositoryWatcher::poll_once() {
@@ -54,8 +54,7 @@ int RepositoryWatcher::poll_once() {
 
   int switched = 0;
   for (const std::string& name : names) {
-    if (!wanted_models.empty() && std::find(wanted_models.begin(), wanted_models.end(), name) == wanted_models.end())
-      continue;
+    if (!wanted_models.empty() && std::find(wanted_models.begin(), wanted_models.end(), name) == wanted_models.end()) continue;
     std::optional<std::string> wanted;
     try {
       wanted = repository.active_version(name);

@@ -42,7 +42,7 @@ class RepositoryWatcher {
 
   ModelManager& models_;
   const std::chrono::milliseconds period_;
-  std::mutex poll_mutex_;                       // one rescan at a time
+  std::mutex poll_mutex_;                        // one rescan at a time
   std::map<std::string, std::string> reported_;  // model -> the problem last logged
   std::map<std::string, std::string> failed_;    // model -> the version whose load failed
   std::mutex stop_mutex_;

@@ -11,8 +11,7 @@ namespace {
 bool is_plausible_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == ':' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-';
   });
 }
 
@@ -34,8 +33,6 @@ std::string random_id() {
 
 }  // namespace
 
-std::string make_request_id(std::string_view offered) {
-  return is_plausible_id(offered) ? std::string(offered) : random_id();
-}
+std::string make_request_id(std::string_view offered) { return is_plausible_id(offered) ? std::string(offered) : random_id(); }
 
 }  // namespace dermcds::service

@@ -44,15 +44,14 @@ void require_queue_space(const LoadedVersion& version, const ServedInstance& ins
 // counts queue rejections; kDeadlineExceeded when the deadline passes first.
 ClassifiedImage classify_in_batch(const LoadedVersion& version, const ServedInstance& instance, PreparedImage image,
                                   const ServiceContext& context, Deadline deadline);
-InferredTensor infer_in_batch(const LoadedVersion& version, const ServedInstance& instance, Tensor images,
-                              const ServiceContext& context, Deadline deadline);
+InferredTensor infer_in_batch(const LoadedVersion& version, const ServedInstance& instance, Tensor images, const ServiceContext& context,
+                              Deadline deadline);
 
 Deadline request_deadline(const ServiceConfig& config);
 
 // The Open Inference Protocol's model metadata of a served version (routes_v2.cpp), for every
 // transport. Throws kNotFound when nothing by that name and version serves.
-nlohmann::ordered_json served_model_metadata(const ServiceContext& context, const std::string& model,
-                                             const std::string& version);
+nlohmann::ordered_json served_model_metadata(const ServiceContext& context, const std::string& model, const std::string& version);
 
 // One Open Inference Protocol inference, whatever the transport (REST JSON, REST binary, gRPC):
 // finds the version, has `read` parse the request against the signature of the instance

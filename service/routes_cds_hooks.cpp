@@ -76,9 +76,9 @@ HttpResponse feedback(const HttpRequest& request, ServiceContext& context) {
                             {"outcome_timestamp", f.outcome_timestamp}};
     // A clinician's free text may name the patient: kept only where patient identifiers are.
     if (!f.user_comment.empty())
-      audited["user_comment"] = context.config.audit_patient_ids ? ordered_json(f.user_comment)
-                                                                 : ordered_json("(" + std::to_string(f.user_comment.size()) +
-                                                                                " bytes, not recorded)");
+      audited["user_comment"] = context.config.audit_patient_ids
+                                    ? ordered_json(f.user_comment)
+                                    : ordered_json("(" + std::to_string(f.user_comment.size()) + " bytes, not recorded)");
     audit(context, request, "cds.feedback", std::move(audited));
   }
   HttpResponse response = HttpResponse::json(ordered_json::object());
@@ -105,12 +105,9 @@ HttpResponse with_audited_failure(const HttpRequest& request, ServiceContext& co
 void add_cds_hooks_routes(HttpServer& server, ServiceContext& context) {
   server.get("/cds-services", [&context](const HttpRequest&) { return HttpResponse::json(cds_discovery(context.config.cds_hook)); });
   const std::string service = "/cds-services/" + std::string(kCdsServiceId);
-  server.post(service, [&context](const HttpRequest& request) {
-    return with_audited_failure(request, context, "cds.call", call_service);
-  });
-  server.post(service + "/feedback", [&context](const HttpRequest& request) {
-    return with_audited_failure(request, context, "cds.feedback", feedback);
-  });
+  server.post(service, [&context](const HttpRequest& request) { return with_audited_failure(request, context, "cds.call", call_service); });
+  server.post(service + "/feedback",
+              [&context](const HttpRequest& request) { return with_audited_failure(request, context, "cds.feedback", feedback); });
 }
 
 }  // namespace dermcds::service

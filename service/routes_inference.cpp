@@ -18,8 +18,7 @@ Answer await(std::future<Answer>& future, Deadline deadline, int timeout_ms) {
 }
 
 template <typename Input>
-auto submit_counted(const LoadedVersion& version, const ServedInstance& instance, Input input, ServiceMetrics& metrics,
-                    Deadline deadline) {
+auto submit_counted(const LoadedVersion& version, const ServedInstance& instance, Input input, ServiceMetrics& metrics, Deadline deadline) {
   try {
     return instance.batcher->submit(std::move(input), deadline);
   } catch (const Error& e) {
@@ -37,8 +36,7 @@ Deadline request_deadline(const ServiceConfig& config) {
 void require_queue_space(const LoadedVersion& version, const ServedInstance& instance, ServiceMetrics& metrics) {
   if (instance.batcher->accepting()) return;
   metrics.queue_rejections.increment({version.name(), version.version()});
-  throw Error(ErrorCode::kResourceExhausted, "model " + version.name() + "/" + version.version() +
-                                                 " has a full queue; retry shortly");
+  throw Error(ErrorCode::kResourceExhausted, "model " + version.name() + "/" + version.version() + " has a full queue; retry shortly");
 }
 
 ClassifiedImage classify_in_batch(const LoadedVersion& version, const ServedInstance& instance, PreparedImage image,
@@ -47,8 +45,8 @@ ClassifiedImage classify_in_batch(const LoadedVersion& version, const ServedInst
   return await(future, deadline, context.config.request_timeout_ms);
 }
 
-InferredTensor infer_in_batch(const LoadedVersion& version, const ServedInstance& instance, Tensor images,
-                              const ServiceContext& context, Deadline deadline) {
+InferredTensor infer_in_batch(const LoadedVersion& version, const ServedInstance& instance, Tensor images, const ServiceContext& context,
+                              Deadline deadline) {
   auto future = submit_counted(version, instance, std::move(images), context.metrics, deadline);
   return await(future, deadline, context.config.request_timeout_ms);
 }
@@ -85,8 +83,8 @@ ProtocolAnswer run_protocol_inference(const ServiceContext& context, std::string
     }
     out.answer = infer_in_batch(*out.version, instance, std::move(out.request.input), context, deadline);
     context.metrics.protocol_requests.increment({model_label, protocol_label, "ok"});
-    context.metrics.protocol_duration.observe(
-        {protocol_label}, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    context.metrics.protocol_duration.observe({protocol_label},
+                                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return out;
   } catch (const Error& e) {
     context.metrics.protocol_requests.increment({model_label, protocol_label, std::string(to_string(e.code()))});

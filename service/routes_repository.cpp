@@ -20,9 +20,7 @@ using ordered_json = nlohmann::ordered_json;
 // Compares digests rather than the strings themselves, XOR-accumulated over their whole
 // (fixed) length: the time taken says nothing about how much of a guess was right.
 bool same_secret(std::string_view offered, std::string_view key) {
-  const auto digest = [](std::string_view s) {
-    return sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
-  };
+  const auto digest = [](std::string_view s) { return sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size())); };
   const std::string a = digest(offered), b = digest(key);
   unsigned char difference = 0;
   for (std::size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
@@ -36,8 +34,8 @@ std::optional<HttpResponse> refuse_unauthorized(const HttpRequest& request, cons
   if (const auto authorization = request.header("authorization"); authorization && authorization->rfind("Bearer ", 0) == 0)
     offered = authorization->substr(7);
   if (same_secret(offered, config.admin_key)) return std::nullopt;
-  HttpResponse response = HttpResponse::error(401, offered.empty() ? "the repository API needs the admin key"
-                                                                   : "the admin key is not valid");
+  HttpResponse response =
+      HttpResponse::error(401, offered.empty() ? "the repository API needs the admin key" : "the admin key is not valid");
   response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pms-derm-cds repository\"");
   return response;
 }
@@ -78,25 +76,28 @@ ordered_json model_summary(ServiceContext& context, const std::string& name) {
 using AdminAction = std::function<HttpResponse(const HttpRequest&, const json& body)>;
 
 void admin_route(HttpServer& server, ServiceContext& context, const std::string& pattern, AdminAction action) {
-  server.post(pattern, [&context, action = std::move(action)](const HttpRequest& request) {
-    if (auto refusal = refuse_unauthorized(request, context.config)) {
-      audit_admin_action(context, request, refusal->status);
-      return *refusal;
-    }
-    HttpResponse response;
-    try {
-      response = action(request, body_object(request));
-    } catch (const Error& e) {
-      // Callers here are authenticated operators acting on the repository: they get the whole
-      // message (which file failed which check) that the public API keeps to the log.
-      response = HttpResponse::error(http_status_for(e.code()), e.what());
-      response.log_fields["error_code"] = to_string(e.code());
-      response.log_fields["error"] = e.what();
-    }
-    response.log_fields["admin"] = true;
-    audit_admin_action(context, request, response.status);  // before the answer leaves
-    return response;
-  }, ErrorBody::kProtocol);
+  server.post(
+      pattern,
+      [&context, action = std::move(action)](const HttpRequest& request) {
+        if (auto refusal = refuse_unauthorized(request, context.config)) {
+          audit_admin_action(context, request, refusal->status);
+          return *refusal;
+        }
+        HttpResponse response;
+        try {
+          response = action(request, body_object(request));
+        } catch (const Error& e) {
+          // Callers here are authenticated operators acting on the repository: they get the whole
+          // message (which file failed which check) that the public API keeps to the log.
+          response = HttpResponse::error(http_status_for(e.code()), e.what());
+          response.log_fields["error_code"] = to_string(e.code());
+          response.log_fields["error"] = e.what();
+        }
+        response.log_fields["admin"] = true;
+        audit_admin_action(context, request, response.status);  // before the answer leaves
+        return response;
+      },
+      ErrorBody::kProtocol);
 }
 
 }  // namespace

@@ -54,9 +54,8 @@ void add_site_routes(HttpServer& server, ServiceContext& context) {
   server.get("/", [](const HttpRequest&) { return page_file("index.html", "text/html; charset=utf-8"); });
   server.get("/app.js", [](const HttpRequest&) { return page_file("app.js", "text/javascript; charset=utf-8"); });
   server.get("/style.css", [](const HttpRequest&) { return page_file("style.css", "text/css; charset=utf-8"); });
-  server.get("/openapi.yaml", [](const HttpRequest&) {
-    return HttpResponse::text(std::string(asset("openapi.yaml")), "application/yaml; charset=utf-8");
-  });
+  server.get("/openapi.yaml",
+             [](const HttpRequest&) { return HttpResponse::text(std::string(asset("openapi.yaml")), "application/yaml; charset=utf-8"); });
   context.metrics.registry.add_collector([&context] { collect_model_gauges(context); });
   server.get("/metrics", [&context](const HttpRequest&) {
     return HttpResponse::text(context.metrics.registry.render(), "text/plain; version=0.0.4; charset=utf-8");

@@ -1,10 +1,10 @@
 // The service's own API: POST /v1/classify and GET /v1/models (docs/service.md).
 #include <cmath>
 
+#include "audit_events.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/result.hpp"
-#include "audit_events.hpp"
 #include "fhir_response.hpp"
 #include "image_upload.hpp"
 #include "logging.hpp"
@@ -33,8 +33,8 @@ HttpResponse classify_image(const HttpRequest& request, ServiceContext& context)
   require_queue_space(*version, instance, context.metrics);
 
   const Deadline deadline = request_deadline(context.config);
-  PreparedImage prepared = instance.classifier->prepare(
-      std::span(reinterpret_cast<const std::uint8_t*>(upload->bytes.data()), upload->bytes.size()));
+  PreparedImage prepared =
+      instance.classifier->prepare(std::span(reinterpret_cast<const std::uint8_t*>(upload->bytes.data()), upload->bytes.size()));
   const ClassifiedImage answer = classify_in_batch(*version, instance, std::move(prepared), context, deadline);
 
   const ClassificationResult& result = answer.result;
@@ -49,8 +49,8 @@ HttpResponse classify_image(const HttpRequest& request, ServiceContext& context)
   body["timings_ms"]["queue"] = rounded_ms(answer.queue_ms);
 
   const auto image = std::span(reinterpret_cast<const std::uint8_t*>(upload->bytes.data()), upload->bytes.size());
-  HttpResponse response = subject.empty() ? HttpResponse::json(body)
-                                          : fhir_classification_response(result, version->manifest(), subject, image);
+  HttpResponse response =
+      subject.empty() ? HttpResponse::json(body) : fhir_classification_response(result, version->manifest(), subject, image);
   nlohmann::ordered_json audited = {{"status", response.status},
                                     {"format", subject.empty() ? "json" : "fhir"},
                                     {"model", audit_model(result, version->manifest())},

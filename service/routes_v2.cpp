@@ -11,15 +11,12 @@ namespace dermcds::service {
 
 namespace {
 
-HttpResponse health(bool value, const char* what) {
-  return value ? HttpResponse::status_only(200) : HttpResponse::error(400, what);
-}
+HttpResponse health(bool value, const char* what) { return value ? HttpResponse::status_only(200) : HttpResponse::error(400, what); }
 
 HttpResponse model_ready(ServiceContext& context, const HttpRequest& request, const std::string& version) {
   const std::string& name = request.param("name");
   const std::optional<bool> ready = context.models.model_ready(name, version);
-  if (!ready)
-    return HttpResponse::error(404, "unknown model \"" + name + "\"" + (version.empty() ? "" : " version " + version));
+  if (!ready) return HttpResponse::error(404, "unknown model \"" + name + "\"" + (version.empty() ? "" : " version " + version));
   return health(*ready && !context.shutting_down.load(), "the model is not ready (loading, unloaded or failed)");
 }
 
@@ -32,20 +29,17 @@ HttpResponse infer(ServiceContext& context, const HttpRequest& request, const st
   const std::optional<std::string> header_length = request.header("inference-header-content-length");
   const RequestBody body = split_request_body(request.body, header_length);
   const ProtocolAnswer answer = run_protocol_inference(
-      context, header_length ? "rest_binary" : "rest_json", request.param("name"), version,
-      requested_runtime(body.document),
+      context, header_length ? "rest_binary" : "rest_json", request.param("name"), version, requested_runtime(body.document),
       [&](const ModelSignature& signature, const TensorLimits& limits) {
         return read_infer_request(body.document, body.binary, signature, limits);
       },
       request_deadline(context.config));
   const LoadedVersion& loaded = *answer.version;
-  ResponseBody encoded =
-      infer_response_body(loaded.name(), loaded.version(), answer.request, answer.answer.logits, answer.signature,
-                          &answer.answer.ood_score);
+  ResponseBody encoded = infer_response_body(loaded.name(), loaded.version(), answer.request, answer.answer.logits, answer.signature,
+                                             &answer.answer.ood_score);
   HttpResponse response =
       HttpResponse::text(std::move(encoded.body), encoded.header_length ? "application/octet-stream" : "application/json");
-  if (encoded.header_length)
-    response.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+  if (encoded.header_length) response.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
   response.log_fields = {{"model", loaded.name()},
                          {"version", loaded.version()},
                          {"runtime", answer.runtime},
@@ -56,8 +50,7 @@ HttpResponse infer(ServiceContext& context, const HttpRequest& request, const st
 
 }  // namespace
 
-nlohmann::ordered_json served_model_metadata(const ServiceContext& context, const std::string& name,
-                                             const std::string& version) {
+nlohmann::ordered_json served_model_metadata(const ServiceContext& context, const std::string& name, const std::string& version) {
   const auto loaded = context.models.serving(name, version);
   std::vector<std::string> versions;
   for (const auto& v : context.models.loaded_versions())
@@ -69,10 +62,14 @@ nlohmann::ordered_json served_model_metadata(const ServiceContext& context, cons
 
 void add_v2_routes(HttpServer& server, ServiceContext& context) {
   constexpr ErrorBody kProtocol = ErrorBody::kProtocol;
-  server.get("/v2/health/live", [](const HttpRequest&) { return health(true, ""); }, kProtocol);
-  server.get("/v2/health/ready", [&context](const HttpRequest&) {
-    return health(context.ready(), "the server is not ready (models loading, failed, or shutting down)");
-  }, kProtocol);
+  server.get(
+      "/v2/health/live", [](const HttpRequest&) { return health(true, ""); }, kProtocol);
+  server.get(
+      "/v2/health/ready",
+      [&context](const HttpRequest&) {
+        return health(context.ready(), "the server is not ready (models loading, failed, or shutting down)");
+      },
+      kProtocol);
   const auto server_metadata = [](const HttpRequest&) {
     return HttpResponse::json({{"name", "pms-derm-cds"},
                                {"version", DERMCDS_VERSION},
@@ -82,15 +79,21 @@ void add_v2_routes(HttpServer& server, ServiceContext& context) {
   server.get("/v2", server_metadata, kProtocol);
   server.get("/v2/", server_metadata, kProtocol);
 
-  server.get("/v2/models/{name}", [&context](const HttpRequest& r) { return metadata(context, r, ""); }, kProtocol);
-  server.get("/v2/models/{name}/versions/{version}",
-             [&context](const HttpRequest& r) { return metadata(context, r, r.param("version")); }, kProtocol);
-  server.get("/v2/models/{name}/ready", [&context](const HttpRequest& r) { return model_ready(context, r, ""); }, kProtocol);
-  server.get("/v2/models/{name}/versions/{version}/ready",
-             [&context](const HttpRequest& r) { return model_ready(context, r, r.param("version")); }, kProtocol);
-  server.post("/v2/models/{name}/infer", [&context](const HttpRequest& r) { return infer(context, r, ""); }, kProtocol);
-  server.post("/v2/models/{name}/versions/{version}/infer",
-              [&context](const HttpRequest& r) { return infer(context, r, r.param("version")); }, kProtocol);
+  server.get(
+      "/v2/models/{name}", [&context](const HttpRequest& r) { return metadata(context, r, ""); }, kProtocol);
+  server.get(
+      "/v2/models/{name}/versions/{version}", [&context](const HttpRequest& r) { return metadata(context, r, r.param("version")); },
+      kProtocol);
+  server.get(
+      "/v2/models/{name}/ready", [&context](const HttpRequest& r) { return model_ready(context, r, ""); }, kProtocol);
+  server.get(
+      "/v2/models/{name}/versions/{version}/ready",
+      [&context](const HttpRequest& r) { return model_ready(context, r, r.param("version")); }, kProtocol);
+  server.post(
+      "/v2/models/{name}/infer", [&context](const HttpRequest& r) { return infer(context, r, ""); }, kProtocol);
+  server.post(
+      "/v2/models/{name}/versions/{version}/infer", [&context](const HttpRequest& r) { return infer(context, r, r.param("version")); },
+      kProtocol);
 }
 
 }  // namespace dermcds::service

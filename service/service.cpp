@@ -43,8 +43,7 @@ void write_port_file(const std::filesystem::path& path, int port) {
 
 std::unique_ptr<clinical::AuditLog> open_audit_log(const ServiceConfig& config) {
   if (config.audit_log.empty()) return nullptr;
-  return std::make_unique<clinical::AuditLog>(
-      clinical::AuditLogOptions{config.audit_log, config.audit_max_bytes, config.audit_fsync});
+  return std::make_unique<clinical::AuditLog>(clinical::AuditLogOptions{config.audit_log, config.audit_max_bytes, config.audit_fsync});
 }
 
 }  // namespace
@@ -86,12 +85,12 @@ void Service::observe(const RequestRecord& record) {
   for (const auto& [key, value] : response.log_fields.items()) fields[key] = value;
   if (response.status >= 500) {
     // One line per second per distinct failure, with the count of those held back.
-    const auto held_back = error_log_limiter_.admit(request.route + "|" + status + "|" + response.log_fields.value("error_code", "") +
-                                                    "|" + response.log_fields.value("error", ""));
+    const auto held_back = error_log_limiter_.admit(request.route + "|" + status + "|" + response.log_fields.value("error_code", "") + "|" +
+                                                    response.log_fields.value("error", ""));
     if (!held_back) return;
     if (*held_back > 0) fields["repeated"] = *held_back;
   }
-  const auto level = response.status >= 500 ? spdlog::level::err
+  const auto level = response.status >= 500                               ? spdlog::level::err
                      : is_routine(request.route) && response.status < 400 ? spdlog::level::debug
                                                                           : spdlog::level::info;
   log_event(level, "request", fields);
@@ -121,8 +120,10 @@ void Service::run() {
   log_event(spdlog::level::info, "listening", listening);
   if (config_.allow_unverified_models)
     log_event(spdlog::level::warn, "unverified_models_allowed",
-              {{"hint", "--allow-unverified-models: versions without parity evidence for their artifacts may serve; "
-                        "development only. Every answer carries " + std::string(kUnverifiedHeader) + ": allowed"}});
+              {{"hint",
+                "--allow-unverified-models: versions without parity evidence for their artifacts may serve; "
+                "development only. Every answer carries " +
+                    std::string(kUnverifiedHeader) + ": allowed"}});
   // Serving starts before the models load: liveness answers at once, readiness once they are warm.
   std::atomic<bool> serve_returned{false};
   std::thread serving([this, &serve_returned] {
@@ -141,12 +142,11 @@ void Service::run() {
   try {
     const int loaded = models_.load_startup_models();
     const std::vector<ModelStatus> status = models_.status();
-    const bool default_known = std::any_of(status.begin(), status.end(),
-                                           [&](const ModelStatus& m) { return m.name == config_.default_model; });
+    const bool default_known =
+        std::any_of(status.begin(), status.end(), [&](const ModelStatus& m) { return m.name == config_.default_model; });
     if (!default_known)
       log_event(spdlog::level::warn, "default_model_missing",
-                {{"default_model", config_.default_model},
-                 {"hint", "requests that name no model will get 404; set --default-model"}});
+                {{"default_model", config_.default_model}, {"hint", "requests that name no model will get 404; set --default-model"}});
     if (config_.repository_poll_secs > 0 && !shutting_down_)
       watcher_ = std::make_unique<RepositoryWatcher>(models_, std::chrono::seconds(config_.repository_poll_secs));
     if (models_.ready() && !shutting_down_) {
@@ -164,7 +164,7 @@ void Service::run() {
     throw;
   }
   serving.join();
-  watcher_.reset();  // no version switch may start while the process winds down
+  watcher_.reset();          // no version switch may start while the process winds down
   if (grpc_) grpc_->wait();  // shutdown() began it; calls in progress finish first
   log_event(spdlog::level::info, "stopped");
 }
@@ -201,12 +201,11 @@ void Service::print_banner(int port) const {
       "  API reference  %s/openapi.yaml\n"
       "  admin          %s\n\n"
       "Stop with Ctrl-C or SIGTERM: requests in progress are finished first.\n\n",
-      url.c_str(), models.c_str(), url.c_str(), image.c_str(), url.c_str(), image.c_str(), config_.default_model.c_str(),
-      url.c_str(), url.c_str(), url.c_str(), config_.default_model.c_str(), url.c_str(), url.c_str(),
-      config_.admin_key.empty() ? "disabled; set DERMCDS_ADMIN_KEY to load, unload, activate and roll back versions"
-                                : ("curl -s -X POST -H 'Authorization: Bearer $DERMCDS_ADMIN_KEY' " + url +
-                                   "/v2/repository/index")
-                                      .c_str());
+      url.c_str(), models.c_str(), url.c_str(), image.c_str(), url.c_str(), image.c_str(), config_.default_model.c_str(), url.c_str(),
+      url.c_str(), url.c_str(), config_.default_model.c_str(), url.c_str(), url.c_str(),
+      config_.admin_key.empty()
+          ? "disabled; set DERMCDS_ADMIN_KEY to load, unload, activate and roll back versions"
+          : ("curl -s -X POST -H 'Authorization: Bearer $DERMCDS_ADMIN_KEY' " + url + "/v2/repository/index").c_str());
   std::fflush(stdout);
 }
 

@@ -51,12 +51,12 @@ class Service {
   std::mutex refusals_mutex_;
   long refusals_since_report_ = 0;
   std::chrono::steady_clock::time_point last_refusal_report_{};
-  std::unique_ptr<clinical::AuditLog> audit_;  // null without audit_log; outlives the routes that write it
-  ModelManager models_;  // after metrics_, which its batchers report to
+  std::unique_ptr<clinical::AuditLog> audit_;   // null without audit_log; outlives the routes that write it
+  ModelManager models_;                         // after metrics_, which its batchers report to
   std::unique_ptr<RepositoryWatcher> watcher_;  // with repository_poll_secs; stopped before models_ goes
   ServiceContext context_;
   std::unique_ptr<GrpcServer> grpc_;  // null when grpc_port is -1; destroyed before what it uses
-  HttpServer http_;      // last: destroyed first, before what its handlers use
+  HttpServer http_;                   // last: destroyed first, before what its handlers use
 };
 
 }  // namespace dermcds::service

@@ -29,9 +29,7 @@ std::string sha256_of(std::string_view text) {
   return sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
-bool is_hex64(std::string_view s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
+bool is_hex64(std::string_view s) { return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos; }
 
 [[noreturn]] void io_error(const std::string& what, const fs::path& path) {
   throw Error(ErrorCode::kIoError, what + " " + path.string() + ": " + std::strerror(errno));
@@ -121,8 +119,7 @@ AuditLineCheck check_audit_line(std::string_view line) {
   if (record.is_discarded() || !record.is_object()) throw Error(ErrorCode::kInvalidArgument, "the line is not a JSON object");
   const auto seq = record.find("seq");
   const auto prev = record.find("prev");
-  if (seq == record.end() || !seq->is_number_unsigned())
-    throw Error(ErrorCode::kInvalidArgument, "the line has no \"seq\" number");
+  if (seq == record.end() || !seq->is_number_unsigned()) throw Error(ErrorCode::kInvalidArgument, "the line has no \"seq\" number");
   if (prev == record.end() || !prev->is_string() || !is_hex64(prev->get<std::string>()))
     throw Error(ErrorCode::kInvalidArgument, "the line has no \"prev\" hash");
   check.seq = seq->get<std::uint64_t>();
@@ -160,8 +157,8 @@ void AuditLog::open_current() {
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd_);
     fd_ = -1;
-    throw Error(ErrorCode::kIoError, "the audit log " + options_.file.string() +
-                                         " is in use by another process (one writer per file keeps the chain whole)");
+    throw Error(ErrorCode::kIoError,
+                "the audit log " + options_.file.string() + " is in use by another process (one writer per file keeps the chain whole)");
   }
   struct stat st {};
   if (::fstat(fd_, &st) != 0) io_error("cannot stat the audit log", options_.file);
@@ -253,8 +250,7 @@ AuditVerifyReport verify_audit_chain(const std::vector<fs::path>& files, const A
     while (start < text.size()) {
       ++number;
       const std::size_t end = text.find('\n', start);
-      if (end == std::string::npos)
-        return fail(file, number, "the line is incomplete: the file ends without a newline (truncated?)");
+      if (end == std::string::npos) return fail(file, number, "the line is incomplete: the file ends without a newline (truncated?)");
       const std::string_view line = std::string_view(text).substr(start, end - start);
       start = end + 1;
       AuditLineCheck check;
@@ -270,8 +266,9 @@ AuditVerifyReport verify_audit_chain(const std::vector<fs::path>& files, const A
                           "): give the earlier files first, or --partial if they were archived");
         report.first_seq = check.seq;
       } else if (check.seq != last_seq + 1) {
-        return fail(file, number, "seq " + std::to_string(check.seq) + " follows seq " + std::to_string(last_seq) +
-                                      ": a line is missing or out of order");
+        return fail(
+            file, number,
+            "seq " + std::to_string(check.seq) + " follows seq " + std::to_string(last_seq) + ": a line is missing or out of order");
       } else if (check.prev != last_hash) {
         return fail(file, number, "prev does not match the hash of the line before: a line was removed, inserted or changed");
       }

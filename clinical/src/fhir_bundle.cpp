@@ -16,10 +16,9 @@ std::string canonical(std::string_view path) { return std::string(kFhirCanonical
 
 // HL7's AI Transparency on FHIR tag: "AI asserted".
 ordered_json ai_asserted_meta() {
-  return {{"security",
-           ordered_json::array({{{"system", "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"},
-                                 {"code", "AIAST"},
-                                 {"display", "Artificial Intelligence asserted"}}})}};
+  return {{"security", ordered_json::array({{{"system", "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"},
+                                             {"code", "AIAST"},
+                                             {"display", "Artificial Intelligence asserted"}}})}};
 }
 
 // SNOMED CT concepts beside our ISIC codes, only where a source names the concept for that
@@ -34,8 +33,8 @@ constexpr SnomedCode kSnomedCodes[] = {
 };
 
 ordered_json outcome_for(const Label& label) {
-  ordered_json codings = ordered_json::array(
-      {{{"system", canonical("CodeSystem/isic-2019-diagnosis")}, {"code", label.code}, {"display", label.name}}});
+  ordered_json codings =
+      ordered_json::array({{{"system", canonical("CodeSystem/isic-2019-diagnosis")}, {"code", label.code}, {"display", label.name}}});
   for (const SnomedCode& s : kSnomedCodes)
     if (s.isic == label.code) {
       ordered_json coding = {{"system", "http://snomed.info/sct"}, {"code", s.code}};
@@ -78,8 +77,8 @@ std::string random_uuid() {
   low = (low & 0x3fffffffffffffffull) | 0x8000000000000000ull;    // RFC 4122 variant
   char text[37];
   std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(high >> 32),
-                static_cast<unsigned>((high >> 16) & 0xffff), static_cast<unsigned>(high & 0xffff),
-                static_cast<unsigned>(low >> 48), static_cast<unsigned long long>(low & 0xffffffffffffull));
+                static_cast<unsigned>((high >> 16) & 0xffff), static_cast<unsigned>(high & 0xffff), static_cast<unsigned>(low >> 48),
+                static_cast<unsigned long long>(low & 0xffffffffffffull));
   return text;
 }
 
@@ -104,14 +103,13 @@ void require_subject_reference(std::string_view reference, std::string_view para
   const std::string_view type = reference.substr(0, slash);
   const std::string_view id = slash == std::string_view::npos ? std::string_view() : reference.substr(slash + 1);
   // FHIR ids: 1-64 of [A-Za-z0-9-.].
-  const bool id_ok = !id.empty() && id.size() <= 64 &&
-                     std::all_of(id.begin(), id.end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                              c == '.';
-                     });
+  const bool id_ok = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
   if ((type != "Patient" && type != "Group") || !id_ok)
-    throw Error(ErrorCode::kInvalidArgument, "\"" + p + "\" must be a FHIR reference to a Patient or Group, such as "
-                                             "Patient/123 (an id of letters, digits, '-' and '.')");
+    throw Error(ErrorCode::kInvalidArgument, "\"" + p +
+                                                 "\" must be a FHIR reference to a Patient or Group, such as "
+                                                 "Patient/123 (an id of letters, digits, '-' and '.')");
 }
 
 std::string_view qualitative_risk_for_tier(std::string_view tier) {
@@ -132,8 +130,8 @@ FhirResources fhir_resources(const FhirClassification& input) {
 
   out.device = {
       {"resourceType", "Device"},
-      {"identifier", ordered_json::array({{{"system", canonical("NamingSystem/model-artifact-sha256")},
-                                           {"value", input.artifact_sha256}}})},
+      {"identifier",
+       ordered_json::array({{{"system", canonical("NamingSystem/model-artifact-sha256")}, {"value", input.artifact_sha256}}})},
       {"status", "active"},
       {"deviceName", ordered_json::array({{{"name", r.model_name}, {"type", "model-name"}}})},
       {"type", {{"text", "Skin lesion classification model (software)"}}},
@@ -147,8 +145,7 @@ FhirResources fhir_resources(const FhirClassification& input) {
   ordered_json content = {{"size", input.image.bytes}};
   if (!input.image.content_type.empty()) content = {{"contentType", input.image.content_type}, {"size", input.image.bytes}};
   out.media = {{"resourceType", "Media"},
-               {"identifier", ordered_json::array({{{"system", canonical("NamingSystem/image-sha256")},
-                                                    {"value", input.image.sha256}}})},
+               {"identifier", ordered_json::array({{{"system", canonical("NamingSystem/image-sha256")}, {"value", input.image.sha256}}})},
                {"status", "completed"},
                {"subject", {{"reference", input.subject}}},
                {"content", std::move(content)}};
@@ -167,9 +164,9 @@ FhirResources fhir_resources(const FhirClassification& input) {
       const bool drove_tier = std::find(rule_classes.begin(), rule_classes.end(), r.labels[i].code) != rule_classes.end();
       const std::string_view risk = drove_tier ? tier_risk : std::string_view("low");
       prediction["qualitativeRisk"] = {
-          {"coding", ordered_json::array({{{"system", "http://terminology.hl7.org/CodeSystem/risk-probability"},
-                                           {"code", risk},
-                                           {"display", risk_display(risk)}}})}};
+          {"coding",
+           ordered_json::array(
+               {{{"system", "http://terminology.hl7.org/CodeSystem/risk-probability"}, {"code", risk}, {"display", risk_display(risk)}}})}};
     }
     predictions.push_back(std::move(prediction));
   }
@@ -200,11 +197,10 @@ FhirResources fhir_resources(const FhirClassification& input) {
       {"occurrenceDateTime", input.occurrence},
       {"performer", {{"reference", out.device_url}, {"display", r.model_name + " version " + r.model_version}}},
       {"method",
-       {{"coding", ordered_json::array({{{"system", canonical("CodeSystem/model")},
-                                         {"version", r.model_version},
-                                         {"code", r.model_name}}})},
-        {"text", r.model_name + " version " + r.model_version + " on " + r.runtime + " " + r.runtime_version +
-                     ", provider " + r.provider + ", precision " + r.precision}}},
+       {{"coding",
+         ordered_json::array({{{"system", canonical("CodeSystem/model")}, {"version", r.model_version}, {"code", r.model_name}}})},
+        {"text", r.model_name + " version " + r.model_version + " on " + r.runtime + " " + r.runtime_version + ", provider " + r.provider +
+                     ", precision " + r.precision}}},
       {"basis", ordered_json::array({{{"reference", out.media_url}}})},
       {"prediction", std::move(predictions)},
       {"note", ordered_json::array({{{"text", note}}})},

@@ -11,21 +11,28 @@ namespace {
 
 const char* type_name(onnx::AttributeProto::AttributeType type) {
   switch (type) {
-    case onnx::AttributeProto::FLOAT: return "float";
-    case onnx::AttributeProto::INT: return "int";
-    case onnx::AttributeProto::STRING: return "string";
-    case onnx::AttributeProto::TENSOR: return "tensor";
-    case onnx::AttributeProto::FLOATS: return "floats";
-    case onnx::AttributeProto::INTS: return "ints";
-    default: return "other";
+    case onnx::AttributeProto::FLOAT:
+      return "float";
+    case onnx::AttributeProto::INT:
+      return "int";
+    case onnx::AttributeProto::STRING:
+      return "string";
+    case onnx::AttributeProto::TENSOR:
+      return "tensor";
+    case onnx::AttributeProto::FLOATS:
+      return "floats";
+    case onnx::AttributeProto::INTS:
+      return "ints";
+    default:
+      return "other";
   }
 }
 
 template <typename T>
 std::vector<T> read_raw(const std::string& raw, std::size_t count, const std::string& what) {
   if (raw.size() != count * sizeof(T))
-    throw Error(ErrorCode::kInvalidArgument, what + ": raw data holds " + std::to_string(raw.size()) + " bytes, the shape needs " +
-                                                 std::to_string(count * sizeof(T)));
+    throw Error(ErrorCode::kInvalidArgument,
+                what + ": raw data holds " + std::to_string(raw.size()) + " bytes, the shape needs " + std::to_string(count * sizeof(T)));
   std::vector<T> out(count);
   if (count) std::memcpy(out.data(), raw.data(), raw.size());  // ONNX raw data is little-endian, as is every host we build for
   return out;
@@ -96,8 +103,9 @@ void Attributes::check_all_read() const {
 HostTensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& what) {
   if (proto.data_location() == onnx::TensorProto::EXTERNAL || proto.external_data_size() > 0)
     throw Error(ErrorCode::kUnsupportedModel,
-                what + " keeps its data in an external file; save the model with its weights inside the .onnx file "
-                       "(onnx.save(model, path, save_as_external_data=False))");
+                what +
+                    " keeps its data in an external file; save the model with its weights inside the .onnx file "
+                    "(onnx.save(model, path, save_as_external_data=False))");
   Shape shape(proto.dims().begin(), proto.dims().end());
   for (std::int64_t d : shape)
     if (d < 0) throw Error(ErrorCode::kInvalidArgument, what + ": negative dimension in " + shape_text(shape));
@@ -105,14 +113,14 @@ HostTensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& 
   const bool raw = proto.has_raw_data();
   auto check_count = [&](std::size_t n) {
     if (n != count)
-      throw Error(ErrorCode::kInvalidArgument, what + ": holds " + std::to_string(n) + " values, its shape " + shape_text(shape) +
-                                                   " needs " + std::to_string(count));
+      throw Error(ErrorCode::kInvalidArgument,
+                  what + ": holds " + std::to_string(n) + " values, its shape " + shape_text(shape) + " needs " + std::to_string(count));
   };
 
   switch (proto.data_type()) {
     case onnx::TensorProto::FLOAT: {
-      std::vector<float> v = raw ? read_raw<float>(proto.raw_data(), count, what)
-                                 : std::vector<float>(proto.float_data().begin(), proto.float_data().end());
+      std::vector<float> v =
+          raw ? read_raw<float>(proto.raw_data(), count, what) : std::vector<float>(proto.float_data().begin(), proto.float_data().end());
       check_count(v.size());
       return HostTensor::from_floats(shape, std::move(v));
     }
@@ -149,11 +157,21 @@ HostTensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& 
       std::vector<std::int64_t> v;
       if (raw) {
         switch (proto.data_type()) {
-          case onnx::TensorProto::INT32: for (auto x : read_raw<std::int32_t>(proto.raw_data(), count, what)) v.push_back(x); break;
-          case onnx::TensorProto::INT16: for (auto x : read_raw<std::int16_t>(proto.raw_data(), count, what)) v.push_back(x); break;
-          case onnx::TensorProto::UINT16: for (auto x : read_raw<std::uint16_t>(proto.raw_data(), count, what)) v.push_back(x); break;
-          case onnx::TensorProto::INT8: for (auto x : read_raw<std::int8_t>(proto.raw_data(), count, what)) v.push_back(x); break;
-          default: for (auto x : read_raw<std::uint8_t>(proto.raw_data(), count, what)) v.push_back(x); break;
+          case onnx::TensorProto::INT32:
+            for (auto x : read_raw<std::int32_t>(proto.raw_data(), count, what)) v.push_back(x);
+            break;
+          case onnx::TensorProto::INT16:
+            for (auto x : read_raw<std::int16_t>(proto.raw_data(), count, what)) v.push_back(x);
+            break;
+          case onnx::TensorProto::UINT16:
+            for (auto x : read_raw<std::uint16_t>(proto.raw_data(), count, what)) v.push_back(x);
+            break;
+          case onnx::TensorProto::INT8:
+            for (auto x : read_raw<std::int8_t>(proto.raw_data(), count, what)) v.push_back(x);
+            break;
+          default:
+            for (auto x : read_raw<std::uint8_t>(proto.raw_data(), count, what)) v.push_back(x);
+            break;
         }
       } else {
         v.assign(proto.int32_data().begin(), proto.int32_data().end());
@@ -177,7 +195,8 @@ HostTensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& 
     }
     default:
       throw Error(ErrorCode::kUnsupportedModel,
-                  what + " has element type " + onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(proto.data_type())) +
+                  what + " has element type " +
+                      onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(proto.data_type())) +
                       ", which the converter does not handle");
   }
 }

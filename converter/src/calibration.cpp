@@ -134,14 +134,17 @@ double quantile(const Statistics& s, double fraction) {
 std::pair<float, float> method_range(const Statistics& s, CalibrationMethod method, double percentile) {
   double a = s.lo, b = s.hi;
   switch (method) {
-    case CalibrationMethod::kMinMax: break;
+    case CalibrationMethod::kMinMax:
+      break;
     case CalibrationMethod::kPercentile: {
       const double p = percentile / 100.0;
       a = std::min(0.0, quantile(s, 1.0 - p));
       b = std::max(0.0, quantile(s, p));
       break;
     }
-    case CalibrationMethod::kMse: std::tie(a, b) = mse_range(s); break;
+    case CalibrationMethod::kMse:
+      std::tie(a, b) = mse_range(s);
+      break;
   }
   return {static_cast<float>(a), static_cast<float>(b)};
 }

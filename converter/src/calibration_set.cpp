@@ -4,9 +4,9 @@
 
 #include "dermcds/converter.hpp"
 #include "dermcds/error.hpp"
-#include "dermcds/image_set_digest.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/image.hpp"
+#include "dermcds/image_set_digest.hpp"
 #include "dermcds/sha256.hpp"
 
 namespace dermcds::converter {
@@ -36,7 +36,8 @@ CalibrationSet load_calibration_images(const std::filesystem::path& dir, const I
     if (entry.is_regular_file() && is_image_name(entry.path())) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   if (files.empty())
-    throw Error(ErrorCode::kInvalidArgument, "calibration directory " + dir.string() + " holds no JPEG or PNG images (*.jpg, *.jpeg, *.png)");
+    throw Error(ErrorCode::kInvalidArgument,
+                "calibration directory " + dir.string() + " holds no JPEG or PNG images (*.jpg, *.jpeg, *.png)");
   if (max_images > 0 && files.size() > max_images) files.resize(max_images);
 
   CalibrationSet set;

@@ -206,7 +206,8 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
          const auto rank = static_cast<std::int64_t>(in[0]->shape.size());
          std::int64_t axis = a.get_int("axis", 1);
          if (axis < 0) axis += rank;
-         const std::int64_t outer = std::accumulate(in[0]->shape.begin(), in[0]->shape.begin() + axis, std::int64_t{1}, std::multiplies<>());
+         const std::int64_t outer =
+             std::accumulate(in[0]->shape.begin(), in[0]->shape.begin() + axis, std::int64_t{1}, std::multiplies<>());
          return one(reshape(*in[0], {outer, in[0]->size() / std::max<std::int64_t>(outer, 1)}));
        }},
       {"Transpose",
@@ -216,15 +217,12 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
            for (std::size_t i = in[0]->shape.size(); i-- > 0;) p.push_back(static_cast<std::int64_t>(i));
          return one(transpose(*in[0], Perm(p.begin(), p.end())));
        }},
-      {"Add", [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
-         return one(elementwise(n, *in[0], *in[1], std::plus<double>(), std::plus<std::int64_t>()));
-       }},
-      {"Sub", [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
-         return one(elementwise(n, *in[0], *in[1], std::minus<double>(), std::minus<std::int64_t>()));
-       }},
-      {"Mul", [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
-         return one(elementwise(n, *in[0], *in[1], std::multiplies<double>(), std::multiplies<std::int64_t>()));
-       }},
+      {"Add", [](const Node& n, Attributes&, const Inputs& in,
+                 const Graph&) { return one(elementwise(n, *in[0], *in[1], std::plus<double>(), std::plus<std::int64_t>())); }},
+      {"Sub", [](const Node& n, Attributes&, const Inputs& in,
+                 const Graph&) { return one(elementwise(n, *in[0], *in[1], std::minus<double>(), std::minus<std::int64_t>())); }},
+      {"Mul", [](const Node& n, Attributes&, const Inputs& in,
+                 const Graph&) { return one(elementwise(n, *in[0], *in[1], std::multiplies<double>(), std::multiplies<std::int64_t>())); }},
       {"Div",
        [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
          return one(elementwise(n, *in[0], *in[1], std::divides<double>(), [&](std::int64_t x, std::int64_t y) {
@@ -232,7 +230,8 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
            return x / y;
          }));
        }},
-      {"Neg", [](const Node&, Attributes&, const Inputs& in, const Graph&) {
+      {"Neg",
+       [](const Node&, Attributes&, const Inputs& in, const Graph&) {
          if (!in[0]->is_float()) {
            std::vector<std::int64_t> v = in[0]->ints;
            for (auto& x : v) x = -x;
@@ -240,15 +239,19 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
          }
          return one(unary(*in[0], [](double x) { return -x; }));
        }},
-      {"Sqrt", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::sqrt(x); })); }},
-      {"Reciprocal", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return 1.0 / x; })); }},
-      {"Floor", [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::floor(x); })); }},
+      {"Sqrt",
+       [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::sqrt(x); })); }},
+      {"Reciprocal",
+       [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return 1.0 / x; })); }},
+      {"Floor",
+       [](const Node&, Attributes&, const Inputs& in, const Graph&) { return one(unary(*in[0], [](double x) { return std::floor(x); })); }},
       // Where / Equal / Expand / Not / Mod: the shape arithmetic torch.onnx writes around
       // class-token expansion (ViT) and window masks (Swin). Booleans are held as 0/1 integers.
       {"Equal",
        [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
-         HostTensor r = elementwise(n, *in[0], *in[1], [](double x, double y) { return x == y ? 1.0 : 0.0; },
-                                    [](std::int64_t x, std::int64_t y) -> std::int64_t { return x == y ? 1 : 0; });
+         HostTensor r = elementwise(
+             n, *in[0], *in[1], [](double x, double y) { return x == y ? 1.0 : 0.0; },
+             [](std::int64_t x, std::int64_t y) -> std::int64_t { return x == y ? 1 : 0; });
          return one(HostTensor::from_ints(r.shape, r.to_ints()));
        }},
       {"Not",
@@ -260,11 +263,13 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
       {"Mod",
        [](const Node& n, Attributes& a, const Inputs& in, const Graph&) {
          if (a.get_int("fmod", 0) != 0 || in[0]->is_float() || in[1]->is_float()) bad(n, "only integer Mod with fmod = 0 is folded");
-         return one(elementwise(n, *in[0], *in[1], [](double x, double) { return x; }, [&](std::int64_t x, std::int64_t y) {
-           if (y == 0) bad(n, "integer modulo by zero");
-           const std::int64_t r = x % y;
-           return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;  // the sign of the divisor, as numpy
-         }));
+         return one(elementwise(
+             n, *in[0], *in[1], [](double x, double) { return x; },
+             [&](std::int64_t x, std::int64_t y) {
+               if (y == 0) bad(n, "integer modulo by zero");
+               const std::int64_t r = x % y;
+               return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;  // the sign of the divisor, as numpy
+             }));
        }},
       {"Where",
        [](const Node& n, Attributes&, const Inputs& in, const Graph&) {
@@ -279,7 +284,8 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
          if (x.is_float() || y.is_float()) {
            std::vector<float> v(take.size());
            for (std::size_t i = 0; i < v.size(); ++i)
-             v[i] = static_cast<float>(take[i] != 0 ? x.as_double(static_cast<std::int64_t>(i)) : y.as_double(static_cast<std::int64_t>(i)));
+             v[i] =
+                 static_cast<float>(take[i] != 0 ? x.as_double(static_cast<std::int64_t>(i)) : y.as_double(static_cast<std::int64_t>(i)));
            return one(HostTensor::from_floats(shape, std::move(v)));
          }
          std::vector<std::int64_t> v(take.size());
@@ -300,7 +306,9 @@ const std::unordered_map<std::string, Evaluator>& evaluators() {
        [](const Node&, Attributes& a, const Inputs& in, const Graph&) {
          const Shape shape = in[0]->to_ints();
          const std::optional<HostTensor> value = a.find_tensor("value");
-         if (value && !value->is_float()) return one(HostTensor::from_ints(shape, std::vector<std::int64_t>(static_cast<std::size_t>(element_count(shape)), value->ints.at(0))));
+         if (value && !value->is_float())
+           return one(
+               HostTensor::from_ints(shape, std::vector<std::int64_t>(static_cast<std::size_t>(element_count(shape)), value->ints.at(0))));
          const float v = value ? value->floats.at(0) : 0.0f;
          return one(HostTensor::from_floats(shape, std::vector<float>(static_cast<std::size_t>(element_count(shape)), v)));
        }},

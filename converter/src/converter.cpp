@@ -4,10 +4,10 @@
 #include <fstream>
 #include <random>
 
-#include "dermcds/error.hpp"
-#include "dermcds/file_util.hpp"
 #include "calibration.hpp"
+#include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/tflite_model_runner.hpp"
 #include "fp16_weights.hpp"
 #include "graph_passes.hpp"
@@ -24,9 +24,12 @@ namespace dermcds::converter {
 
 std::string_view to_string(Precision precision) noexcept {
   switch (precision) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kFp16: return "fp16";
-    case Precision::kInt8: return "int8";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kInt8:
+      return "int8";
   }
   return "?";
 }
@@ -40,9 +43,12 @@ Precision parse_precision(std::string_view text) {
 
 std::string_view to_string(CalibrationMethod method) noexcept {
   switch (method) {
-    case CalibrationMethod::kMinMax: return "minmax";
-    case CalibrationMethod::kPercentile: return "percentile";
-    case CalibrationMethod::kMse: return "mse";
+    case CalibrationMethod::kMinMax:
+      return "minmax";
+    case CalibrationMethod::kPercentile:
+      return "percentile";
+    case CalibrationMethod::kMse:
+      return "mse";
   }
   return "?";
 }
@@ -177,10 +183,12 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
       }
       if (in_float > 0) both += (both.empty() ? "" : ", ") + name + " x" + std::to_string(std::min(count, in_float));
     }
-    report.xnnpack_delegation = report.xnnpack_delegates_all ? "XNNPACK runs every operator it runs in float" : "int8 leaves to TFLite's own kernels: " + added;
+    report.xnnpack_delegation =
+        report.xnnpack_delegates_all ? "XNNPACK runs every operator it runs in float" : "int8 leaves to TFLite's own kernels: " + added;
     if (!both.empty()) report.xnnpack_delegation += "; on TFLite's kernels in float and int8 alike (XNNPACK 2.9 has no kernel): " + both;
   }
-  progress(options, "wrote " + std::to_string(report.tflite_operators) + " TFLite operators, " + std::to_string(result.flatbuffer.size()) + " bytes");
+  progress(options, "wrote " + std::to_string(report.tflite_operators) + " TFLite operators, " + std::to_string(result.flatbuffer.size()) +
+                        " bytes");
   return result;
 }
 
@@ -209,8 +217,7 @@ void verify_tflite_runs(const std::vector<std::uint8_t>& flatbuffer, const std::
       runner.invoke();
       if (xnnpack) {
         report.xnnpack_undelegated.clear();
-        for (const runtimes::tflite::UndelegatedNode& node : runner.undelegated())
-          ++report.xnnpack_undelegated[node_operator_name(node)];
+        for (const runtimes::tflite::UndelegatedNode& node : runner.undelegated()) ++report.xnnpack_undelegated[node_operator_name(node)];
       }
     } catch (const Error& e) {
       throw Error(ErrorCode::kUnsupportedModel, "TensorFlow Lite " + runtimes::tflite::version() + " cannot run the model converted from " +

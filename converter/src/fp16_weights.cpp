@@ -23,8 +23,8 @@ std::size_t store_weights_as_fp16(TflModel& model, std::int64_t min_elements) {
   std::vector<TflOperator> dequantizes;
   const std::size_t original = model.tensors.size();
   for (std::size_t i = 0; i < original; ++i) {
-    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 || model.tensors[i].element_count() < min_elements ||
-        !is_weight_tensor(model.tensors[i]))
+    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 ||
+        model.tensors[i].element_count() < min_elements || !is_weight_tensor(model.tensors[i]))
       continue;
     const std::vector<float> values = float_values(model.tensors[i]);
     TflTensor half;

@@ -36,8 +36,6 @@ std::vector<std::size_t> Graph::consumers(const std::string& name) const {
   return out;
 }
 
-bool Graph::is_graph_output(const std::string& name) const {
-  return std::find(outputs.begin(), outputs.end(), name) != outputs.end();
-}
+bool Graph::is_graph_output(const std::string& name) const { return std::find(outputs.begin(), outputs.end(), name) != outputs.end(); }
 
 }  // namespace dermcds::converter

@@ -22,8 +22,8 @@ inline constexpr int kOnnxInt64 = 7;
 
 struct Value {
   std::string name;
-  int elem_type = 0;  // ONNX TensorProto.DataType
-  Shape shape;        // static; the batch dimension is fixed to 1
+  int elem_type = 0;         // ONNX TensorProto.DataType
+  Shape shape;               // static; the batch dimension is fixed to 1
   bool shape_known = false;  // false where ONNX shape inference left the shape open
   std::optional<HostTensor> constant;
 };
@@ -45,7 +45,7 @@ struct Graph {
   std::int64_t opset = 0;
   std::vector<Node> nodes;  // topological order
   std::unordered_map<std::string, Value> values;
-  std::vector<std::string> inputs;   // runtime inputs (initializers excluded)
+  std::vector<std::string> inputs;  // runtime inputs (initializers excluded)
   std::vector<std::string> outputs;
   // Inputs whose first dimension was symbolic in the file (a dynamic batch).
   std::vector<std::string> dynamic_batch_inputs;

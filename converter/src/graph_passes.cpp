@@ -230,7 +230,10 @@ std::size_t fuse_gelu(Graph& graph) {
     int last = -1;
     if (partner == x) {  // (x * (1 + erf)) * 0.5
       const int m2 = sole_consumer(graph, graph.nodes[static_cast<std::size_t>(m1)].outputs[0], "Mul");
-      if (m2 < 0 || !is_scalar_constant(graph, other_input(graph.nodes[static_cast<std::size_t>(m2)], graph.nodes[static_cast<std::size_t>(m1)].outputs[0]), 0.5f, 0.0f)) continue;
+      if (m2 < 0 || !is_scalar_constant(
+                        graph, other_input(graph.nodes[static_cast<std::size_t>(m2)], graph.nodes[static_cast<std::size_t>(m1)].outputs[0]),
+                        0.5f, 0.0f))
+        continue;
       chain.push_back(m1);
       last = m2;
     } else {  // (x * 0.5) * (1 + erf)
@@ -262,9 +265,8 @@ std::size_t decompose_layer_norms(Graph& graph) {
   std::vector<Node> out;
   std::size_t decomposed = 0;
   for (Node& node : graph.nodes) {
-    const bool extra_outputs_used =
-        std::any_of(node.outputs.begin() + (node.outputs.empty() ? 0 : 1), node.outputs.end(),
-                    [&](const std::string& o) { return output_used(graph, o); });
+    const bool extra_outputs_used = std::any_of(node.outputs.begin() + (node.outputs.empty() ? 0 : 1), node.outputs.end(),
+                                                [&](const std::string& o) { return output_used(graph, o); });
     if (node.op_type != "LayerNormalization" || node.inputs.size() < 2 || node.inputs[0].empty() || extra_outputs_used ||
         graph.is_constant(node.inputs[0]) || !graph.value(node.inputs[0]).shape_known) {
       out.push_back(std::move(node));
@@ -274,10 +276,14 @@ std::size_t decompose_layer_norms(Graph& graph) {
     float epsilon = 1e-5f;
     bool understood = true;
     for (const auto& [name, attribute] : node.attributes) {
-      if (name == "axis") axis = attribute.i();
-      else if (name == "epsilon") epsilon = attribute.f();
-      else if (name == "stash_type") stash_type = attribute.i();
-      else understood = false;
+      if (name == "axis")
+        axis = attribute.i();
+      else if (name == "epsilon")
+        epsilon = attribute.f();
+      else if (name == "stash_type")
+        stash_type = attribute.i();
+      else
+        understood = false;
     }
     const Shape shape = graph.value(node.inputs[0]).shape;
     const auto rank = static_cast<std::int64_t>(shape.size());
@@ -311,8 +317,8 @@ std::size_t decompose_layer_norms(Graph& graph) {
     const std::string eps = base + "_epsilon";
     graph.values[eps] = Value{eps, kOnnxFloat, {}, true, HostTensor::scalar(epsilon)};
     const std::string mean = value("mean", reduced), centred = value("centred", shape), square = value("square", shape),
-                      variance = value("variance", reduced), shifted = value("variance_eps", reduced), deviation = value("deviation", reduced),
-                      normalized = value("normalized", shape);
+                      variance = value("variance", reduced), shifted = value("variance_eps", reduced),
+                      deviation = value("deviation", reduced), normalized = value("normalized", shape);
     emit("ReduceMean", {x}, mean, true);
     emit("Sub", {x, mean}, centred, false);
     emit("Mul", {centred, centred}, square, false);

@@ -87,7 +87,8 @@ void for_each_mapped(const Shape& out_shape, const std::vector<std::int64_t>& in
 template <typename T>
 std::vector<T> gather(const std::vector<T>& in, const Shape& out_shape, const std::vector<std::int64_t>& strides) {
   std::vector<T> out(static_cast<std::size_t>(element_count(out_shape)));
-  for_each_mapped(out_shape, strides, [&](std::int64_t o, std::int64_t i) { out[static_cast<std::size_t>(o)] = in[static_cast<std::size_t>(i)]; });
+  for_each_mapped(out_shape, strides,
+                  [&](std::int64_t o, std::int64_t i) { out[static_cast<std::size_t>(o)] = in[static_cast<std::size_t>(i)]; });
   return out;
 }
 
@@ -137,8 +138,7 @@ HostTensor broadcast_to(const HostTensor& in, const Shape& shape) {
   const std::size_t offset = shape.size() - in.shape.size();
   const std::vector<std::int64_t> in_strides = strides_of(in.shape);
   std::vector<std::int64_t> strides(shape.size(), 0);
-  for (std::size_t i = offset; i < shape.size(); ++i)
-    strides[i] = in.shape[i - offset] == 1 ? 0 : in_strides[i - offset];
+  for (std::size_t i = offset; i < shape.size(); ++i) strides[i] = in.shape[i - offset] == 1 ? 0 : in_strides[i - offset];
   HostTensor out;
   out.kind = in.kind;
   out.shape = shape;

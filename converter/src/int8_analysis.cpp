@@ -204,8 +204,10 @@ AnalysisResult analyse_and_choose(QuantizationEvaluator& evaluator, const Analys
         const QuantizationCandidate c = prefix(mid);
         const Int8Agreement a = evaluator.evaluate(c, true, 0);
         say(options, "int8 analysis: " + std::to_string(c.float_units.size()) + " operators float: " + figures(a));
-        if (meets(a, aim)) hi = mid, best = c, best_agreement = a;
-        else lo = mid;
+        if (meets(a, aim))
+          hi = mid, best = c, best_agreement = a;
+        else
+          lo = mid;
       }
     }
     current = best;

@@ -78,13 +78,13 @@ class QuantizationEvaluator {
 
 struct AnalysisOptions {
   Int8Goal goal;
-  double margin = 0.7;              // selection aims at goal tightened by this much
-  bool mixed_precision = true;      // keep units float until the goal is met
-  bool full_table = false;          // also "only this unit float" for every unit (the report)
-  std::size_t sweep_samples = 16;   // samples per evaluation in the sensitivity sweep (ordering only)
-  std::size_t tuned_tensors = 4;    // most sensitive outputs whose range method is chosen by measurement
-  std::size_t max_float_units = 0;  // 0: half of the units
-  std::size_t max_model_bytes = 0;  // 0: no limit; a unit whose float weights would pass it stays int8
+  double margin = 0.7;                                             // selection aims at goal tightened by this much
+  bool mixed_precision = true;                                     // keep units float until the goal is met
+  bool full_table = false;                                         // also "only this unit float" for every unit (the report)
+  std::size_t sweep_samples = 16;                                  // samples per evaluation in the sensitivity sweep (ordering only)
+  std::size_t tuned_tensors = 4;                                   // most sensitive outputs whose range method is chosen by measurement
+  std::size_t max_float_units = 0;                                 // 0: half of the units
+  std::size_t max_model_bytes = 0;                                 // 0: no limit; a unit whose float weights would pass it stays int8
   CalibrationMethod calibration_method = CalibrationMethod::kMse;  // the one TensorRange::min/max hold
   std::function<void(const std::string&)> progress;
 };

@@ -7,9 +7,7 @@ namespace dermcds::converter {
 
 namespace {
 
-int scalar(TflModel& m, const std::string& name, float value) {
-  return m.add_float_constant(name, {}, std::span<const float>(&value, 1));
-}
+int scalar(TflModel& m, const std::string& name, float value) { return m.add_float_constant(name, {}, std::span<const float>(&value, 1)); }
 
 // x * (relu6(x + 3) * 1/6), computed into the HARD_SWISH's own output tensor.
 std::vector<TflOperator> expand_hard_swish(TflModel& m, const TflOperator& op) {

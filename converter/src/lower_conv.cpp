@@ -12,8 +12,14 @@ int pad_explicitly(LoweringContext& ctx, int input, const Window2D& w, const std
   const Shape in = ctx.tflite_shape(input);  // NHWC
   const std::int64_t top = w.pad_begin[0], bottom = w.used_pad_end(0), left = w.pad_begin[1], right = w.used_pad_end(1);
   const Shape out{in[0], in[1] + top + bottom, in[2] + left + right, in[3]};
-  const std::vector<std::int32_t> paddings{0, 0, static_cast<std::int32_t>(top), static_cast<std::int32_t>(bottom),
-                                           static_cast<std::int32_t>(left), static_cast<std::int32_t>(right), 0, 0};
+  const std::vector<std::int32_t> paddings{0,
+                                           0,
+                                           static_cast<std::int32_t>(top),
+                                           static_cast<std::int32_t>(bottom),
+                                           static_cast<std::int32_t>(left),
+                                           static_cast<std::int32_t>(right),
+                                           0,
+                                           0};
   TflModel& m = ctx.model();
   const int paddings_tensor = m.add_int32_constant(ctx.unique_name(base + "_paddings"), {4, 2}, paddings);
   const int output = ctx.intermediate(base + "_padded", out);
@@ -39,9 +45,8 @@ void set_window_options(Options& o, const ConvGeometry& g) {
 std::vector<float> conv_filter(const HostTensor& w, std::int64_t first, std::int64_t count) {
   const Shape& s = w.shape;
   const std::int64_t per_output = s[1] * s[2] * s[3];
-  HostTensor rows = HostTensor::from_floats({count, s[1], s[2], s[3]},
-                                            std::vector<float>(w.floats.begin() + first * per_output,
-                                                               w.floats.begin() + (first + count) * per_output));
+  HostTensor rows = HostTensor::from_floats({count, s[1], s[2], s[3]}, std::vector<float>(w.floats.begin() + first * per_output,
+                                                                                          w.floats.begin() + (first + count) * per_output));
   return transpose(rows, {0, 2, 3, 1}).floats;
 }
 
@@ -62,7 +67,8 @@ void lower_conv(LoweringContext& ctx, const Node& node) {
   std::vector<float> bias(static_cast<std::size_t>(outputs), 0.0f);
   if (node.has_input(2)) {
     const HostTensor& b = require_constant(ctx, node, 2, "bias");
-    if (b.size() != outputs) malformed(node, "bias has " + std::to_string(b.size()) + " values for " + std::to_string(outputs) + " outputs");
+    if (b.size() != outputs)
+      malformed(node, "bias has " + std::to_string(b.size()) + " values for " + std::to_string(outputs) + " outputs");
     bias = b.to_floats();
   }
 
@@ -72,8 +78,12 @@ void lower_conv(LoweringContext& ctx, const Node& node) {
 
   int input = ctx.tensor_channels_last(x);
   switch (choose_pad_mode(g.window)) {
-    case PadMode::kValid: g.padding = tflite::Padding::VALID; break;
-    case PadMode::kSame: g.padding = tflite::Padding::SAME; break;
+    case PadMode::kValid:
+      g.padding = tflite::Padding::VALID;
+      break;
+    case PadMode::kSame:
+      g.padding = tflite::Padding::SAME;
+      break;
     case PadMode::kExplicit:
       input = pad_explicitly(ctx, input, g.window, node.name);
       g.padding = tflite::Padding::VALID;

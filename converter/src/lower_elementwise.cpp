@@ -18,7 +18,7 @@ namespace {
 
 // An operand of a binary operator: an ONNX value, or a constant the lowering made up.
 struct Operand {
-  std::string name;               // ONNX value, when `constant` is empty
+  std::string name;  // ONNX value, when `constant` is empty
   std::optional<HostTensor> constant;
 };
 
@@ -60,9 +60,9 @@ int operand_tensor(LoweringContext& ctx, const Operand& o, std::size_t rank, con
 
 // Emits `code` over two broadcasting operands into ONNX value `output` (or, when `output` is
 // empty, a new intermediate returned with its layout in `out_perm`).
-int emit_binary(LoweringContext& ctx, const Node& node, BuiltinOperator code, const Operand& a, const Operand& b,
-                const std::string& output, tflite::ActivationFunctionType activation = tflite::ActivationFunctionType::NONE,
-                Perm* out_perm = nullptr, Shape* out_shape = nullptr) {
+int emit_binary(LoweringContext& ctx, const Node& node, BuiltinOperator code, const Operand& a, const Operand& b, const std::string& output,
+                tflite::ActivationFunctionType activation = tflite::ActivationFunctionType::NONE, Perm* out_perm = nullptr,
+                Shape* out_shape = nullptr) {
   Shape shape;
   try {
     shape = broadcast_shapes(operand_shape(ctx, a), operand_shape(ctx, b));
@@ -243,7 +243,8 @@ void lower_clip(LoweringContext& ctx, const Node& node) {
   if (lo != -inf && hi != inf) {
     Perm perm;
     Shape shape;
-    const int lower = emit_binary(ctx, node, BuiltinOperator::MAXIMUM, value(x), scalar(lo), "", tflite::ActivationFunctionType::NONE, &perm, &shape);
+    const int lower =
+        emit_binary(ctx, node, BuiltinOperator::MAXIMUM, value(x), scalar(lo), "", tflite::ActivationFunctionType::NONE, &perm, &shape);
     const int upper_bound = ctx.float_constant(node.name + "_max", Shape(shape.size(), 1), std::vector<float>{hi});
     m.add_operator(BuiltinOperator::MINIMUM, {lower, upper_bound}, {ctx.define(out, shape, perm)}, tflite::MaximumMinimumOptionsT{});
   } else if (lo != -inf) {
@@ -278,8 +279,8 @@ void lower_hard_sigmoid(LoweringContext& ctx, const Node& node) {
   const int clamped = ctx.intermediate(node.name + "_relu6", tfl);
   tflite::AddOptionsT add;
   add.fused_activation_function = tflite::ActivationFunctionType::RELU6;
-  m.add_operator(BuiltinOperator::ADD, {scaled, ctx.float_constant(node.name + "_offset", ones, std::vector<float>{6.0f * beta})}, {clamped},
-                 std::move(add));
+  m.add_operator(BuiltinOperator::ADD, {scaled, ctx.float_constant(node.name + "_offset", ones, std::vector<float>{6.0f * beta})},
+                 {clamped}, std::move(add));
   const int out = ctx.define(node.outputs.at(0), shape, perm);
   m.add_operator(BuiltinOperator::MUL, {clamped, ctx.float_constant(node.name + "_sixth", ones, std::vector<float>{1.0f / 6.0f})}, {out},
                  tflite::MulOptionsT{});

@@ -83,7 +83,8 @@ void lower_gemm(LoweringContext& ctx, const Node& node) {
     if (alpha != 1.0f) product = scale_tensor(ctx, node.name + "_alpha", product, alpha);
     if (std::any_of(bias.begin(), bias.end(), [](float v) { return v != 0.0f; })) {
       const int biased = ctx.intermediate(node.name + "_biased", {m, n});
-      model.add_operator(BuiltinOperator::ADD, {product, ctx.float_constant(node.name + "_bias", {n}, bias)}, {biased}, tflite::AddOptionsT{});
+      model.add_operator(BuiltinOperator::ADD, {product, ctx.float_constant(node.name + "_bias", {n}, bias)}, {biased},
+                         tflite::AddOptionsT{});
       product = biased;
     }
   }

@@ -19,8 +19,14 @@ namespace {
 int pad_nhwc(LoweringContext& ctx, int input, const Window2D& w, float value, const std::string& base) {
   const Shape in = ctx.tflite_shape(input);
   const std::int64_t top = w.pad_begin[0], bottom = w.used_pad_end(0), left = w.pad_begin[1], right = w.used_pad_end(1);
-  const std::vector<std::int32_t> paddings{0, 0, static_cast<std::int32_t>(top), static_cast<std::int32_t>(bottom),
-                                           static_cast<std::int32_t>(left), static_cast<std::int32_t>(right), 0, 0};
+  const std::vector<std::int32_t> paddings{0,
+                                           0,
+                                           static_cast<std::int32_t>(top),
+                                           static_cast<std::int32_t>(bottom),
+                                           static_cast<std::int32_t>(left),
+                                           static_cast<std::int32_t>(right),
+                                           0,
+                                           0};
   TflModel& m = ctx.model();
   const int paddings_tensor = m.add_int32_constant(ctx.unique_name(base + "_paddings"), {4, 2}, paddings);
   const int output = ctx.intermediate(base + "_padded", {in[0], in[1] + top + bottom, in[2] + left + right, in[3]});
@@ -67,8 +73,9 @@ void dilated_max_pool(LoweringContext& ctx, const Node& node, int padded, const 
     for (std::int64_t j = 0; j < w.kernel[1]; ++j) {
       const std::int64_t top = i * w.dilation[0], left = j * w.dilation[1];
       const std::vector<std::int32_t> begin{0, static_cast<std::int32_t>(top), static_cast<std::int32_t>(left), 0};
-      const std::vector<std::int32_t> end{static_cast<std::int32_t>(in[0]), static_cast<std::int32_t>(top + (w.output[0] - 1) * w.stride[0] + 1),
-                                          static_cast<std::int32_t>(left + (w.output[1] - 1) * w.stride[1] + 1), static_cast<std::int32_t>(in[3])};
+      const std::vector<std::int32_t> end{
+          static_cast<std::int32_t>(in[0]), static_cast<std::int32_t>(top + (w.output[0] - 1) * w.stride[0] + 1),
+          static_cast<std::int32_t>(left + (w.output[1] - 1) * w.stride[1] + 1), static_cast<std::int32_t>(in[3])};
       const std::vector<std::int32_t> strides{1, static_cast<std::int32_t>(w.stride[0]), static_cast<std::int32_t>(w.stride[1]), 1};
       const int slice = ctx.intermediate(node.name + "_tap", out);
       m.add_operator(BuiltinOperator::STRIDED_SLICE,

@@ -99,7 +99,8 @@ void lower_squeeze(LoweringContext& ctx, const Node& node) {
       } catch (const std::out_of_range& e) {
         malformed(node, e.what());
       }
-      if (in[static_cast<std::size_t>(d)] != 1) malformed(node, "cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(in[static_cast<std::size_t>(d)]));
+      if (in[static_cast<std::size_t>(d)] != 1)
+        malformed(node, "cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(in[static_cast<std::size_t>(d)]));
       removed[static_cast<std::size_t>(d)] = true;
     }
   }
@@ -238,7 +239,8 @@ void lower_split(LoweringContext& ctx, const Node& node) {
   const std::int64_t length = in[static_cast<std::size_t>(axis)];
   const auto parts = static_cast<std::int64_t>(node.outputs.size());
   if (sizes.empty()) {
-    if (length % parts != 0) malformed(node, "axis of size " + std::to_string(length) + " does not split into " + std::to_string(parts) + " equal parts");
+    if (length % parts != 0)
+      malformed(node, "axis of size " + std::to_string(length) + " does not split into " + std::to_string(parts) + " equal parts");
     sizes.assign(static_cast<std::size_t>(parts), length / parts);
   }
   if (static_cast<std::int64_t>(sizes.size()) != parts || std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0}) != length)
@@ -264,7 +266,8 @@ void lower_split(LoweringContext& ctx, const Node& node) {
     for (std::int64_t v : sizes) size_values.push_back(static_cast<std::int32_t>(v));
     tflite::SplitVOptionsT o;
     o.num_splits = static_cast<std::int32_t>(parts);
-    m.add_operator(BuiltinOperator::SPLIT_V, {input, ctx.int32_vector(node.name + "_sizes", size_values), axis_tensor}, outputs, std::move(o));
+    m.add_operator(BuiltinOperator::SPLIT_V, {input, ctx.int32_vector(node.name + "_sizes", size_values), axis_tensor}, outputs,
+                   std::move(o));
   }
 }
 
@@ -371,7 +374,8 @@ void lower_gather(LoweringContext& ctx, const Node& node) {
     st.push_back(1);
   }
   const bool scalar = indices.shape.empty();
-  const int slice_out = scalar ? ctx.intermediate(node.name + "_slice", to_tflite_order(sliced, perm)) : ctx.define(node.outputs.at(0), sliced, perm);
+  const int slice_out =
+      scalar ? ctx.intermediate(node.name + "_slice", to_tflite_order(sliced, perm)) : ctx.define(node.outputs.at(0), sliced, perm);
   ctx.model().add_operator(BuiltinOperator::STRIDED_SLICE,
                            {ctx.tensor_as_is(x), ctx.int32_vector(node.name + "_begin", b), ctx.int32_vector(node.name + "_end", e),
                             ctx.int32_vector(node.name + "_strides", st)},
@@ -394,7 +398,8 @@ void lower_pad(LoweringContext& ctx, const Node& node) {
   const std::string& x = node.inputs.at(0);
   const Shape in = ctx.shape_of(x);
   const std::vector<std::int64_t> pads = require_constant(ctx, node, 1, "pads").to_ints();
-  if (pads.size() != 2 * in.size()) malformed(node, "pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(in.size()));
+  if (pads.size() != 2 * in.size())
+    malformed(node, "pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(in.size()));
   for (std::int64_t p : pads)
     if (p < 0) unsupported(node, "negative pads (cropping) are not supported");
   float value = 0.0f;
@@ -413,7 +418,8 @@ void lower_pad(LoweringContext& ctx, const Node& node) {
   }
   for (std::size_t d = 0; d < in.size(); ++d) out[d] += pads[d] + pads[d + in.size()];
   TflModel& m = ctx.model();
-  const int paddings_tensor = m.add_int32_constant(ctx.unique_name(node.name + "_paddings"), {static_cast<std::int32_t>(in.size()), 2}, paddings);
+  const int paddings_tensor =
+      m.add_int32_constant(ctx.unique_name(node.name + "_paddings"), {static_cast<std::int32_t>(in.size()), 2}, paddings);
   const int input = ctx.tensor_as_is(x);
   const int output = ctx.define(node.outputs.at(0), out, perm);
   if (mode == "constant") {

@@ -169,9 +169,7 @@ const LoweringTable& lowering_table() {
   return table;
 }
 
-std::string joined_supported_operators() {
-  return join(supported_operators());
-}
+std::string joined_supported_operators() { return join(supported_operators()); }
 
 }  // namespace
 
@@ -200,7 +198,8 @@ TflModel lower_graph(const Graph& graph, const LoweringOptions& options) {
   for (const Node& node : graph.nodes) {
     const auto fn = table.find(node.op_type);
     if (fn == table.end())
-      unsupported(node, "operator " + node.op_type + " is not supported by the converter (supported: " + joined_supported_operators() + ")");
+      unsupported(node,
+                  "operator " + node.op_type + " is not supported by the converter (supported: " + joined_supported_operators() + ")");
     fn->second(ctx, node);
     const bool inputs_diverged =
         std::any_of(node.inputs.begin(), node.inputs.end(), [&](const std::string& in) { return ctx.shape_diverged(in); });

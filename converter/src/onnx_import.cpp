@@ -67,10 +67,10 @@ void fix_input_shapes(onnx::ModelProto& model, Graph& graph, const std::string& 
       auto* dim = shape->mutable_dim(d);
       if (dim->has_dim_value() && dim->dim_value() > 0) continue;
       if (d != 0)
-        throw Error(ErrorCode::kUnsupportedModel,
-                    origin + ": input '" + input.name() + "' has a dynamic dimension at axis " + std::to_string(d) +
-                        (dim->has_dim_param() ? " ('" + dim->dim_param() + "')" : std::string()) +
-                        "; only the batch dimension may be dynamic: export with a fixed image size");
+        throw Error(ErrorCode::kUnsupportedModel, origin + ": input '" + input.name() + "' has a dynamic dimension at axis " +
+                                                      std::to_string(d) +
+                                                      (dim->has_dim_param() ? " ('" + dim->dim_param() + "')" : std::string()) +
+                                                      "; only the batch dimension may be dynamic: export with a fixed image size");
       dim->set_dim_value(1);
       graph.dynamic_batch_inputs.push_back(input.name());
     }
@@ -94,8 +94,8 @@ void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string
     const onnx::NodeProto& node = graph.node(index);
     const bool conv = kConvolutions.count(node.op_type()) > 0;
     if (!conv && !kPools.count(node.op_type())) continue;
-    const std::string what = origin + ": node " + (node.name().empty() ? "#" + std::to_string(index) : "'" + node.name() + "'") + " (" +
-                             node.op_type() + ")";
+    const std::string what =
+        origin + ": node " + (node.name().empty() ? "#" + std::to_string(index) : "'" + node.name() + "'") + " (" + node.op_type() + ")";
     const auto rank_of = [&](int input) {
       if (node.input_size() <= input) return -1;
       const auto r = rank.find(node.input(input));
@@ -104,7 +104,9 @@ void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string
     int spatial = -1;
     const int weight_input = node.op_type() == "QLinearConv" ? 3 : 1;
     if (conv && rank_of(weight_input) >= 0) {
-      if (rank_of(weight_input) < 3) throw Error(ErrorCode::kInvalidArgument, what + " has weights of rank " + std::to_string(rank_of(weight_input)) + "; a convolution's weights have rank 3 or more");
+      if (rank_of(weight_input) < 3)
+        throw Error(ErrorCode::kInvalidArgument, what + " has weights of rank " + std::to_string(rank_of(weight_input)) +
+                                                     "; a convolution's weights have rank 3 or more");
       spatial = rank_of(weight_input) - 2;
     }
     for (const auto& a : node.attribute())
@@ -124,7 +126,8 @@ void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string
       const int expected = pads ? 2 * spatial : spatial;
       if (a.ints_size() != expected)
         throw Error(ErrorCode::kInvalidArgument, what + ": " + a.name() + " has " + std::to_string(a.ints_size()) + " values, " +
-                                                     std::to_string(expected) + " expected for " + std::to_string(spatial) + " spatial axes");
+                                                     std::to_string(expected) + " expected for " + std::to_string(spatial) +
+                                                     " spatial axes");
     }
   }
 }
@@ -225,8 +228,7 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const std::string& origin
     node.outputs.assign(proto.output().begin(), proto.output().end());
     for (const auto& attribute : proto.attribute()) node.attributes[attribute.name()] = attribute;
     for (const std::string& input : node.inputs)
-      if (!input.empty() && !graph.values.count(input))
-        graph.values[input].name = input;  // defined by an earlier node without value_info
+      if (!input.empty() && !graph.values.count(input)) graph.values[input].name = input;  // defined by an earlier node without value_info
     for (const std::string& output : node.outputs) {
       if (output.empty()) continue;
       Value& v = graph.values[output];

@@ -114,8 +114,8 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
   OnnxQdqReport& report = result.report;
   report.opset = default_opset(model);
   if (report.opset < kMinQdqOpset)
-    throw Error(ErrorCode::kUnsupportedModel, origin + " has opset " + std::to_string(report.opset) + "; per-channel int8 (QDQ) needs opset " +
-                                                  std::to_string(kMinQdqOpset) + " or later");
+    throw Error(ErrorCode::kUnsupportedModel, origin + " has opset " + std::to_string(report.opset) +
+                                                  "; per-channel int8 (QDQ) needs opset " + std::to_string(kMinQdqOpset) + " or later");
   report.calibration_samples = options.calibration.samples.size();
   const auto ranges = calibrated_ranges(onnx_bytes, origin, options);
   auto range_of = [&](const std::string& name) -> const TensorRange* {
@@ -184,7 +184,8 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
     const onnx::TensorProto& w = graph.initializer(initializer_index.at(node.input(1)));
     const std::vector<float> weights = float_values(w, origin);
     if (w.dims_size() < 2 || w.dims(0) <= 0)
-      throw Error(ErrorCode::kInvalidArgument, origin + ": Conv '" + node.name() + "' has weights of rank " + std::to_string(w.dims_size()));
+      throw Error(ErrorCode::kInvalidArgument,
+                  origin + ": Conv '" + node.name() + "' has weights of rank " + std::to_string(w.dims_size()));
     const auto channels = static_cast<std::size_t>(w.dims(0));
     const std::size_t per_channel = weights.size() / channels;
     std::vector<float> scales(channels);
@@ -194,14 +195,16 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
       for (std::size_t k = 0; k < per_channel; ++k) amax = std::max(amax, std::abs(weights[ch * per_channel + k]));
       scales[ch] = amax > 0 ? amax / 127.0f : 1.0f;
       for (std::size_t k = 0; k < per_channel; ++k)
-        q[ch * per_channel + k] = static_cast<std::int8_t>(std::clamp(std::round(weights[ch * per_channel + k] / scales[ch]), -127.0f, 127.0f));
+        q[ch * per_channel + k] =
+            static_cast<std::int8_t>(std::clamp(std::round(weights[ch * per_channel + k] / scales[ch]), -127.0f, 127.0f));
     }
     const std::vector<std::int64_t> dims(w.dims().begin(), w.dims().end());
     const std::vector<std::int64_t> channel_dims{static_cast<std::int64_t>(channels)};
     const std::string base = node.name() + "_weight";
     new_initializers.push_back(make_tensor(base + "_quantized", onnx::TensorProto::INT8, dims, q));
     new_initializers.push_back(make_tensor(base + "_scale", onnx::TensorProto::FLOAT, channel_dims, scales));
-    new_initializers.push_back(make_tensor(base + "_zero_point", onnx::TensorProto::INT8, channel_dims, std::vector<std::int8_t>(channels, 0)));
+    new_initializers.push_back(
+        make_tensor(base + "_zero_point", onnx::TensorProto::INT8, channel_dims, std::vector<std::int8_t>(channels, 0)));
     weight_nodes.push_back(make_node("DequantizeLinear", base + "_DequantizeLinear",
                                      {base + "_quantized", base + "_scale", base + "_zero_point"}, base + "_dequantized", 0));
     replaced.insert(node.input(1));
@@ -211,19 +214,21 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
       const onnx::TensorProto& b = graph.initializer(initializer_index.at(node.input(2)));
       const std::vector<float> bias = float_values(b, origin);
       if (bias.size() != channels)
-        throw Error(ErrorCode::kInvalidArgument, origin + ": Conv '" + node.name() + "' has " + std::to_string(bias.size()) + " biases for " +
-                                                     std::to_string(channels) + " output channels");
+        throw Error(ErrorCode::kInvalidArgument, origin + ": Conv '" + node.name() + "' has " + std::to_string(bias.size()) +
+                                                     " biases for " + std::to_string(channels) + " output channels");
       std::vector<float> bias_scales(channels);
       std::vector<std::int32_t> qb(channels);
       for (std::size_t ch = 0; ch < channels; ++ch) {
         bias_scales[ch] = c.input_scale * scales[ch];
         const double v = std::round(static_cast<double>(bias[ch]) / bias_scales[ch]);
-        qb[ch] = static_cast<std::int32_t>(std::clamp(v, double(std::numeric_limits<std::int32_t>::min()), double(std::numeric_limits<std::int32_t>::max())));
+        qb[ch] = static_cast<std::int32_t>(
+            std::clamp(v, double(std::numeric_limits<std::int32_t>::min()), double(std::numeric_limits<std::int32_t>::max())));
       }
       const std::string bbase = node.name() + "_bias";
       new_initializers.push_back(make_tensor(bbase + "_quantized", onnx::TensorProto::INT32, channel_dims, qb));
       new_initializers.push_back(make_tensor(bbase + "_scale", onnx::TensorProto::FLOAT, channel_dims, bias_scales));
-      new_initializers.push_back(make_tensor(bbase + "_zero_point", onnx::TensorProto::INT32, channel_dims, std::vector<std::int32_t>(channels, 0)));
+      new_initializers.push_back(
+          make_tensor(bbase + "_zero_point", onnx::TensorProto::INT32, channel_dims, std::vector<std::int32_t>(channels, 0)));
       weight_nodes.push_back(make_node("DequantizeLinear", bbase + "_DequantizeLinear",
                                        {bbase + "_quantized", bbase + "_scale", bbase + "_zero_point"}, bbase + "_dequantized", 0));
       replaced.insert(node.input(2));
@@ -238,7 +243,8 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
     const std::string base = tensor + "_q";
     new_initializers.push_back(make_tensor(base + "_scale", onnx::TensorProto::FLOAT, {}, std::vector<float>{a.scale}));
     new_initializers.push_back(make_tensor(base + "_zero_point", onnx::TensorProto::INT8, {}, std::vector<std::int8_t>{a.zero_point}));
-    out.push_back(make_node("QuantizeLinear", base + "_QuantizeLinear", {tensor, base + "_scale", base + "_zero_point"}, base + "_quantized"));
+    out.push_back(
+        make_node("QuantizeLinear", base + "_QuantizeLinear", {tensor, base + "_scale", base + "_zero_point"}, base + "_quantized"));
     out.push_back(make_node("DequantizeLinear", base + "_DequantizeLinear", {base + "_quantized", base + "_scale", base + "_zero_point"},
                             base + "_dequantized"));
   };

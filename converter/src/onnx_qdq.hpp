@@ -35,18 +35,18 @@
 namespace dermcds::converter {
 
 struct OnnxQdqOptions {
-  CalibrationOptions calibration;      // NHWC samples, as load_calibration_images gives them
-  std::set<std::string> float_nodes;   // ONNX node names of convolutions kept float
+  CalibrationOptions calibration;     // NHWC samples, as load_calibration_images gives them
+  std::set<std::string> float_nodes;  // ONNX node names of convolutions kept float
   std::function<void(const std::string&)> progress;
 };
 
 struct OnnxQdqReport {
   std::int64_t opset = 0;
-  std::size_t convolutions = 0;           // Conv nodes in the model
+  std::size_t convolutions = 0;  // Conv nodes in the model
   std::size_t quantized_convolutions = 0;
   std::size_t quantized_activations = 0;  // QuantizeLinear/DequantizeLinear pairs inserted
   std::size_t calibration_samples = 0;
-  std::vector<std::string> unquantized;   // convolutions left float, and why
+  std::vector<std::string> unquantized;  // convolutions left float, and why
 };
 
 struct OnnxQdqResult {

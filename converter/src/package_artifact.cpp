@@ -15,9 +15,10 @@ namespace {
 void check_signature(const ConversionReport& report, const Manifest& m, const std::string& origin) {
   const std::vector<std::int64_t> input{1, m.input.crop_size, m.input.crop_size, 3};
   const std::vector<std::int64_t> output{1, static_cast<std::int64_t>(m.labels.size())};
-  if (report.input_name != m.input_name || report.output_name != m.output_name || report.input_shape != input || report.output_shape != output)
-    throw Error(ErrorCode::kModelMismatch, origin + " converts to a model taking '" + report.input_name + "' and giving '" + report.output_name +
-                                               "', which does not fit the manifest's '" + m.input_name + "' [1," +
+  if (report.input_name != m.input_name || report.output_name != m.output_name || report.input_shape != input ||
+      report.output_shape != output)
+    throw Error(ErrorCode::kModelMismatch, origin + " converts to a model taking '" + report.input_name + "' and giving '" +
+                                               report.output_name + "', which does not fit the manifest's '" + m.input_name + "' [1," +
                                                std::to_string(m.input.crop_size) + "," + std::to_string(m.input.crop_size) + ",3] -> '" +
                                                m.output_name + "' [1," + std::to_string(m.labels.size()) + "]");
 }
@@ -90,9 +91,10 @@ PackageConversionResult convert_package(const PackageConversion& request) {
                             {"preprocessing", "the manifest's input specification"}};
   if (request.precision == Precision::kInt8) {
     const ConversionReport& r = result.report;
-    entry["quantization"] = {{"goal", {{"max_mean_abs_diff", request.int8.goal.max_mean_abs_diff},
-                                       {"min_top1_agreement", request.int8.goal.min_top1_agreement},
-                                       {"min_triage_agreement", request.int8.goal.min_triage_agreement}}},
+    entry["quantization"] = {{"goal",
+                              {{"max_mean_abs_diff", request.int8.goal.max_mean_abs_diff},
+                               {"min_top1_agreement", request.int8.goal.min_top1_agreement},
+                               {"min_triage_agreement", request.int8.goal.min_triage_agreement}}},
                              {"goal_met_on_calibration", r.int8_goal_met},
                              {"full_integer_on_calibration", r.int8_full_integer},
                              {"chosen_on_calibration", r.int8_chosen},

@@ -15,8 +15,7 @@ namespace dermcds::converter {
 // Replaces the manifest's artifact of `runtime` and `precision` (if any) by `entry` and writes
 // manifest.json atomically (write_manifest); reports it through `progress` when given.
 inline void record_artifact(const std::filesystem::path& dir, const Manifest& manifest, const std::string& runtime,
-                            const std::string& precision, nlohmann::json entry,
-                            const std::function<void(const std::string&)>& progress) {
+                            const std::string& precision, nlohmann::json entry, const std::function<void(const std::string&)>& progress) {
   nlohmann::json document = manifest.document;
   nlohmann::json artifacts = nlohmann::json::array();
   for (const auto& a : document.value("artifacts", nlohmann::json::array()))

@@ -6,8 +6,8 @@
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/sha256.hpp"
-#include "package_manifest.hpp"
 #include "onnx_qdq.hpp"
+#include "package_manifest.hpp"
 
 namespace dermcds::converter {
 
@@ -15,14 +15,16 @@ OnnxInt8PackageResult quantize_package_onnx_int8(const PackageConversion& reques
   if (request.precision != Precision::kInt8)
     throw Error(ErrorCode::kInvalidArgument, "an ONNX Runtime artifact is converted only to int8 (QDQ); fp32 is the package's own");
   if (request.int8_io) throw Error(ErrorCode::kInvalidArgument, "the ONNX int8 artifact takes and gives float tensors; drop --int8-io");
-  if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "ONNX int8 quantization needs a calibration image directory");
+  if (request.calibration_dir.empty())
+    throw Error(ErrorCode::kInvalidArgument, "ONNX int8 quantization needs a calibration image directory");
   const std::filesystem::path& dir = request.package_dir;
   const Manifest manifest = read_manifest(dir);
   const ArtifactEntry* source = manifest.find_artifact("onnxruntime", "fp32");
   if (!source) throw Error(ErrorCode::kNotFound, "package " + dir.string() + " has no fp32 ONNX Runtime artifact to quantize");
 
   // The calibration set first: a bad one is the caller's mistake and must cost nothing.
-  const CalibrationSet calibration = load_calibration_images(request.calibration_dir, manifest.input, request.calibration_limit, request.progress);
+  const CalibrationSet calibration =
+      load_calibration_images(request.calibration_dir, manifest.input, request.calibration_limit, request.progress);
   if (calibration.samples.size() < kMinOnnxInt8CalibrationImages)
     throw Error(ErrorCode::kInvalidArgument, "calibration directory " + request.calibration_dir.string() + " holds " +
                                                  std::to_string(calibration.samples.size()) + " usable images; ONNX int8 needs at least " +

@@ -39,10 +39,14 @@ Params asymmetric(double lo, double hi) {
 std::optional<Params> fixed_output(BuiltinOperator code) {
   switch (code) {
     case BuiltinOperator::LOGISTIC:
-    case BuiltinOperator::SOFTMAX: return Params{1.0f / 256.0f, -128};
-    case BuiltinOperator::TANH: return Params{1.0f / 128.0f, 0};
-    case BuiltinOperator::LOG_SOFTMAX: return Params{16.0f / 256.0f, 127};
-    default: return std::nullopt;
+    case BuiltinOperator::SOFTMAX:
+      return Params{1.0f / 256.0f, -128};
+    case BuiltinOperator::TANH:
+      return Params{1.0f / 128.0f, 0};
+    case BuiltinOperator::LOG_SOFTMAX:
+      return Params{16.0f / 256.0f, 127};
+    default:
+      return std::nullopt;
   }
 }
 
@@ -129,7 +133,8 @@ class UnionFind {
  public:
   explicit UnionFind(std::size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0); }
   int find(int x) {
-    while (parent_[static_cast<std::size_t>(x)] != x) x = parent_[static_cast<std::size_t>(x)] = parent_[static_cast<std::size_t>(parent_[static_cast<std::size_t>(x)])];
+    while (parent_[static_cast<std::size_t>(x)] != x)
+      x = parent_[static_cast<std::size_t>(x)] = parent_[static_cast<std::size_t>(parent_[static_cast<std::size_t>(x)])];
     return x;
   }
   void unite(int a, int b) { parent_[static_cast<std::size_t>(find(a))] = find(b); }
@@ -345,12 +350,15 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
     float_tensor.push_back(to_float);
     if (!to_float) {
       const auto r = ranges.find(t);
-      if (r == ranges.end()) throw Error(ErrorCode::kInternal, "no calibrated range for tensor '" + model.tensors[static_cast<std::size_t>(t)].name + "'");
+      if (r == ranges.end())
+        throw Error(ErrorCode::kInternal, "no calibrated range for tensor '" + model.tensors[static_cast<std::size_t>(t)].name + "'");
       ranges[c] = r->second;
     }
     TflOperator op{to_float ? BuiltinOperator::DEQUANTIZE : BuiltinOperator::QUANTIZE, {t}, {c}, {}};
-    if (to_float) op.options.Set(tflite::DequantizeOptionsT{});
-    else op.options.Set(tflite::QuantizeOptionsT{});
+    if (to_float)
+      op.options.Set(tflite::DequantizeOptionsT{});
+    else
+      op.options.Set(tflite::QuantizeOptionsT{});
     ordered.push_back(std::move(op));
     ++report.boundary_operators;
     copies[t] = c;
@@ -361,8 +369,10 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
     for (int& t : op.inputs) {
       if (t < 0 || model.tensors[static_cast<std::size_t>(t)].is_constant()) continue;
       const bool is_float = float_tensor[static_cast<std::size_t>(t)];
-      if (float_op[i] && !is_float) t = boundary(t, true);
-      else if (!float_op[i] && is_float) t = boundary(t, false);
+      if (float_op[i] && !is_float)
+        t = boundary(t, true);
+      else if (!float_op[i] && is_float)
+        t = boundary(t, false);
     }
     ordered.push_back(std::move(op));
   }
@@ -393,7 +403,8 @@ QuantizeReport quantize_int8(TflModel& model, const std::map<int, TensorRange>& 
     if (const auto p = fixed_output(op.code)) {
       const int root = groups.find(op.outputs.at(0));
       if (fixed.count(root) && (fixed[root].scale != p->scale || fixed[root].zero_point != p->zero_point))
-        throw Error(ErrorCode::kUnsupportedModel, "two fixed int8 scales meet at tensor '" + model.tensors[static_cast<std::size_t>(op.outputs[0])].name + "'");
+        throw Error(ErrorCode::kUnsupportedModel,
+                    "two fixed int8 scales meet at tensor '" + model.tensors[static_cast<std::size_t>(op.outputs[0])].name + "'");
       fixed[root] = *p;
     }
   }

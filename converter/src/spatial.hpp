@@ -11,7 +11,7 @@
 namespace dermcds::converter {
 
 struct Window2D {
-  std::array<std::int64_t, 2> input{};     // H, W
+  std::array<std::int64_t, 2> input{};  // H, W
   std::array<std::int64_t, 2> kernel{};
   std::array<std::int64_t, 2> stride{1, 1};
   std::array<std::int64_t, 2> dilation{1, 1};
@@ -22,22 +22,24 @@ struct Window2D {
   // PyTorch) drops; the ONNX 1.12 shape inference keeps it, so the shapes disagree from here on.
   bool dropped_padding_window = false;
 
-  std::int64_t effective_kernel(int d) const { return (kernel[static_cast<std::size_t>(d)] - 1) * dilation[static_cast<std::size_t>(d)] + 1; }
+  std::int64_t effective_kernel(int d) const {
+    return (kernel[static_cast<std::size_t>(d)] - 1) * dilation[static_cast<std::size_t>(d)] + 1;
+  }
   // End padding that the last window actually reaches (can be less than pad_end, or more with
   // ceil_mode); never negative.
   std::int64_t used_pad_end(int d) const;
 };
 
 struct WindowRules {
-  bool dilations = true;  // the operator has a dilations attribute
-  bool ceil_mode = false; // the operator has a ceil_mode attribute
+  bool dilations = true;   // the operator has a dilations attribute
+  bool ceil_mode = false;  // the operator has a ceil_mode attribute
 };
 
 // Reads auto_pad, pads, strides, dilations (and ceil_mode) from `attributes` and computes the
 // output size as ONNX Runtime does. `kernel` comes from the weights (Conv) or kernel_shape.
 // Throws kUnsupportedModel / kInvalidArgument naming the node for invalid values.
-Window2D read_window(Attributes& attributes, const Node& node, std::array<std::int64_t, 2> input,
-                     std::array<std::int64_t, 2> kernel, const WindowRules& rules);
+Window2D read_window(Attributes& attributes, const Node& node, std::array<std::int64_t, 2> input, std::array<std::int64_t, 2> kernel,
+                     const WindowRules& rules);
 
 enum class PadMode {
   kValid,     // no padding

@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "dermcds/error.hpp"
-#include "fp16_weights.hpp"
 #include "dermcds/tflite_model_runner.hpp"
+#include "fp16_weights.hpp"
 #include "tflite_writer.hpp"
 
 namespace dermcds::converter {

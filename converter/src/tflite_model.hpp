@@ -17,7 +17,7 @@ using tflite::BuiltinOperator;
 using tflite::TensorType;
 
 struct Quantization {
-  std::vector<float> scale;             // one per tensor, or one per channel of `dimension`
+  std::vector<float> scale;  // one per tensor, or one per channel of `dimension`
   std::vector<std::int64_t> zero_point;
   int dimension = 0;
   bool empty() const { return scale.empty(); }

@@ -14,14 +14,22 @@ using tflite::BuiltinOptions;
 ActivationFunctionType* activation_slot(TflOperator& op) {
   auto& o = op.options;
   switch (o.type) {
-    case BuiltinOptions::Conv2DOptions: return &o.AsConv2DOptions()->fused_activation_function;
-    case BuiltinOptions::DepthwiseConv2DOptions: return &o.AsDepthwiseConv2DOptions()->fused_activation_function;
-    case BuiltinOptions::FullyConnectedOptions: return &o.AsFullyConnectedOptions()->fused_activation_function;
-    case BuiltinOptions::AddOptions: return &o.AsAddOptions()->fused_activation_function;
-    case BuiltinOptions::SubOptions: return &o.AsSubOptions()->fused_activation_function;
-    case BuiltinOptions::MulOptions: return &o.AsMulOptions()->fused_activation_function;
-    case BuiltinOptions::Pool2DOptions: return &o.AsPool2DOptions()->fused_activation_function;
-    default: return nullptr;
+    case BuiltinOptions::Conv2DOptions:
+      return &o.AsConv2DOptions()->fused_activation_function;
+    case BuiltinOptions::DepthwiseConv2DOptions:
+      return &o.AsDepthwiseConv2DOptions()->fused_activation_function;
+    case BuiltinOptions::FullyConnectedOptions:
+      return &o.AsFullyConnectedOptions()->fused_activation_function;
+    case BuiltinOptions::AddOptions:
+      return &o.AsAddOptions()->fused_activation_function;
+    case BuiltinOptions::SubOptions:
+      return &o.AsSubOptions()->fused_activation_function;
+    case BuiltinOptions::MulOptions:
+      return &o.AsMulOptions()->fused_activation_function;
+    case BuiltinOptions::Pool2DOptions:
+      return &o.AsPool2DOptions()->fused_activation_function;
+    default:
+      return nullptr;
   }
 }
 

@@ -34,7 +34,8 @@ void check_model(const TflModel& model) {
   }
   for (int t : model.outputs) {
     check_index(t, false);
-    if (!written.count(t)) throw Error(ErrorCode::kInternal, "model output '" + model.tensors[static_cast<std::size_t>(t)].name + "' is never written");
+    if (!written.count(t))
+      throw Error(ErrorCode::kInternal, "model output '" + model.tensors[static_cast<std::size_t>(t)].name + "' is never written");
   }
 }
 

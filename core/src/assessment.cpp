@@ -90,8 +90,8 @@ std::optional<AssessmentReason> ood_reason(double ood_score, const OodGuard& gua
   // A NaN score (a broken runtime) must never pass as in-distribution.
   if (ood_score <= guard.threshold) return std::nullopt;
   return AssessmentReason{"out_of_distribution", ood_score, guard.threshold,
-                          "the image does not look like the skin lesion photographs the model was trained on (" + guard.method +
-                              " score " + format(ood_score) + " above the threshold " + format(guard.threshold) + ")"};
+                          "the image does not look like the skin lesion photographs the model was trained on (" + guard.method + " score " +
+                              format(ood_score) + " above the threshold " + format(guard.threshold) + ")"};
 }
 
 }  // namespace dermcds

@@ -16,9 +16,7 @@ namespace dermcds {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+double milliseconds_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
 
 // The artifact `auto` prefers among those of runtime `only` (null: of every compiled runtime
 // available here) at `precision` (empty: any), ranked by each runtime's descriptor for this
@@ -40,9 +38,7 @@ const ArtifactEntry* preferred_artifact(const Manifest& manifest, const RuntimeD
   return best;
 }
 
-std::string compiled_runtime_names() {
-  return join(compiled_runtimes(), ", ", &RuntimeDescriptor::name);
-}
+std::string compiled_runtime_names() { return join(compiled_runtimes(), ", ", &RuntimeDescriptor::name); }
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::ostringstream out;
@@ -60,8 +56,8 @@ void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
                   Tensor::checked_element_count(images.shape) == static_cast<std::int64_t>(images.data.size());
   if (!ok) {
     std::ostringstream message;
-    message << "input tensor has shape " << shape_text(images.shape) << " (" << images.data.size()
-            << " values); the model takes [N," << shape_text(expected_tail).substr(1) << " in " << to_string(layout);
+    message << "input tensor has shape " << shape_text(images.shape) << " (" << images.data.size() << " values); the model takes [N,"
+            << shape_text(expected_tail).substr(1) << " in " << to_string(layout);
     throw Error(ErrorCode::kInvalidArgument, message.str());
   }
 }
@@ -85,10 +81,9 @@ RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime,
   }
   if (const ArtifactEntry* artifact = preferred_artifact(manifest, nullptr, wanted_precision))
     return {artifact, find_runtime(artifact->runtime)};
-  throw Error(ErrorCode::kRuntimeUnavailable,
-              "no artifact of package " + manifest.name + "/" + manifest.version +
-                  (wanted_precision.empty() ? "" : " at precision " + std::string(wanted_precision)) +
-                  " can run with the runtimes of this build (" + compiled_runtime_names() + ")");
+  throw Error(ErrorCode::kRuntimeUnavailable, "no artifact of package " + manifest.name + "/" + manifest.version +
+                                                  (wanted_precision.empty() ? "" : " at precision " + std::string(wanted_precision)) +
+                                                  " can run with the runtimes of this build (" + compiled_runtime_names() + ")");
 }
 
 std::vector<std::string> usable_runtimes(const Manifest& manifest) {
@@ -176,8 +171,8 @@ std::vector<ClassificationResult> Classifier::classify_batch(std::span<const Pre
     for (std::size_t i = 0; i < count; ++i) {
       const PreparedImage& image = images[first + i];
       if (image.input.size() != per_image)
-        throw Error(ErrorCode::kInvalidArgument, "prepared image has " + std::to_string(image.input.size()) +
-                                                     " values, this model needs " + std::to_string(per_image));
+        throw Error(ErrorCode::kInvalidArgument,
+                    "prepared image has " + std::to_string(image.input.size()) + " values, this model needs " + std::to_string(per_image));
       std::memcpy(batch.data.data() + i * per_image, image.input.data(), per_image * sizeof(float));
     }
 
@@ -228,8 +223,8 @@ Tensor Classifier::infer(const Tensor& images) const { return infer_outputs(imag
 InferenceOutputs Classifier::infer_outputs(const Tensor& images) const {
   check_batch_shape(images, input_layout(), manifest().input.crop_size);
   if (max_batch() > 0 && images.shape[0] > max_batch())
-    throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds this model's maximum of " +
-                                                 std::to_string(max_batch()));
+    throw Error(ErrorCode::kInvalidArgument,
+                "batch of " + std::to_string(images.shape[0]) + " exceeds this model's maximum of " + std::to_string(max_batch()));
   return run_serialized(images);
 }
 
@@ -243,8 +238,8 @@ InferenceOutputs Classifier::run_serialized(const Tensor& images) const {
   const auto classes = static_cast<std::int64_t>(manifest().labels.size());
   if (logits.shape.size() != 2 || logits.shape[0] != images.shape[0] || logits.shape[1] != classes ||
       static_cast<std::int64_t>(logits.data.size()) != logits.shape[0] * classes)
-    throw Error(ErrorCode::kModelMismatch, "runtime returned an output that is not [" + std::to_string(images.shape[0]) + "," +
-                                               std::to_string(classes) + "] logits");
+    throw Error(ErrorCode::kModelMismatch,
+                "runtime returned an output that is not [" + std::to_string(images.shape[0]) + "," + std::to_string(classes) + "] logits");
   if (manifest().ood && (outputs.ood_score.shape != std::vector<std::int64_t>{images.shape[0], 1} ||
                          static_cast<std::int64_t>(outputs.ood_score.data.size()) != images.shape[0]))
     throw Error(ErrorCode::kModelMismatch, "runtime returned no [" + std::to_string(images.shape[0]) + ",1] " + manifest().ood->output +

@@ -19,7 +19,6 @@ struct DecodedImage {
 
 // Throws kImageTooLarge when width x height exceeds limits.max_pixels, and kInvalidImage for a
 // zero dimension. `format` names the container in the message ("JPEG", "PNG").
-void check_dimensions(std::uint64_t width, std::uint64_t height, const DecodeLimits& limits,
-                      std::string_view format);
+void check_dimensions(std::uint64_t width, std::uint64_t height, const DecodeLimits& limits, std::string_view format);
 
 }  // namespace dermcds::detail

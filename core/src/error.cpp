@@ -8,23 +8,40 @@ namespace dermcds {
 
 std::string_view to_string(ErrorCode code) noexcept {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kUnsupportedFormat: return "unsupported_format";
-    case ErrorCode::kInvalidImage: return "invalid_image";
-    case ErrorCode::kImageTooLarge: return "image_too_large";
-    case ErrorCode::kInvalidPackage: return "invalid_package";
-    case ErrorCode::kModelMismatch: return "model_mismatch";
-    case ErrorCode::kUnsupportedModel: return "unsupported_model";
-    case ErrorCode::kRuntimeUnavailable: return "runtime_unavailable";
-    case ErrorCode::kRuntimeFailure: return "runtime_failure";
-    case ErrorCode::kIoError: return "io_error";
-    case ErrorCode::kResourceExhausted: return "resource_exhausted";
-    case ErrorCode::kDeadlineExceeded: return "deadline_exceeded";
-    case ErrorCode::kInternal: return "internal";
-    case ErrorCode::kPermissionDenied: return "permission_denied";
-    case ErrorCode::kNoSpace: return "no_space";
-    case ErrorCode::kFailedPrecondition: return "failed_precondition";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kUnsupportedFormat:
+      return "unsupported_format";
+    case ErrorCode::kInvalidImage:
+      return "invalid_image";
+    case ErrorCode::kImageTooLarge:
+      return "image_too_large";
+    case ErrorCode::kInvalidPackage:
+      return "invalid_package";
+    case ErrorCode::kModelMismatch:
+      return "model_mismatch";
+    case ErrorCode::kUnsupportedModel:
+      return "unsupported_model";
+    case ErrorCode::kRuntimeUnavailable:
+      return "runtime_unavailable";
+    case ErrorCode::kRuntimeFailure:
+      return "runtime_failure";
+    case ErrorCode::kIoError:
+      return "io_error";
+    case ErrorCode::kResourceExhausted:
+      return "resource_exhausted";
+    case ErrorCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case ErrorCode::kInternal:
+      return "internal";
+    case ErrorCode::kPermissionDenied:
+      return "permission_denied";
+    case ErrorCode::kNoSpace:
+      return "no_space";
+    case ErrorCode::kFailedPrecondition:
+      return "failed_precondition";
   }
   return "unknown";
 }
@@ -32,15 +49,20 @@ std::string_view to_string(ErrorCode code) noexcept {
 ErrorCode error_code_for_errno(int error) noexcept {
   switch (error) {
     case ENOENT:
-    case ENOTDIR: return ErrorCode::kNotFound;
+    case ENOTDIR:
+      return ErrorCode::kNotFound;
     case EACCES:
     case EPERM:
-    case EROFS: return ErrorCode::kPermissionDenied;
+    case EROFS:
+      return ErrorCode::kPermissionDenied;
     case ENOSPC:
     case EDQUOT:
-    case EFBIG: return ErrorCode::kNoSpace;
-    case ENOMEM: return ErrorCode::kResourceExhausted;
-    default: return ErrorCode::kIoError;
+    case EFBIG:
+      return ErrorCode::kNoSpace;
+    case ENOMEM:
+      return ErrorCode::kResourceExhausted;
+    default:
+      return ErrorCode::kIoError;
   }
 }
 
@@ -49,9 +71,7 @@ ErrorCode error_code_for(const std::error_code& ec) noexcept {
   return ErrorCode::kIoError;
 }
 
-Error system_error(const std::error_code& ec, const std::string& what) {
-  return Error(error_code_for(ec), what + ": " + ec.message());
-}
+Error system_error(const std::error_code& ec, const std::string& what) { return Error(error_code_for(ec), what + ": " + ec.message()); }
 
 Error errno_error(int error, const std::string& what) { return system_error(std::error_code(error, std::generic_category()), what); }
 

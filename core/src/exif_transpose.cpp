@@ -16,14 +16,22 @@ struct PixelWalk {
 
 PixelWalk walk_for(int orientation, std::ptrdiff_t w, std::ptrdiff_t h) {
   switch (orientation) {
-    case 2: return {w - 1, -1, w};                    // mirror left-right
-    case 3: return {w * h - 1, -1, -w};               // rotate 180
-    case 4: return {(h - 1) * w, 1, -w};              // mirror top-bottom
-    case 5: return {0, w, 1};                         // transpose: out(x, y) = in(y, x)
-    case 6: return {(h - 1) * w, -w, 1};              // rotate 90 cw: out(x, y) = in(y, h-1-x)
-    case 7: return {w * h - 1, -w, -1};               // transverse: out(x, y) = in(w-1-y, h-1-x)
-    case 8: return {w - 1, w, -1};                    // rotate 90 ccw: out(x, y) = in(w-1-y, x)
-    default: return {0, 1, w};
+    case 2:
+      return {w - 1, -1, w};  // mirror left-right
+    case 3:
+      return {w * h - 1, -1, -w};  // rotate 180
+    case 4:
+      return {(h - 1) * w, 1, -w};  // mirror top-bottom
+    case 5:
+      return {0, w, 1};  // transpose: out(x, y) = in(y, x)
+    case 6:
+      return {(h - 1) * w, -w, 1};  // rotate 90 cw: out(x, y) = in(y, h-1-x)
+    case 7:
+      return {w * h - 1, -w, -1};  // transverse: out(x, y) = in(w-1-y, h-1-x)
+    case 8:
+      return {w - 1, w, -1};  // rotate 90 ccw: out(x, y) = in(w-1-y, x)
+    default:
+      return {0, 1, w};
   }
 }
 

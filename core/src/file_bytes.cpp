@@ -19,8 +19,8 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path, std
   const std::streamoff size = in.tellg();
   if (size < 0) throw Error(ErrorCode::kIoError, "cannot read " + path.string());
   if (static_cast<std::uint64_t>(size) > max_bytes)
-    throw Error(ErrorCode::kInvalidArgument, path.string() + " is " + std::to_string(size) + " bytes, over the limit of " +
-                                                 std::to_string(max_bytes));
+    throw Error(ErrorCode::kInvalidArgument,
+                path.string() + " is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(max_bytes));
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))

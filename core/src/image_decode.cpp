@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <string>
 
+#include "decoded_image.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/image.hpp"
-#include "decoded_image.hpp"
 #include "exif_transpose.hpp"
 #include "jpeg_decoder.hpp"
 #include "png_decoder.hpp"
@@ -35,8 +35,7 @@ std::string_view recognise_other_format(std::span<const std::uint8_t> bytes) {
   if (has_prefix(bytes, "BM"sv) && bytes.size() >= 18) {
     // The DIB header that follows the 14-byte file header starts with its own size.
     const unsigned dib_size = bytes[14] | bytes[15] << 8 | bytes[16] << 16 | static_cast<unsigned>(bytes[17]) << 24;
-    if (dib_size == 12 || dib_size == 40 || dib_size == 52 || dib_size == 56 || dib_size == 64 || dib_size == 108 ||
-        dib_size == 124)
+    if (dib_size == 12 || dib_size == 40 || dib_size == 52 || dib_size == 56 || dib_size == 64 || dib_size == 108 || dib_size == 124)
       return "BMP";
   }
   if (has_prefix(bytes, "II*\0"sv) || has_prefix(bytes, "MM\0*"sv)) return "TIFF";
@@ -52,8 +51,7 @@ std::string_view recognise_other_format(std::span<const std::uint8_t> bytes) {
   }
   if (has_prefix(bytes, "\0\0\0\x0CjP  \r\n\x87\n"sv) || has_prefix(bytes, std::array<std::uint8_t, 4>{0xFF, 0x4F, 0xFF, 0x51}))
     return "JPEG 2000";
-  if (has_prefix(bytes, std::array<std::uint8_t, 2>{0xFF, 0x0A}) || has_prefix(bytes, "\0\0\0\x0CJXL \r\n\x87\n"sv))
-    return "JPEG XL";
+  if (has_prefix(bytes, std::array<std::uint8_t, 2>{0xFF, 0x0A}) || has_prefix(bytes, "\0\0\0\x0CJXL \r\n\x87\n"sv)) return "JPEG XL";
   if (has_prefix(bytes, "%PDF"sv)) return "PDF";
   if (has_prefix(bytes, "DICM"sv, 128)) return "DICOM";
   return {};
@@ -74,8 +72,10 @@ std::string leading_bytes_hex(std::span<const std::uint8_t> bytes) {
 
 std::string_view to_string(ImageFormat format) noexcept {
   switch (format) {
-    case ImageFormat::kJpeg: return "JPEG";
-    case ImageFormat::kPng: return "PNG";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kPng:
+      return "PNG";
   }
   return "unknown";
 }
@@ -89,19 +89,17 @@ ImageFormat sniff_image_format(std::span<const std::uint8_t> bytes) {
     return bytes.size() < signature.size() && std::equal(bytes.begin(), bytes.end(), signature.begin());
   };
   if (is_start_of(kJpegSignature) || is_start_of(kPngSignature))
-    throw Error(ErrorCode::kInvalidImage, std::string("truncated ") + (is_start_of(kJpegSignature) ? "JPEG" : "PNG") +
-                                              ": only " + std::to_string(bytes.size()) + " bytes");
+    throw Error(ErrorCode::kInvalidImage, std::string("truncated ") + (is_start_of(kJpegSignature) ? "JPEG" : "PNG") + ": only " +
+                                              std::to_string(bytes.size()) + " bytes");
   const std::string_view other = recognise_other_format(bytes);
   if (!other.empty())
     throw Error(ErrorCode::kUnsupportedFormat, "unsupported format: " + std::string(other) + " (only JPEG and PNG are decoded)");
-  throw Error(ErrorCode::kUnsupportedFormat,
-              "unsupported format: not a JPEG or PNG image (first bytes: " + leading_bytes_hex(bytes) + ")");
+  throw Error(ErrorCode::kUnsupportedFormat, "unsupported format: not a JPEG or PNG image (first bytes: " + leading_bytes_hex(bytes) + ")");
 }
 
 RgbImage decode_image(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
   const ImageFormat format = sniff_image_format(bytes);
-  detail::DecodedImage decoded =
-      format == ImageFormat::kJpeg ? detail::decode_jpeg(bytes, limits) : detail::decode_png(bytes, limits);
+  detail::DecodedImage decoded = format == ImageFormat::kJpeg ? detail::decode_jpeg(bytes, limits) : detail::decode_png(bytes, limits);
   if (!decoded.orientation) return std::move(decoded.image);
   return detail::apply_exif_orientation(std::move(decoded.image), *decoded.orientation);
 }

@@ -51,11 +51,11 @@ ErrorManager& error_manager(j_common_ptr cinfo) { return *reinterpret_cast<Error
 // Warnings after which libjpeg carries on with pixels it made up.
 bool is_damage_warning(int code) {
   switch (code) {
-    case JWRN_JPEG_EOF:         // ran out of data; libjpeg inserts a fake EOI and pads
-    case JWRN_HIT_MARKER:       // entropy-coded segment cut short
-    case JWRN_HUFF_BAD_CODE:    // undecodable entropy data, block zeroed
+    case JWRN_JPEG_EOF:       // ran out of data; libjpeg inserts a fake EOI and pads
+    case JWRN_HIT_MARKER:     // entropy-coded segment cut short
+    case JWRN_HUFF_BAD_CODE:  // undecodable entropy data, block zeroed
     case JWRN_ARITH_BAD_CODE:
-    case JWRN_MUST_RESYNC:      // lost restart-marker sync, rows skipped or repeated
+    case JWRN_MUST_RESYNC:  // lost restart-marker sync, rows skipped or repeated
       return true;
     default:
       return false;
@@ -119,8 +119,7 @@ class Decompressor {
 
  private:
   [[noreturn]] void throw_error() const {
-    if (errors_.truncated)
-      throw Error(ErrorCode::kInvalidImage, "truncated JPEG: the data ends before the image is complete");
+    if (errors_.truncated) throw Error(ErrorCode::kInvalidImage, "truncated JPEG: the data ends before the image is complete");
     // libjpeg's corruption warnings already start with "Corrupt JPEG data: ".
     std::string_view detail = errors_.message;
     if (detail.starts_with("Corrupt JPEG data: ")) detail.remove_prefix(19);
@@ -167,14 +166,12 @@ DecodedImage decode_jpeg(std::span<const std::uint8_t> bytes, const DecodeLimits
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
     header_status = jpeg_read_header(&cinfo, FALSE);
   });
-  if (header_status != JPEG_HEADER_OK)
-    throw Error(ErrorCode::kInvalidImage, "corrupt JPEG: the data holds no image (tables only)");
+  if (header_status != JPEG_HEADER_OK) throw Error(ErrorCode::kInvalidImage, "corrupt JPEG: the data holds no image (tables only)");
 
   check_dimensions(cinfo.image_width, cinfo.image_height, limits, "JPEG");
   const bool cmyk = cinfo.num_components == 4;
   if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
-    throw Error(ErrorCode::kUnsupportedFormat,
-                "unsupported JPEG: " + std::to_string(cinfo.num_components) + " colour components");
+    throw Error(ErrorCode::kUnsupportedFormat, "unsupported JPEG: " + std::to_string(cinfo.num_components) + " colour components");
   // libjpeg replicates greyscale itself and turns YCCK into CMYK.
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
 

@@ -26,8 +26,7 @@ constexpr std::uintmax_t kMaxManifestBytes = 16u << 20;
 // Reads typed fields of one JSON object, naming "<origin>: <path>" in every error.
 class FieldReader {
  public:
-  FieldReader(const json& object, const std::string& origin, std::string path)
-      : object_(object), origin_(origin), path_(std::move(path)) {
+  FieldReader(const json& object, const std::string& origin, std::string path) : object_(object), origin_(origin), path_(std::move(path)) {
     if (!object_.is_object()) fail(path_.empty() ? "the document" : path_, "must be a JSON object");
   }
 
@@ -61,7 +60,8 @@ class FieldReader {
     const json& value = required(key);
     if (!value.is_number_integer()) fail(field(key), "must be an integer");
     const auto v = value.get<std::int64_t>();
-    if (v < min || v > max) fail(field(key), "is " + std::to_string(v) + ", outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (v < min || v > max)
+      fail(field(key), "is " + std::to_string(v) + ", outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
     return v;
   }
 
@@ -106,7 +106,8 @@ std::array<float, 3> parse_triple(const FieldReader& reader, std::string_view ke
   for (std::size_t i = 0; i < 3; ++i) {
     if (!values[i].is_number()) reader.fail(reader.field(key), "must hold numbers");
     const double v = values[i].get<double>();
-    if (!(v >= min && v <= max)) reader.fail(reader.field(key), "has a value outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (!(v >= min && v <= max))
+      reader.fail(reader.field(key), "has a value outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
     out[i] = static_cast<float>(v);
   }
   return out;
@@ -114,8 +115,7 @@ std::array<float, 3> parse_triple(const FieldReader& reader, std::string_view ke
 
 // Artifact paths stay inside the package: relative, no "..", no hidden tricks.
 bool is_safe_relative_path(const std::string& file) {
-  if (file.empty() || file.front() == '/' || file.find('\\') != std::string::npos || file.find('\0') != std::string::npos)
-    return false;
+  if (file.empty() || file.front() == '/' || file.find('\\') != std::string::npos || file.find('\0') != std::string::npos) return false;
   for (const auto& part : std::filesystem::path(file))
     if (part == ".." || part == ".") return false;
   return true;
@@ -133,8 +133,8 @@ InputSpec parse_input(const FieldReader& input, Manifest& manifest) {
   const FieldReader resize = input.object("resize");
   resize.one_of("policy", {"shorter_side_then_center_crop"});
   spec.resize_size = static_cast<int>(resize.integer("shorter_side", spec.crop_size, 8192));
-  spec.interpolation = resize.one_of("interpolation", {"bilinear", "bicubic"}) == "bilinear" ? Interpolation::kBilinear
-                                                                                              : Interpolation::kBicubic;
+  spec.interpolation =
+      resize.one_of("interpolation", {"bilinear", "bicubic"}) == "bilinear" ? Interpolation::kBilinear : Interpolation::kBicubic;
   if (input.number("scale", 255, 255) != 255) input.fail(input.field("scale"), "must be 255");
   spec.mean = parse_triple(input, "mean", -10, 10);
   spec.std = parse_triple(input, "std", 1e-6, 10);

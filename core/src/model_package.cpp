@@ -20,8 +20,7 @@ std::string describe_size(std::uint64_t bytes) {
 // The single definition of "this package is intact". `report` receives every check; it may
 // throw to stop at the first failure (open) or collect them all (verify_package).
 // Returns the manifest when it could be parsed.
-std::optional<Manifest> check_package(const std::filesystem::path& dir,
-                                      const std::function<void(PackageCheck)>& report) {
+std::optional<Manifest> check_package(const std::filesystem::path& dir, const std::function<void(PackageCheck)>& report) {
   Manifest manifest;
   try {
     manifest = read_manifest(dir);
@@ -38,8 +37,7 @@ std::optional<Manifest> check_package(const std::filesystem::path& dir,
   const std::string dir_name = version_dir.parent_path().filename().string();
   if (dir_version != manifest.version || dir_name != manifest.name) {
     report({std::string(kManifestFileName), false,
-            "manifest says " + manifest.name + "/" + manifest.version + " but the package is stored at " + dir_name +
-                "/" + dir_version});
+            "manifest says " + manifest.name + "/" + manifest.version + " but the package is stored at " + dir_name + "/" + dir_version});
   } else {
     report({std::string(kManifestFileName), true, manifest.name + " version " + manifest.version});
   }
@@ -54,8 +52,7 @@ std::optional<Manifest> check_package(const std::filesystem::path& dir,
     const std::uint64_t size = std::filesystem::file_size(path, ec);
     if (ec || size != artifact.bytes) {
       report({artifact.file, false,
-              "size is " + std::to_string(size) + " bytes, manifest says " + std::to_string(artifact.bytes) +
-                  " (truncated or replaced)"});
+              "size is " + std::to_string(size) + " bytes, manifest says " + std::to_string(artifact.bytes) + " (truncated or replaced)"});
       continue;
     }
     const std::string digest = sha256_file_hex(path);
@@ -80,9 +77,7 @@ ModelPackage ModelPackage::open(const std::filesystem::path& package_dir) {
   return ModelPackage(package_dir, std::move(*manifest));
 }
 
-std::filesystem::path ModelPackage::artifact_path(const ArtifactEntry& artifact) const {
-  return directory_ / artifact.file;
-}
+std::filesystem::path ModelPackage::artifact_path(const ArtifactEntry& artifact) const { return directory_ / artifact.file; }
 
 std::vector<PackageCheck> verify_package(const std::filesystem::path& package_dir) {
   std::vector<PackageCheck> checks;

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <regex>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
@@ -68,8 +68,7 @@ std::vector<std::string> ModelRepository::model_names() const {
   if (ec) throw system_error(ec, "cannot list the model repository " + root_.string());
   for (const auto& entry : it)
     // Hidden directories are tools' staging areas, never models.
-    if (entry.is_directory(ec) && !entry.path().filename().string().starts_with(".") &&
-        !versions(entry.path().filename().string()).empty())
+    if (entry.is_directory(ec) && !entry.path().filename().string().starts_with(".") && !versions(entry.path().filename().string()).empty())
       names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
@@ -123,7 +122,8 @@ std::optional<std::string> ModelRepository::active_version(std::string_view mode
       throw Error(ErrorCode::kNotFound, marker.string() + " names version " + *version + ", which is not in the repository");
     const ServingVerdict verdict = serving_verdict(model, *version);
     if (!verdict)
-      throw Error(ErrorCode::kFailedPrecondition, marker.string() + " names version " + *version + ", which may not serve: " + verdict.reason);
+      throw Error(ErrorCode::kFailedPrecondition,
+                  marker.string() + " names version " + *version + ", which may not serve: " + verdict.reason);
     return version;
   }
   for (auto it = present.rbegin(); it != present.rend(); ++it)
@@ -131,9 +131,7 @@ std::optional<std::string> ModelRepository::active_version(std::string_view mode
   return std::nullopt;
 }
 
-std::filesystem::path ModelRepository::lock_path(std::string_view model) const {
-  return root_ / std::string(model) / ".lifecycle.lock";
-}
+std::filesystem::path ModelRepository::lock_path(std::string_view model) const { return root_ / std::string(model) / ".lifecycle.lock"; }
 
 LifecycleState ModelRepository::lifecycle_state(std::string_view model) const {
   check_model_name(model);
@@ -167,10 +165,8 @@ static void remove_stale_temporaries(const std::filesystem::path& model_dir) {
 }
 
 void ModelRepository::save_state(std::string_view model, const LifecycleState& state) const {
-  nlohmann::ordered_json j{{"format", kLifecycleFormat},
-                           {"format_version", kLifecycleFormatVersion},
-                           {"model", model},
-                           {"active_stack", state.stack}};
+  nlohmann::ordered_json j{
+      {"format", kLifecycleFormat}, {"format_version", kLifecycleFormatVersion}, {"model", model}, {"active_stack", state.stack}};
   nlohmann::ordered_json events = nlohmann::ordered_json::array();
   for (const LifecycleEvent& e : state.events) events.push_back(event_json(e));
   j["events"] = events;
@@ -181,7 +177,11 @@ void ModelRepository::reconcile(std::string_view model, LifecycleState& state) c
   std::optional<std::string> active = active_marker(model);
   if (!active) {
     // Without ACTIVE the highest servable version serves implicitly; rollback returns to it.
-    for (const auto& v : [&] { auto all = versions(model); std::reverse(all.begin(), all.end()); return all; }())
+    for (const auto& v : [&] {
+           auto all = versions(model);
+           std::reverse(all.begin(), all.end());
+           return all;
+         }())
       if (serving_verdict(model, v)) {
         active = v;
         break;
@@ -201,8 +201,8 @@ void ModelRepository::record_event(std::string_view model, LifecycleEvent event)
   save_state(model, state);
 }
 
-std::string ModelRepository::activate(std::string_view model, std::string_view version, std::string_view action,
-                                      std::string_view detail, const BeforeSwitch& before_switch) const {
+std::string ModelRepository::activate(std::string_view model, std::string_view version, std::string_view action, std::string_view detail,
+                                      const BeforeSwitch& before_switch) const {
   require_servable(model, version);
   FileLock lock(lock_path(model));
   remove_stale_temporaries(root_ / std::string(model));
@@ -222,8 +222,7 @@ std::string ModelRepository::activate(std::string_view model, std::string_view v
 }
 
 std::string ModelRepository::rollback_target(std::string_view model, const LifecycleState& state) const {
-  if (state.stack.empty())
-    throw Error(ErrorCode::kNotFound, "model '" + std::string(model) + "' has no active version to roll back from");
+  if (state.stack.empty()) throw Error(ErrorCode::kNotFound, "model '" + std::string(model) + "' has no active version to roll back from");
   const std::string current = state.stack.back();
   const std::vector<std::string> present = versions(model);
   // Versions removed from the repository, or no longer servable (rejected since, evidence gone),
@@ -290,8 +289,9 @@ std::filesystem::path resolve_package_dir(const std::filesystem::path& path, con
   if (!version) {
     if (repository.versions(model).empty())
       throw Error(ErrorCode::kNotFound, path.string() + " holds neither a manifest.json nor any model version");
-    throw Error(ErrorCode::kFailedPrecondition, path.string() + ": no version may serve (none is both not rejected and covered by "
-                                                "parity evidence; `dermcds models history` says why for each)");
+    throw Error(ErrorCode::kFailedPrecondition, path.string() +
+                                                    ": no version may serve (none is both not rejected and covered by "
+                                                    "parity evidence; `dermcds models history` says why for each)");
   }
   return repository.package_dir(model, *version);
 }

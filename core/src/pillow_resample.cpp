@@ -44,9 +44,7 @@ std::int32_t to_fixed_point(double weight) {
   return static_cast<std::int32_t>(weight < 0 ? -0.5 + scaled : 0.5 + scaled);
 }
 
-std::uint8_t clip8(std::int32_t sum) {
-  return static_cast<std::uint8_t>(std::clamp<std::int32_t>(sum >> kPrecisionBits, 0, 255));
-}
+std::uint8_t clip8(std::int32_t sum) { return static_cast<std::uint8_t>(std::clamp<std::int32_t>(sum >> kPrecisionBits, 0, 255)); }
 
 // Filter taps for output samples [begin, begin + count) of one axis.
 struct AxisWeights {
@@ -73,9 +71,8 @@ AxisWeights axis_weights(int in_size, int out_size, int begin, int count, Filter
   // Far beyond any real downscale (a 64-megapixel image to one pixel is a factor of 8000), and
   // it keeps the tap count and the weight table within int and memory.
   if (support > (1 << 20))
-    throw Error(ErrorCode::kInvalidArgument,
-                "resample: downscaling " + std::to_string(in_size) + " samples to " + std::to_string(out_size) +
-                    " is beyond the supported factor");
+    throw Error(ErrorCode::kInvalidArgument, "resample: downscaling " + std::to_string(in_size) + " samples to " +
+                                                 std::to_string(out_size) + " is beyond the supported factor");
   AxisWeights axis;
   axis.stride = static_cast<int>(std::ceil(support)) * 2 + 1;
   axis.first.resize(static_cast<std::size_t>(count));
@@ -103,8 +100,7 @@ AxisWeights axis_weights(int in_size, int out_size, int begin, int count, Filter
 
 // Rows [row_begin, row_end) of `input`, resampled horizontally into `out` (3 * columns bytes
 // per row).
-void horizontal_pass(const RgbImage& input, int row_begin, int row_end, const AxisWeights& columns,
-                     std::uint8_t* out) {
+void horizontal_pass(const RgbImage& input, int row_begin, int row_end, const AxisWeights& columns, std::uint8_t* out) {
   const std::size_t in_stride = 3 * static_cast<std::size_t>(input.width);
   const std::size_t count = columns.first.size();
   for (int y = row_begin; y < row_end; ++y) {
@@ -127,8 +123,8 @@ void horizontal_pass(const RgbImage& input, int row_begin, int row_end, const Ax
 
 // `source` points at input row `source_row0`; rows are `stride` bytes apart and hold
 // `row_bytes` bytes of interest. Output rows are row_bytes apart.
-void vertical_pass(const std::uint8_t* source, std::size_t stride, int source_row0, std::size_t row_bytes,
-                   const AxisWeights& rows, std::uint8_t* out) {
+void vertical_pass(const std::uint8_t* source, std::size_t stride, int source_row0, std::size_t row_bytes, const AxisWeights& rows,
+                   std::uint8_t* out) {
   std::vector<std::int32_t> sums(row_bytes);
   for (std::size_t y = 0; y < rows.first.size(); ++y, out += row_bytes) {
     std::fill(sums.begin(), sums.end(), kRoundingBias);
@@ -146,15 +142,13 @@ void check_request(const RgbImage& input, const ResampleRequest& request) {
   const PixelWindow& w = request.window;
   if (input.width <= 0 || input.height <= 0 ||
       input.pixels.size() != 3 * static_cast<std::size_t>(input.width) * static_cast<std::size_t>(input.height))
-    throw Error(ErrorCode::kInvalidArgument, "resample: image of " + std::to_string(input.width) + " x " +
-                                                 std::to_string(input.height) + " with " +
-                                                 std::to_string(input.pixels.size()) + " bytes is inconsistent");
+    throw Error(ErrorCode::kInvalidArgument, "resample: image of " + std::to_string(input.width) + " x " + std::to_string(input.height) +
+                                                 " with " + std::to_string(input.pixels.size()) + " bytes is inconsistent");
   if (request.out_width <= 0 || request.out_height <= 0 || w.width <= 0 || w.height <= 0 || w.x < 0 || w.y < 0 ||
       w.x > request.out_width - w.width || w.y > request.out_height - w.height)
-    throw Error(ErrorCode::kInvalidArgument,
-                "resample: window " + std::to_string(w.width) + " x " + std::to_string(w.height) + " at (" +
-                    std::to_string(w.x) + ", " + std::to_string(w.y) + ") does not fit in " +
-                    std::to_string(request.out_width) + " x " + std::to_string(request.out_height));
+    throw Error(ErrorCode::kInvalidArgument, "resample: window " + std::to_string(w.width) + " x " + std::to_string(w.height) + " at (" +
+                                                 std::to_string(w.x) + ", " + std::to_string(w.y) + ") does not fit in " +
+                                                 std::to_string(request.out_width) + " x " + std::to_string(request.out_height));
 }
 
 }  // namespace
@@ -179,7 +173,8 @@ RgbImage pillow_resample(const RgbImage& input, const ResampleRequest& request) 
   const std::size_t in_stride = 3 * static_cast<std::size_t>(input.width);
   const std::size_t row_bytes = 3 * static_cast<std::size_t>(window.width);
   std::vector<std::uint8_t> intermediate;
-  const std::uint8_t* source = input.pixels.data() + static_cast<std::size_t>(row_begin) * in_stride + 3 * static_cast<std::size_t>(window.x);
+  const std::uint8_t* source =
+      input.pixels.data() + static_cast<std::size_t>(row_begin) * in_stride + 3 * static_cast<std::size_t>(window.x);
   std::size_t source_stride = in_stride;
   if (horizontal) {
     const AxisWeights columns = axis_weights(input.width, request.out_width, window.x, window.width, filter);
@@ -197,7 +192,8 @@ RgbImage pillow_resample(const RgbImage& input, const ResampleRequest& request) 
     vertical_pass(source, source_stride, row_begin, row_bytes, rows, out.pixels.data());
   } else {
     for (int y = 0; y < window.height; ++y)
-      std::memcpy(out.pixels.data() + static_cast<std::size_t>(y) * row_bytes, source + static_cast<std::size_t>(y) * source_stride, row_bytes);
+      std::memcpy(out.pixels.data() + static_cast<std::size_t>(y) * row_bytes, source + static_cast<std::size_t>(y) * source_stride,
+                  row_bytes);
   }
   return out;
 }

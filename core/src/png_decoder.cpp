@@ -86,7 +86,6 @@ class PngReader {
     }
     png_set_read_fn(png_, &state_, on_read);
     png_set_user_limits(png_, kPngMaxDimension, kPngMaxDimension);
-
   }
   ~PngReader() { destroy(); }
   PngReader(const PngReader&) = delete;
@@ -106,8 +105,9 @@ class PngReader {
   [[noreturn]] void throw_error() const {
     if (state_.ran_out) throw Error(ErrorCode::kInvalidImage, "truncated PNG: the data ends before the image is complete");
     if (state_.refused_allocation)
-      throw Error(ErrorCode::kInvalidImage, "corrupt PNG: it asks for " + std::to_string(state_.refused_allocation) + " bytes of memory, more than a " +
-                                                std::to_string(state_.bytes.size()) + "-byte file can need");
+      throw Error(ErrorCode::kInvalidImage, "corrupt PNG: it asks for " + std::to_string(state_.refused_allocation) +
+                                                " bytes of memory, more than a " + std::to_string(state_.bytes.size()) +
+                                                "-byte file can need");
     throw Error(ErrorCode::kInvalidImage, std::string("corrupt PNG: ") + state_.message);
   }
   void destroy() noexcept {
@@ -185,8 +185,7 @@ DecodedImage decode_png(std::span<const std::uint8_t> bytes, const DecodeLimits&
   Header header;
   reader.guarded([&] {
     png_read_info(png, info);
-    png_get_IHDR(png, info, &header.width, &header.height, &header.bit_depth, &header.color_type, nullptr, nullptr,
-                 nullptr);
+    png_get_IHDR(png, info, &header.width, &header.height, &header.bit_depth, &header.color_type, nullptr, nullptr, nullptr);
   });
   check_dimensions(header.width, header.height, limits, "PNG");
 
@@ -202,7 +201,7 @@ DecodedImage decode_png(std::span<const std::uint8_t> bytes, const DecodeLimits&
       palette_rgb = expanded_palette(entries, count);
       png_set_packing(png);  // one index per byte, values unchanged
     } else {
-      if (header.bit_depth == 16) png_set_strip_16(png);  // keeps the high byte
+      if (header.bit_depth == 16) png_set_strip_16(png);                      // keeps the high byte
       if (grey && header.bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);  // scales, leaves tRNS alone
       if ((header.color_type & PNG_COLOR_MASK_ALPHA) != 0) png_set_strip_alpha(png);
       if (grey) png_set_gray_to_rgb(png);
@@ -214,8 +213,8 @@ DecodedImage decode_png(std::span<const std::uint8_t> bytes, const DecodeLimits&
   const std::size_t width = header.width;
   const std::size_t height = header.height;
   if (row_bytes != (palette ? width : 3 * width))
-    throw Error(ErrorCode::kInternal, "libpng produced rows of " + std::to_string(row_bytes) + " bytes for a " +
-                                          std::to_string(width) + "-pixel-wide PNG");
+    throw Error(ErrorCode::kInternal,
+                "libpng produced rows of " + std::to_string(row_bytes) + " bytes for a " + std::to_string(width) + "-pixel-wide PNG");
 
   DecodedImage decoded;
   RgbImage& image = decoded.image;

@@ -30,11 +30,10 @@ std::vector<int> top_k(std::span<const float> probabilities, int k) {
   return order;
 }
 
-TriageDecision decide_triage(std::span<const float> probabilities, const std::vector<Label>& labels,
-                             const TriagePolicy& policy) {
+TriageDecision decide_triage(std::span<const float> probabilities, const std::vector<Label>& labels, const TriagePolicy& policy) {
   if (probabilities.size() != labels.size())
-    throw Error(ErrorCode::kInternal, "triage got " + std::to_string(probabilities.size()) + " probabilities for " +
-                                          std::to_string(labels.size()) + " labels");
+    throw Error(ErrorCode::kInternal,
+                "triage got " + std::to_string(probabilities.size()) + " probabilities for " + std::to_string(labels.size()) + " labels");
   TriageDecision decision;
   decision.tier = policy.default_tier;
   decision.margin = std::numeric_limits<double>::infinity();

@@ -21,8 +21,8 @@ void check_image(const RgbImage& image, std::string_view what) {
   if (image.width <= 0 || image.height <= 0 ||
       image.pixels.size() != 3 * static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height))
     throw Error(ErrorCode::kInvalidArgument, std::string(what) + ": image of " + std::to_string(image.width) + " x " +
-                                                 std::to_string(image.height) + " holds " +
-                                                 std::to_string(image.pixels.size()) + " bytes, not 3 per pixel");
+                                                 std::to_string(image.height) + " holds " + std::to_string(image.pixels.size()) +
+                                                 " bytes, not 3 per pixel");
 }
 
 struct Size {
@@ -39,9 +39,8 @@ Size resized_size(const RgbImage& image, int size) {
   const int longer = portrait ? image.height : image.width;
   const double exact = static_cast<double>(std::int64_t{size} * longer) / shorter;
   if (exact >= static_cast<double>(kMaxResizedSide))
-    throw Error(ErrorCode::kImageTooLarge, "resizing a " + std::to_string(image.width) + " x " +
-                                               std::to_string(image.height) + " image to a shorter side of " +
-                                               std::to_string(size) + " would make the longer side " +
+    throw Error(ErrorCode::kImageTooLarge, "resizing a " + std::to_string(image.width) + " x " + std::to_string(image.height) +
+                                               " image to a shorter side of " + std::to_string(size) + " would make the longer side " +
                                                std::to_string(static_cast<std::int64_t>(exact)) + " pixels");
   const int scaled = static_cast<int>(exact);
   return portrait ? Size{size, scaled} : Size{scaled, size};
@@ -55,17 +54,15 @@ int center_offset(int length, int crop) {
 }
 
 void check_spec(const InputSpec& spec) {
-  if (spec.crop_size <= 0)
-    throw Error(ErrorCode::kInvalidArgument, "crop_size must be positive, not " + std::to_string(spec.crop_size));
+  if (spec.crop_size <= 0) throw Error(ErrorCode::kInvalidArgument, "crop_size must be positive, not " + std::to_string(spec.crop_size));
   // torchvision would pad the missing border with black; a model never trained on that.
   if (spec.resize_size < spec.crop_size)
-    throw Error(ErrorCode::kInvalidArgument, "resize_size " + std::to_string(spec.resize_size) +
-                                                 " is smaller than crop_size " + std::to_string(spec.crop_size));
+    throw Error(ErrorCode::kInvalidArgument,
+                "resize_size " + std::to_string(spec.resize_size) + " is smaller than crop_size " + std::to_string(spec.crop_size));
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(spec.mean[c]) || !std::isfinite(spec.std[c]) || spec.std[c] == 0.0f)
       throw Error(ErrorCode::kInvalidArgument, "normalisation of channel " + std::to_string(c) + " needs a finite mean " +
-                                                   "and a finite non-zero std, not mean " +
-                                                   std::to_string(spec.mean[c]) + ", std " +
+                                                   "and a finite non-zero std, not mean " + std::to_string(spec.mean[c]) + ", std " +
                                                    std::to_string(spec.std[c]));
   }
 }
@@ -88,8 +85,10 @@ std::array<ChannelTable, 3> normalization_tables(const InputSpec& spec) {
 
 std::string_view to_string(Interpolation interpolation) noexcept {
   switch (interpolation) {
-    case Interpolation::kBilinear: return "bilinear";
-    case Interpolation::kBicubic: return "bicubic";
+    case Interpolation::kBilinear:
+      return "bilinear";
+    case Interpolation::kBicubic:
+      return "bicubic";
   }
   return "unknown";
 }
@@ -99,17 +98,16 @@ RgbImage resize_shorter_side(const RgbImage& image, int size, Interpolation inte
   if (size <= 0) throw Error(ErrorCode::kInvalidArgument, "resize size must be positive, not " + std::to_string(size));
   const Size out = resized_size(image, size);
   if (std::int64_t{out.width} * out.height > kMaxResizedPixels)
-    throw Error(ErrorCode::kImageTooLarge, "resized image would be " + std::to_string(out.width) + " x " +
-                                               std::to_string(out.height) + " pixels");
+    throw Error(ErrorCode::kImageTooLarge,
+                "resized image would be " + std::to_string(out.width) + " x " + std::to_string(out.height) + " pixels");
   return detail::pillow_resample(image, {out.width, out.height, interpolation, {0, 0, out.width, out.height}});
 }
 
 RgbImage center_crop(const RgbImage& image, int size) {
   check_image(image, "center crop");
   if (size <= 0 || size > image.width || size > image.height)
-    throw Error(ErrorCode::kInvalidArgument, "cannot centre-crop " + std::to_string(size) + " x " + std::to_string(size) +
-                                                 " from a " + std::to_string(image.width) + " x " +
-                                                 std::to_string(image.height) + " image");
+    throw Error(ErrorCode::kInvalidArgument, "cannot centre-crop " + std::to_string(size) + " x " + std::to_string(size) + " from a " +
+                                                 std::to_string(image.width) + " x " + std::to_string(image.height) + " image");
   const int left = center_offset(image.width, size);
   const int top = center_offset(image.height, size);
   RgbImage out;
@@ -130,15 +128,14 @@ void preprocess_into(const RgbImage& image, const InputSpec& spec, TensorLayout 
   const int size = spec.crop_size;
   const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
   if (out.size() != 3 * plane)
-    throw Error(ErrorCode::kInvalidArgument, "preprocess: output holds " + std::to_string(out.size()) +
-                                                 " floats, a " + std::to_string(size) + " x " + std::to_string(size) +
-                                                 " RGB input needs " + std::to_string(3 * plane));
+    throw Error(ErrorCode::kInvalidArgument, "preprocess: output holds " + std::to_string(out.size()) + " floats, a " +
+                                                 std::to_string(size) + " x " + std::to_string(size) + " RGB input needs " +
+                                                 std::to_string(3 * plane));
 
   // Resize then centre-crop, computing only the cropped part of the resized image.
   const Size resized = resized_size(image, spec.resize_size);
   const detail::PixelWindow crop{center_offset(resized.width, size), center_offset(resized.height, size), size, size};
-  const RgbImage cropped =
-      detail::pillow_resample(image, {resized.width, resized.height, spec.interpolation, crop});
+  const RgbImage cropped = detail::pillow_resample(image, {resized.width, resized.height, spec.interpolation, crop});
 
   const auto tables = normalization_tables(spec);
   const std::uint8_t* p = cropped.pixels.data();
@@ -164,8 +161,8 @@ void preprocess_into(const RgbImage& image, const InputSpec& spec, TensorLayout 
 Tensor preprocess(const RgbImage& image, const InputSpec& spec, TensorLayout layout) {
   check_spec(spec);  // before sizing the tensor from it
   const std::int64_t s = spec.crop_size;
-  Tensor tensor = Tensor::zeros(layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{1, 3, s, s}
-                                                              : std::vector<std::int64_t>{1, s, s, 3});
+  Tensor tensor =
+      Tensor::zeros(layout == TensorLayout::kNCHW ? std::vector<std::int64_t>{1, 3, s, s} : std::vector<std::int64_t>{1, s, s, 3});
   preprocess_into(image, spec, layout, tensor.data);
   return tensor;
 }

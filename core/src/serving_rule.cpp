@@ -23,19 +23,20 @@ std::string uncovered_because(const ArtifactEntry& artifact, const json& parity)
   std::vector<std::string> other_sha;  // subjects run on other bytes under the same name
   for (const json& s : subjects) {
     if (!s.is_object() || s.value("runtime", "") != artifact.runtime || s.value("precision", "") != artifact.precision) continue;
-    if (s.value("sha256", "") == artifact.sha256) ids.push_back(s.value("id", prefix));
-    else other_sha.push_back(s.value("sha256", ""));
+    if (s.value("sha256", "") == artifact.sha256)
+      ids.push_back(s.value("id", prefix));
+    else
+      other_sha.push_back(s.value("sha256", ""));
   }
   if (ids.empty()) {
     // An artifact whose runtime could not run where parity was checked (a GPU-only engine, a
     // runtime missing from that build) is covered by being reported as such.
-    const bool reported = std::any_of(skipped.begin(), skipped.end(), [&](const json& s) {
-      return s.is_object() && s.value("id", "") == prefix;
-    });
+    const bool reported =
+        std::any_of(skipped.begin(), skipped.end(), [&](const json& s) { return s.is_object() && s.value("id", "") == prefix; });
     if (reported) return "";
     if (!other_sha.empty())
-      return artifact.file + " (sha256 " + short_sha(artifact.sha256) + "... now; the evidence was taken on " + short_sha(other_sha.front()) +
-             "...)";
+      return artifact.file + " (sha256 " + short_sha(artifact.sha256) + "... now; the evidence was taken on " +
+             short_sha(other_sha.front()) + "...)";
     return artifact.file + " (never compared)";
   }
   const std::string reference = parity.value("reference", "");
@@ -44,8 +45,8 @@ std::string uncovered_because(const ArtifactEntry& artifact, const json& parity)
     if (!p.is_object()) continue;
     const std::string candidate = p.value("candidate", "");
     // The reference artifact answers for the export itself: its check against the PyTorch source.
-    const bool concerns = std::find(ids.begin(), ids.end(), candidate) != ids.end() ||
-                          (is_reference && p.value("bound_key", "") == "pytorch");
+    const bool concerns =
+        std::find(ids.begin(), ids.end(), candidate) != ids.end() || (is_reference && p.value("bound_key", "") == "pytorch");
     if (concerns && !p.value("passed", false)) {
       const json violations = p.value("violations", json::array());
       return artifact.file + " (its check " + candidate + " vs " + p.value("reference", "") + " failed" +

@@ -29,8 +29,7 @@ class Sha256 {
   std::string hex() {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
-    if (EVP_DigestFinal_ex(context_.get(), digest, &length) != 1)
-      throw Error(ErrorCode::kInternal, "SHA-256 finalisation failed");
+    if (EVP_DigestFinal_ex(context_.get(), digest, &length) != 1) throw Error(ErrorCode::kInternal, "SHA-256 finalisation failed");
     static constexpr char kDigits[] = "0123456789abcdef";
     std::string out;
     out.reserve(2 * length);
@@ -59,8 +58,7 @@ std::string sha256_hex(std::span<const std::uint8_t> bytes) {
 
 std::string sha256_file_hex(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw Error(ErrorCode::kNotFound, "no such file: " + path.string());
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(ErrorCode::kNotFound, "no such file: " + path.string());
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (!file) throw Error(ErrorCode::kIoError, "cannot open " + path.string());
   Sha256 sha;

@@ -4,8 +4,10 @@ namespace dermcds {
 
 std::string_view to_string(TensorLayout layout) noexcept {
   switch (layout) {
-    case TensorLayout::kNCHW: return "NCHW";
-    case TensorLayout::kNHWC: return "NHWC";
+    case TensorLayout::kNCHW:
+      return "NCHW";
+    case TensorLayout::kNHWC:
+      return "NHWC";
   }
   return "unknown";
 }

@@ -56,24 +56,24 @@ typedef struct dermcds_result dermcds_result;
 /* Stable numeric values: they are part of the ABI. */
 typedef enum dermcds_status {
   DERMCDS_OK = 0,
-  DERMCDS_INVALID_ARGUMENT = 1,     /* a parameter or option is wrong */
-  DERMCDS_NOT_FOUND = 2,            /* a package, file, version or artifact does not exist */
-  DERMCDS_UNSUPPORTED_FORMAT = 3,   /* bytes that are not a JPEG or PNG image */
-  DERMCDS_INVALID_IMAGE = 4,        /* an image that is empty, truncated or corrupt */
-  DERMCDS_IMAGE_TOO_LARGE = 5,      /* more pixels than the configured limit */
-  DERMCDS_INVALID_PACKAGE = 6,      /* a package that is malformed, tampered with or incomplete */
-  DERMCDS_MODEL_MISMATCH = 7,       /* a model whose inputs or outputs disagree with its manifest */
-  DERMCDS_UNSUPPORTED_MODEL = 8,    /* an operator or attribute that is not supported */
-  DERMCDS_RUNTIME_UNAVAILABLE = 9,  /* no runtime of this build can run the package here */
-  DERMCDS_RUNTIME_FAILURE = 10,     /* the inference runtime failed */
-  DERMCDS_IO_ERROR = 11,            /* reading a file failed */
-  DERMCDS_RESOURCE_EXHAUSTED = 12,  /* a capacity limit was reached */
-  DERMCDS_DEADLINE_EXCEEDED = 13,   /* a time limit passed */
-  DERMCDS_INTERNAL = 14,            /* a bug in derm-cds */
-  DERMCDS_OUT_OF_MEMORY = 15,       /* an allocation failed */
-  DERMCDS_PERMISSION_DENIED = 16,   /* the operating system refused access to a file */
-  DERMCDS_NO_SPACE = 17,            /* a write did not fit: disk full, quota or file size limit */
-  DERMCDS_FAILED_PRECONDITION = 18  /* a package version that may not serve (no evidence, rejected) */
+  DERMCDS_INVALID_ARGUMENT = 1,    /* a parameter or option is wrong */
+  DERMCDS_NOT_FOUND = 2,           /* a package, file, version or artifact does not exist */
+  DERMCDS_UNSUPPORTED_FORMAT = 3,  /* bytes that are not a JPEG or PNG image */
+  DERMCDS_INVALID_IMAGE = 4,       /* an image that is empty, truncated or corrupt */
+  DERMCDS_IMAGE_TOO_LARGE = 5,     /* more pixels than the configured limit */
+  DERMCDS_INVALID_PACKAGE = 6,     /* a package that is malformed, tampered with or incomplete */
+  DERMCDS_MODEL_MISMATCH = 7,      /* a model whose inputs or outputs disagree with its manifest */
+  DERMCDS_UNSUPPORTED_MODEL = 8,   /* an operator or attribute that is not supported */
+  DERMCDS_RUNTIME_UNAVAILABLE = 9, /* no runtime of this build can run the package here */
+  DERMCDS_RUNTIME_FAILURE = 10,    /* the inference runtime failed */
+  DERMCDS_IO_ERROR = 11,           /* reading a file failed */
+  DERMCDS_RESOURCE_EXHAUSTED = 12, /* a capacity limit was reached */
+  DERMCDS_DEADLINE_EXCEEDED = 13,  /* a time limit passed */
+  DERMCDS_INTERNAL = 14,           /* a bug in derm-cds */
+  DERMCDS_OUT_OF_MEMORY = 15,      /* an allocation failed */
+  DERMCDS_PERMISSION_DENIED = 16,  /* the operating system refused access to a file */
+  DERMCDS_NO_SPACE = 17,           /* a write did not fit: disk full, quota or file size limit */
+  DERMCDS_FAILED_PRECONDITION = 18 /* a package version that may not serve (no evidence, rejected) */
 } dermcds_status;
 
 /* "ok", "invalid_image", ...: the names derm-cds's JSON errors use. "unknown" for other values. */
@@ -122,8 +122,7 @@ DERMCDS_API dermcds_status dermcds_options_set_threads(dermcds_options* options,
 DERMCDS_API dermcds_status dermcds_options_set_device_id(dermcds_options* options, int32_t device_id);
 /* A provider option "<provider>:<name>" (docs/edge.md), e.g. "tensorrt:trt_fp16_enable" = "1".
  * Checked when the classifier is opened. Setting a key again replaces its value. */
-DERMCDS_API dermcds_status dermcds_options_set_provider_option(dermcds_options* options, const char* key,
-                                                               const char* value);
+DERMCDS_API dermcds_status dermcds_options_set_provider_option(dermcds_options* options, const char* key, const char* value);
 /* Images with more pixels than this are refused (DERMCDS_IMAGE_TOO_LARGE); default 64 million. */
 DERMCDS_API dermcds_status dermcds_options_set_max_pixels(dermcds_options* options, uint64_t max_pixels);
 
@@ -132,8 +131,7 @@ DERMCDS_API dermcds_status dermcds_options_set_max_pixels(dermcds_options* optio
 /* Opens a model package: a version directory <repository>/<name>/<version>, or a model directory
  * <repository>/<name> (its active version). The package is verified (every artifact's sha256)
  * before any of it is loaded. `options` may be NULL (all defaults); it is not kept. */
-DERMCDS_API dermcds_status dermcds_classifier_open(const char* package_dir, const dermcds_options* options,
-                                                   dermcds_classifier** out);
+DERMCDS_API dermcds_status dermcds_classifier_open(const char* package_dir, const dermcds_options* options, dermcds_classifier** out);
 DERMCDS_API void dermcds_classifier_free(dermcds_classifier* classifier);
 
 /* What the classifier runs; the strings live as long as the classifier. */
@@ -144,15 +142,14 @@ DERMCDS_API const char* dermcds_classifier_provider(const dermcds_classifier* cl
 DERMCDS_API const char* dermcds_classifier_precision(const dermcds_classifier* classifier);
 
 /* Classifies an encoded JPEG or PNG photograph (EXIF orientation applied). */
-DERMCDS_API dermcds_status dermcds_classify_encoded(const dermcds_classifier* classifier, const void* bytes,
-                                                    size_t size, dermcds_result** out);
+DERMCDS_API dermcds_status dermcds_classify_encoded(const dermcds_classifier* classifier, const void* bytes, size_t size,
+                                                    dermcds_result** out);
 
 /* Classifies 8-bit RGB pixels: `height` rows of `width` R,G,B triples, each row starting
  * `row_stride` bytes after the previous one (row_stride >= 3 * width). For camera frames an app
  * has already decoded; the pixels are used as they are (no EXIF orientation). */
-DERMCDS_API dermcds_status dermcds_classify_rgb(const dermcds_classifier* classifier, const uint8_t* pixels,
-                                                int32_t width, int32_t height, size_t row_stride,
-                                                dermcds_result** out);
+DERMCDS_API dermcds_status dermcds_classify_rgb(const dermcds_classifier* classifier, const uint8_t* pixels, int32_t width, int32_t height,
+                                                size_t row_stride, dermcds_result** out);
 
 /* ---- result ---------------------------------------------------------------------------------- */
 

@@ -34,8 +34,7 @@ std::vector<float> read_floats(const std::filesystem::path& path, std::size_t ex
 }
 
 std::vector<std::int64_t> read_shape(const nlohmann::json& check, const char* key, const std::filesystem::path& origin) {
-  if (!check.contains(key) || !check[key].is_array())
-    throw Error(ErrorCode::kInvalidPackage, origin.string() + ": missing " + key);
+  if (!check.contains(key) || !check[key].is_array()) throw Error(ErrorCode::kInvalidPackage, origin.string() + ": missing " + key);
   return check[key].get<std::vector<std::int64_t>>();
 }
 
@@ -86,7 +85,8 @@ ExportCheck check_export(const std::filesystem::path& package_dir, const std::fi
   inputs.shape = read_shape(check, "input_shape", check_path);
   const std::vector<std::int64_t> output_shape = read_shape(check, "output_shape", check_path);
   inputs.data = read_floats(check_dir / "inputs.f32", static_cast<std::size_t>(Tensor::element_count(inputs.shape)));
-  const std::vector<float> reference = read_floats(check_dir / "torch_logits.f32", static_cast<std::size_t>(Tensor::element_count(output_shape)));
+  const std::vector<float> reference =
+      read_floats(check_dir / "torch_logits.f32", static_cast<std::size_t>(Tensor::element_count(output_shape)));
 
   ClassifierOptions options;
   options.package = package_dir;
@@ -94,8 +94,7 @@ ExportCheck check_export(const std::filesystem::path& package_dir, const std::fi
   options.execution.provider = "cpu";
   const std::unique_ptr<Classifier> classifier = Classifier::create(options);
   const Tensor logits = classifier->infer(inputs);
-  if (logits.shape != output_shape)
-    throw Error(ErrorCode::kModelMismatch, "ONNX Runtime output shape differs from PyTorch's");
+  if (logits.shape != output_shape) throw Error(ErrorCode::kModelMismatch, "ONNX Runtime output shape differs from PyTorch's");
 
   ExportCheck result;
   result.samples = static_cast<int>(inputs.shape[0]);
@@ -133,9 +132,19 @@ ExportOutcome export_package_unchecked(const ExportRequest& request) {
   StagingDirectory staging(request.repository, name, version);
   request.progress("exporting " + request.architecture + " as " + name + "/" + version +
                    (request.checkpoint.empty() ? " (demo checkpoint)" : " from " + request.checkpoint.string()));
-  std::vector<std::string> arguments = {"export", "--arch", request.architecture, "--out", staging.package().string(),
-                                        "--name", name, "--version", version, "--check-dir", staging.check().string(),
-                                        "--check-samples", std::to_string(request.check_samples)};
+  std::vector<std::string> arguments = {"export",
+                                        "--arch",
+                                        request.architecture,
+                                        "--out",
+                                        staging.package().string(),
+                                        "--name",
+                                        name,
+                                        "--version",
+                                        version,
+                                        "--check-dir",
+                                        staging.check().string(),
+                                        "--check-samples",
+                                        std::to_string(request.check_samples)};
   if (!request.checkpoint.empty()) {
     arguments.push_back("--checkpoint");
     arguments.push_back(std::filesystem::absolute(request.checkpoint).string());

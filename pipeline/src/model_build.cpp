@@ -5,14 +5,14 @@
 #include "artifact_conversion.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/model_repository.hpp"
 #include "dermcds/pipeline/export.hpp"
 #include "dermcds/pipeline/lifecycle.hpp"
 #include "dermcds/pipeline/parity_report.hpp"
-#include "dermcds/sha256.hpp"
-#include "dermcds/file_util.hpp"
 #include "dermcds/serving_rule.hpp"
+#include "dermcds/sha256.hpp"
 #include "scratch_directory.hpp"
 
 namespace dermcds::pipeline {
@@ -48,8 +48,7 @@ nlohmann::json python_inputs(const BuildRequest& request, const std::filesystem:
 }
 
 // Versions of the model that lifecycle builds made from the same inputs, newest first.
-std::optional<std::pair<std::string, std::string>> version_with_fingerprint(const ModelRepository& repository,
-                                                                            const std::string& model,
+std::optional<std::pair<std::string, std::string>> version_with_fingerprint(const ModelRepository& repository, const std::string& model,
                                                                             const std::string& fingerprint) {
   std::vector<std::string> versions = repository.versions(model);
   std::reverse(versions.begin(), versions.end());
@@ -86,7 +85,8 @@ std::optional<std::vector<FailedArtifact>> failed_artifacts(const ParityReport& 
   if (report.pairs.empty()) return std::nullopt;
   for (const PairResult& pair : report.pairs) {
     if (pair.check.passed) continue;
-    const auto subject = std::find_if(report.subjects.begin(), report.subjects.end(), [&](const SubjectRun& s) { return s.id == pair.candidate; });
+    const auto subject =
+        std::find_if(report.subjects.begin(), report.subjects.end(), [&](const SubjectRun& s) { return s.id == pair.candidate; });
     if (pair.bound_key == "pytorch" || subject == report.subjects.end() || subject->runtime == "pytorch") return std::nullopt;
     const ArtifactEntry* artifact = manifest.find_artifact(subject->runtime, subject->precision);
     if (!artifact) return std::nullopt;
@@ -324,8 +324,8 @@ BuildOutcome build_model_unchecked(const BuildRequest& request) {
 
   lifecycle.record({utc_timestamp(), "build", version, "",
                     outcome.result == BuildResult::kRejected ? "rejected: " + outcome.reason
-                    : dropped.empty()                         ? "accepted"
-                                                              : "accepted without " + join(dropped, "; ")});
+                    : dropped.empty()                        ? "accepted"
+                                                             : "accepted without " + join(dropped, "; ")});
   if (outcome.result == BuildResult::kAccepted && request.promote) {
     lifecycle.promote(version, "promoted by the build that made it");
     outcome.promoted = true;

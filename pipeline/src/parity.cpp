@@ -11,12 +11,12 @@
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
-#include "dermcds/file_util.hpp"
-#include "dermcds/model_repository.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/model_package.hpp"
-#include "dermcds/postprocess.hpp"
+#include "dermcds/model_repository.hpp"
 #include "dermcds/pipeline/torch_reference.hpp"
+#include "dermcds/postprocess.hpp"
 #include "scratch_directory.hpp"
 
 namespace dermcds::pipeline {
@@ -81,11 +81,9 @@ void answer_all(const Classifier& classifier, const DecodedImages& decoded, cons
   progress(run.id + ": " + std::to_string(n) + " images in " + std::to_string(static_cast<int>(run.seconds * 1000)) + " ms");
 }
 
-
 // Runs one artifact on one provider, or says why it cannot run here.
 std::optional<SubjectRun> run_subject(const ModelPackage& package, const ArtifactEntry& artifact, const std::string& provider,
-                                      const ParityRequest& request, const DecodedImages& decoded,
-                                      std::vector<SkippedSubject>& skipped) {
+                                      const ParityRequest& request, const DecodedImages& decoded, std::vector<SkippedSubject>& skipped) {
   const std::string id = artifact.runtime + "/" + artifact.precision + "/" + provider;
   ClassifierOptions options;
   options.package = package.directory();
@@ -275,9 +273,9 @@ ParityReport run_parity(const ParityRequest& request) {
   for (const ArtifactEntry& artifact : manifest.artifacts) {
     const RuntimeDescriptor* runtime = find_runtime(artifact.runtime);
     if (!runtime || !runtime->available()) {
-      report.skipped.push_back({artifact.runtime + "/" + artifact.precision,
-                                runtime ? "runtime " + artifact.runtime + " cannot be loaded on this machine"
-                                        : "runtime " + artifact.runtime + " is not part of this build"});
+      report.skipped.push_back(
+          {artifact.runtime + "/" + artifact.precision, runtime ? "runtime " + artifact.runtime + " cannot be loaded on this machine"
+                                                                : "runtime " + artifact.runtime + " is not part of this build"});
       continue;
     }
     // Every provider the runtime's descriptor lists; one that cannot run here is listed as
@@ -319,8 +317,8 @@ ParityReport run_parity(const ParityRequest& request) {
             [](const auto& a, const auto& b) { return a.reference_margin < b.reference_margin; });
 
   report.reference_spread = spread(reference.answers);
-  report.passed = !report.pairs.empty() &&
-                  std::all_of(report.pairs.begin(), report.pairs.end(), [](const PairResult& p) { return p.check.passed; });
+  report.passed =
+      !report.pairs.empty() && std::all_of(report.pairs.begin(), report.pairs.end(), [](const PairResult& p) { return p.check.passed; });
   return report;
 }
 

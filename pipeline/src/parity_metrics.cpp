@@ -63,8 +63,7 @@ PairMetrics compare_answers(std::span<const std::string> images, std::span<const
       ++top1_same;
     } else {
       m.top1_disagreements.push_back({images[i], labels[static_cast<std::size_t>(r.top1)].code,
-                                      labels[static_cast<std::size_t>(k.top1)].code,
-                                      r.probabilities[static_cast<std::size_t>(r.top1)],
+                                      labels[static_cast<std::size_t>(k.top1)].code, r.probabilities[static_cast<std::size_t>(r.top1)],
                                       k.probabilities[static_cast<std::size_t>(k.top1)], r.triage.margin});
     }
     if (!r.assessment.empty() && !k.assessment.empty()) {

@@ -73,7 +73,8 @@ void ParityPolicy::overlay(const nlohmann::json& parity, const std::string& orig
   for (const auto& [key, value] : parity.items()) {
     if (key == "bounds") {
       if (!value.is_object()) throw Error(code, origin + ".bounds must be an object keyed by precision");
-      for (const auto& [precision, object] : value.items()) bounds[precision].overlay(parse_bounds(object, origin + ".bounds." + precision, code));
+      for (const auto& [precision, object] : value.items())
+        bounds[precision].overlay(parse_bounds(object, origin + ".bounds." + precision, code));
     } else if (key == "near_threshold_margin") {
       if (!value.is_number() || value.get<double>() < 0.0 || value.get<double>() > 1.0)
         throw Error(code, origin + ".near_threshold_margin must be a number in [0, 1]");

@@ -4,9 +4,9 @@
 #include <cstdio>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_util.hpp"
 #include "dermcds/manifest.hpp"
 #include "dermcds/sha256.hpp"
-#include "dermcds/file_util.hpp"
 
 namespace dermcds::pipeline {
 
@@ -31,41 +31,48 @@ ordered_json pair_json(const PairResult& pair) {
   ordered_json per_class = ordered_json::array();
   for (const ClassDifference& c : m.per_class)
     per_class.push_back({{"code", c.code}, {"max_abs_diff", c.max_abs_diff}, {"mean_abs_diff", c.mean_abs_diff}});
-  return {{"reference", pair.reference},
-          {"candidate", pair.candidate},
-          {"bound_key", pair.bound_key},
-          {"bounds", pair.bounds ? to_json(*pair.bounds) : ordered_json(nullptr)},
-          {"passed", pair.check.passed},
-          {"violations", pair.check.violations},
-          {"images", m.images},
-          {"candidate_failures", m.candidate_failures},
-          {"max_abs_diff", m.max_abs_diff},
-          {"mean_abs_diff", m.mean_abs_diff},
-          {"worst_image", m.worst_image},
-          {"top1_agreement", m.top1_agreement},
-          {"triage_agreement", m.triage_agreement},
-          {"assessment_images", m.assessment_images},
-          {"assessment_agreement", m.assessment_agreement},
-          {"per_class", per_class},
-          {"top1_disagreements", disagreements_json(m.top1_disagreements)},
-          {"triage_disagreements", disagreements_json(m.triage_disagreements)},
-          {"assessment_disagreements", disagreements_json(m.assessment_disagreements)},
-          // Out of distribution, unchecked (docs/parity.md): null when the set has none.
-          {"real_photographs", pair.photographs ? ordered_json{{"images", pair.photographs->images},
-                                                               {"max_abs_diff", pair.photographs->max_abs_diff},
-                                                               {"mean_abs_diff", pair.photographs->mean_abs_diff},
-                                                               {"top1_agreement", pair.photographs->top1_agreement},
-                                                               {"triage_agreement", pair.photographs->triage_agreement},
-                                                               {"top1_disagreements", disagreements_json(pair.photographs->top1_disagreements)}}
-                                                : ordered_json(nullptr)}};
+  return {
+      {"reference", pair.reference},
+      {"candidate", pair.candidate},
+      {"bound_key", pair.bound_key},
+      {"bounds", pair.bounds ? to_json(*pair.bounds) : ordered_json(nullptr)},
+      {"passed", pair.check.passed},
+      {"violations", pair.check.violations},
+      {"images", m.images},
+      {"candidate_failures", m.candidate_failures},
+      {"max_abs_diff", m.max_abs_diff},
+      {"mean_abs_diff", m.mean_abs_diff},
+      {"worst_image", m.worst_image},
+      {"top1_agreement", m.top1_agreement},
+      {"triage_agreement", m.triage_agreement},
+      {"assessment_images", m.assessment_images},
+      {"assessment_agreement", m.assessment_agreement},
+      {"per_class", per_class},
+      {"top1_disagreements", disagreements_json(m.top1_disagreements)},
+      {"triage_disagreements", disagreements_json(m.triage_disagreements)},
+      {"assessment_disagreements", disagreements_json(m.assessment_disagreements)},
+      // Out of distribution, unchecked (docs/parity.md): null when the set has none.
+      {"real_photographs", pair.photographs ? ordered_json{{"images", pair.photographs->images},
+                                                           {"max_abs_diff", pair.photographs->max_abs_diff},
+                                                           {"mean_abs_diff", pair.photographs->mean_abs_diff},
+                                                           {"top1_agreement", pair.photographs->top1_agreement},
+                                                           {"triage_agreement", pair.photographs->triage_agreement},
+                                                           {"top1_disagreements", disagreements_json(pair.photographs->top1_disagreements)}}
+                                            : ordered_json(nullptr)}};
 }
 
 ordered_json subject_json(const SubjectRun& s) {
   std::size_t failures = 0;
   for (const auto& e : s.errors) failures += e.empty() ? 0 : 1;
-  return {{"id", s.id},           {"runtime", s.runtime},  {"runtime_version", s.runtime_version},
-          {"provider", s.provider}, {"precision", s.precision}, {"artifact", s.artifact},
-          {"sha256", s.sha256},    {"failed_images", failures}, {"seconds", s.seconds}};
+  return {{"id", s.id},
+          {"runtime", s.runtime},
+          {"runtime_version", s.runtime_version},
+          {"provider", s.provider},
+          {"precision", s.precision},
+          {"artifact", s.artifact},
+          {"sha256", s.sha256},
+          {"failed_images", failures},
+          {"seconds", s.seconds}};
 }
 
 ordered_json skipped_json(const std::vector<SkippedSubject>& skipped) {
@@ -125,8 +132,8 @@ ordered_json to_json(const ParityReport& report, bool per_image) {
   j["created"] = report.created;
   j["passed"] = report.passed;
   j["reference"] = kReferenceSubject;
-  const bool torch = std::any_of(report.subjects.begin(), report.subjects.end(),
-                                 [](const SubjectRun& s) { return s.id == kGroundTruthSubject; });
+  const bool torch =
+      std::any_of(report.subjects.begin(), report.subjects.end(), [](const SubjectRun& s) { return s.id == kGroundTruthSubject; });
   j["ground_truth"] = torch ? nlohmann::ordered_json(kGroundTruthSubject) : nlohmann::ordered_json(nullptr);
   j["images"] = images_json(report);
   j["reference_spread"] = report.reference_spread;
@@ -142,8 +149,12 @@ ordered_json to_json(const ParityReport& report, bool per_image) {
   for (const NearThresholdImage& n : report.near_threshold) {
     ordered_json tiers = ordered_json::object();
     for (const auto& [id, tier] : n.tiers) tiers[id] = tier;
-    near.push_back({{"image", n.image}, {"reference_tier", n.reference_tier}, {"nearest_rule", n.nearest_rule},
-                    {"reference_margin", n.reference_margin}, {"disagreement", n.disagreement}, {"tiers", tiers}});
+    near.push_back({{"image", n.image},
+                    {"reference_tier", n.reference_tier},
+                    {"nearest_rule", n.nearest_rule},
+                    {"reference_margin", n.reference_margin},
+                    {"disagreement", n.disagreement},
+                    {"tiers", tiers}});
   }
   j["near_threshold"] = near;
   ordered_json failures = ordered_json::array();
@@ -190,8 +201,8 @@ std::string to_markdown(const ParityReport& r) {
         (r.pairs.size() == 1 ? "" : "s") + " on " + std::to_string(r.images.size()) + " images from `" +
         r.image_set.directory.filename().string() + "` (set sha256 " + r.image_set.sha256.substr(0, 16) + "), " + r.created + ".\n\n";
   const bool torch = std::any_of(r.subjects.begin(), r.subjects.end(), [](const SubjectRun& s) { return s.id == kGroundTruthSubject; });
-  md += "Reference: `" + std::string(kReferenceSubject) + "`; ground truth for the ONNX export: " +
-        (torch ? "`" + std::string(kGroundTruthSubject) + "`" : std::string("not run")) +
+  md += "Reference: `" + std::string(kReferenceSubject) +
+        "`; ground truth for the ONNX export: " + (torch ? "`" + std::string(kGroundTruthSubject) + "`" : std::string("not run")) +
         ". Differences are absolute differences of class probabilities.\n\n";
   md += "| reference | candidate | images | max abs diff | mean abs diff | top-1 agreement | triage agreement | bounds | verdict |\n";
   md += "|---|---|---:|---:|---:|---:|---:|---|---|\n";
@@ -204,8 +215,9 @@ std::string to_markdown(const ParityReport& r) {
   if (std::any_of(r.pairs.begin(), r.pairs.end(), [](const PairResult& p) { return p.photographs.has_value(); })) {
     // Out of distribution: shown so that nobody mistakes them for checked, never a pass or a fail.
     md += "\n## Real photographs (out of distribution, not checked against the bounds)\n\n";
-    md += "The figures above are on the lesion images only. The set's real photographs are not skin lesions: far from the "
-          "training data the demo model's answers are meaningless and precisions may differ by whole probability units.\n\n";
+    md +=
+        "The figures above are on the lesion images only. The set's real photographs are not skin lesions: far from the "
+        "training data the demo model's answers are meaningless and precisions may differ by whole probability units.\n\n";
     md += "| reference | candidate | images | max abs diff | mean abs diff | top-1 agreement | triage agreement |\n";
     md += "|---|---|---:|---:|---:|---:|---:|\n";
     for (const PairResult& p : r.pairs) {
@@ -269,7 +281,8 @@ std::string to_markdown(const ParityReport& r) {
   for (const SubjectRun& s : r.subjects) {
     std::size_t failures = 0;
     for (const auto& e : s.errors) failures += e.empty() ? 0 : 1;
-    md += "| " + s.id + " | " + s.runtime_version + " | " + s.artifact + " | " + std::to_string(failures) + " | " + fixed(s.seconds, 2) + " |\n";
+    md += "| " + s.id + " | " + s.runtime_version + " | " + s.artifact + " | " + std::to_string(failures) + " | " + fixed(s.seconds, 2) +
+          " |\n";
   }
   if (!r.skipped.empty()) {
     md += "\nNot run on this machine:\n\n";
@@ -287,8 +300,8 @@ ReportFiles write_report_files(const ParityReport& report, const std::filesystem
   ReportFiles files{dir / "parity.json", dir / "parity.md", dir / "parity.png"};
   write_file_atomically(files.json, to_json(report, true).dump(2) + "\n");
   write_file_atomically(files.markdown, to_markdown(report));
-  python.run({"parity-plot", "--report", std::filesystem::absolute(files.json).string(), "--out",
-              std::filesystem::absolute(files.plot).string()});
+  python.run(
+      {"parity-plot", "--report", std::filesystem::absolute(files.json).string(), "--out", std::filesystem::absolute(files.plot).string()});
   return files;
 }
 

@@ -18,8 +18,9 @@ TorchReference run_torch_reference(const TorchReferenceRequest& request) {
     for (const auto& image : request.images) stream << std::filesystem::absolute(image).string() << "\n";
     if (!stream) throw Error(ErrorCode::kIoError, "cannot write " + list.string());
   }
-  std::vector<std::string> arguments = {"torch-reference", "--package", std::filesystem::absolute(request.package_dir).string(),
-                                        "--images", list.string(), "--out", out.string()};
+  std::vector<std::string> arguments = {"torch-reference", "--package",   std::filesystem::absolute(request.package_dir).string(),
+                                        "--images",        list.string(), "--out",
+                                        out.string()};
   if (!request.checkpoint.empty()) {
     arguments.push_back("--checkpoint");
     arguments.push_back(std::filesystem::absolute(request.checkpoint).string());

@@ -20,9 +20,12 @@ namespace {
 
 std::string_view ort_provider_name(Provider provider) {
   switch (provider) {
-    case Provider::kTensorRT: return "TensorrtExecutionProvider";
-    case Provider::kCuda: return "CUDAExecutionProvider";
-    case Provider::kCpu: return "CPUExecutionProvider";
+    case Provider::kTensorRT:
+      return "TensorrtExecutionProvider";
+    case Provider::kCuda:
+      return "CUDAExecutionProvider";
+    case Provider::kCpu:
+      return "CPUExecutionProvider";
   }
   return "";
 }
@@ -31,9 +34,12 @@ std::string_view ort_provider_name(Provider provider) {
 // builds list them as available whether or not they are installed.
 std::string_view provider_library(Provider provider) {
   switch (provider) {
-    case Provider::kTensorRT: return "libonnxruntime_providers_tensorrt.so";
-    case Provider::kCuda: return "libonnxruntime_providers_cuda.so";
-    case Provider::kCpu: return "";
+    case Provider::kTensorRT:
+      return "libonnxruntime_providers_tensorrt.so";
+    case Provider::kCuda:
+      return "libonnxruntime_providers_cuda.so";
+    case Provider::kCpu:
+      return "";
   }
   return "";
 }
@@ -48,8 +54,7 @@ std::vector<Provider> requested_chain(const std::string& provider) {
   if (provider == "auto" || provider == "tensorrt") return {Provider::kTensorRT, Provider::kCuda, Provider::kCpu};
   if (provider == "cuda") return {Provider::kCuda, Provider::kCpu};
   if (provider == "cpu") return {Provider::kCpu};
-  throw Error(ErrorCode::kInvalidArgument,
-              "unknown ONNX Runtime execution provider '" + provider + "' (use auto, tensorrt, cuda or cpu)");
+  throw Error(ErrorCode::kInvalidArgument, "unknown ONNX Runtime execution provider '" + provider + "' (use auto, tensorrt, cuda or cpu)");
 }
 
 // Why the provider cannot be used at all on this machine, or "" if it might be.
@@ -60,8 +65,7 @@ std::string installation_problem(Provider provider, const ProviderEnvironment& e
   const std::string_view library = provider_library(provider);
   std::error_code ec;
   if (!library.empty() && !std::filesystem::exists(environment.library_dir / library, ec))
-    return std::string(library) + " is not installed next to the ONNX Runtime library (in " +
-           environment.library_dir.string() + ")";
+    return std::string(library) + " is not installed next to the ONNX Runtime library (in " + environment.library_dir.string() + ")";
   return "";
 }
 
@@ -103,8 +107,8 @@ void plan_tensorrt(ProviderAttempt& attempt, const TensorRTOptions& trt, const B
       return;
     }
     attempt.engine_dir = files.engine_dir;
-    spdlog::info("onnxruntime: TensorRT engine cache for {} on {} (sm{}{}): {}", request.model_file.filename().string(),
-                 key.gpu.name, key.gpu.compute_major, key.gpu.compute_minor, files.engine_dir.string());
+    spdlog::info("onnxruntime: TensorRT engine cache for {} on {} (sm{}{}): {}", request.model_file.filename().string(), key.gpu.name,
+                 key.gpu.compute_major, key.gpu.compute_minor, files.engine_dir.string());
   }
   attempt.options = tensorrt_provider_options(trt, files, request.input_name, request.input_size);
   attempt.max_batch = trt.max_batch;
@@ -146,7 +150,8 @@ void append_tensorrt(Ort::SessionOptions& session_options, const ProviderOptionL
   const OrtApi& api = Ort::GetApi();
   OrtTensorRTProviderOptionsV2* raw = nullptr;
   throw_on_status(api.CreateTensorRTProviderOptions(&raw));
-  const std::unique_ptr<OrtTensorRTProviderOptionsV2, decltype(api.ReleaseTensorRTProviderOptions)> trt(raw, api.ReleaseTensorRTProviderOptions);
+  const std::unique_ptr<OrtTensorRTProviderOptionsV2, decltype(api.ReleaseTensorRTProviderOptions)> trt(raw,
+                                                                                                        api.ReleaseTensorRTProviderOptions);
   throw_on_status(api.UpdateTensorRTProviderOptions(trt.get(), names_of(options).data(), values_of(options).data(), options.size()));
   session_options.AppendExecutionProvider_TensorRT_V2(*trt);
 }
@@ -155,16 +160,19 @@ void append_tensorrt(Ort::SessionOptions& session_options, const ProviderOptionL
 
 std::string_view provider_name(Provider provider) noexcept {
   switch (provider) {
-    case Provider::kTensorRT: return "tensorrt";
-    case Provider::kCuda: return "cuda";
-    case Provider::kCpu: return "cpu";
+    case Provider::kTensorRT:
+      return "tensorrt";
+    case Provider::kCuda:
+      return "cuda";
+    case Provider::kCpu:
+      return "cpu";
   }
   return "unknown";
 }
 
 ProviderEnvironment ProviderEnvironment::current() {
-  return {Ort::GetAvailableProviders(), onnxruntime_library_dir(), OrtGetApiBase()->GetVersionString(),
-          std::string(kCudaDriverLibrary), default_tensorrt_libraries()};
+  return {Ort::GetAvailableProviders(), onnxruntime_library_dir(), OrtGetApiBase()->GetVersionString(), std::string(kCudaDriverLibrary),
+          default_tensorrt_libraries()};
 }
 
 std::vector<ProviderAttempt> plan_providers(const BackendRequest& request, const ProviderEnvironment& environment) {
@@ -189,8 +197,11 @@ std::vector<ProviderAttempt> plan_providers(const BackendRequest& request, const
           plan_tensorrt(attempt, gpu.tensorrt, request, environment);
           if (installation_problem(Provider::kCuda, environment).empty()) attempt.cuda_behind_tensorrt = cuda_provider_options(gpu.cuda);
           break;
-        case Provider::kCuda: attempt.options = cuda_provider_options(gpu.cuda); break;
-        case Provider::kCpu: break;
+        case Provider::kCuda:
+          attempt.options = cuda_provider_options(gpu.cuda);
+          break;
+        case Provider::kCpu:
+          break;
       }
     }
     attempts.push_back(std::move(attempt));
@@ -221,8 +232,11 @@ void append_provider(Ort::SessionOptions& session_options, const ProviderAttempt
       append_tensorrt(session_options, attempt.options);
       if (!attempt.cuda_behind_tensorrt.empty()) append_cuda(session_options, attempt.cuda_behind_tensorrt);
       break;
-    case Provider::kCuda: append_cuda(session_options, attempt.options); break;
-    case Provider::kCpu: break;  // always present: nodes no other provider takes run here
+    case Provider::kCuda:
+      append_cuda(session_options, attempt.options);
+      break;
+    case Provider::kCpu:
+      break;  // always present: nodes no other provider takes run here
   }
 }
 

@@ -34,7 +34,7 @@ struct ProviderEnvironment {
   // Where ONNX Runtime loads provider libraries from: the directory of libonnxruntime.so itself.
   std::filesystem::path library_dir;
   std::string onnxruntime_version;
-  std::string cuda_driver_library;               // probed for the GPU's name and compute capability
+  std::string cuda_driver_library;              // probed for the GPU's name and compute capability
   std::vector<std::string> tensorrt_libraries;  // probed for TensorRT's version
 
   static ProviderEnvironment current();
@@ -49,7 +49,7 @@ struct ProviderAttempt {
   // providers this ONNX Runtime does not have at all. A provider that is installed but cannot
   // start is always reported: it is the silent CPU fallback users complain about.
   bool report_skip = true;
-  ProviderOptionList options;        // by ONNX Runtime's names
+  ProviderOptionList options;  // by ONNX Runtime's names
   // TensorRT only: CUDA registered behind it (when installed) for the nodes TensorRT does not
   // take, as ONNX Runtime recommends; empty otherwise.
   ProviderOptionList cuda_behind_tensorrt;

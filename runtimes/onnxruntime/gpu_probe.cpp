@@ -66,9 +66,7 @@ struct CudaDriver {
 
 }  // namespace
 
-std::string LibraryVersion::text() const {
-  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
-}
+std::string LibraryVersion::text() const { return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch); }
 
 LibraryVersion decode_tensorrt_version(int encoded) {
   if (encoded >= 100000) return {encoded / 10000, encoded / 100 % 100, encoded % 100};

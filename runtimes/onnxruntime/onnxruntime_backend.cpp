@@ -101,8 +101,8 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
   const std::size_t expected_outputs = request.ood_output_name.empty() ? 1 : 2;
   if (session_->GetInputCount() != 1 || session_->GetOutputCount() < 1 || session_->GetOutputCount() > 2 ||
       session_->GetOutputCount() < expected_outputs)
-    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and " + std::to_string(expected_outputs) +
-                                               " output(s), found " + std::to_string(session_->GetInputCount()) + " and " +
+    throw Error(ErrorCode::kModelMismatch, model + ": expected one input and " + std::to_string(expected_outputs) + " output(s), found " +
+                                               std::to_string(session_->GetInputCount()) + " and " +
                                                std::to_string(session_->GetOutputCount()));
   Ort::AllocatorWithDefaultOptions allocator;
   if (!request.ood_output_name.empty()) {
@@ -126,8 +126,8 @@ void OnnxRuntimeBackend::check_signature(const BackendRequest& request) {
   const auto input_info = input_type.GetTensorTypeAndShapeInfo();
   const std::vector<std::int64_t> in = input_info.GetShape();
   const std::int64_t s = request.input_size;
-  const bool input_ok = input_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && in.size() == 4 && in[1] == 3 &&
-                        in[2] == s && in[3] == s;
+  const bool input_ok =
+      input_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && in.size() == 4 && in[1] == 3 && in[2] == s && in[3] == s;
   if (!input_ok)
     throw Error(ErrorCode::kModelMismatch, model + ": input '" + input_name_ + "' is " + shape_text(in) +
                                                ", the manifest needs float [N,3," + std::to_string(s) + "," + std::to_string(s) + "]");
@@ -149,11 +149,11 @@ InferenceOutputs OnnxRuntimeBackend::run_outputs(const Tensor& images) try {
   const std::int64_t s = input_size_;
   if (images.shape.size() != 4 || images.shape[0] < 1 || images.shape[1] != 3 || images.shape[2] != s || images.shape[3] != s ||
       static_cast<std::int64_t>(images.data.size()) != Tensor::element_count(images.shape))
-    throw Error(ErrorCode::kInvalidArgument, "image batch is not [N,3," + std::to_string(s) + "," + std::to_string(s) + "] with " +
-                                                 "as many values as its shape");
+    throw Error(ErrorCode::kInvalidArgument,
+                "image batch is not [N,3," + std::to_string(s) + "," + std::to_string(s) + "] with " + "as many values as its shape");
   if (max_batch_ > 0 && images.shape[0] > max_batch_)
-    throw Error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " +
-                                                 std::to_string(max_batch_));
+    throw Error(ErrorCode::kInvalidArgument,
+                "batch of " + std::to_string(images.shape[0]) + " exceeds the model's fixed batch " + std::to_string(max_batch_));
   // ONNX Runtime takes a mutable pointer but does not write to inputs.
   Ort::Value input = Ort::Value::CreateTensor<float>(cpu_memory_, const_cast<float*>(images.data.data()), images.data.size(),
                                                      images.shape.data(), images.shape.size());

@@ -39,8 +39,8 @@ std::string ort_version() { return OrtGetApiBase()->GetVersionString(); }
 
 Ort::Env& ort_environment(int threads) {
   if (!ort_api_available())
-    throw Error(ErrorCode::kRuntimeUnavailable, "the ONNX Runtime library " + ort_version() +
-                                                    " does not provide C API version " + std::to_string(ORT_API_VERSION));
+    throw Error(ErrorCode::kRuntimeUnavailable,
+                "the ONNX Runtime library " + ort_version() + " does not provide C API version " + std::to_string(ORT_API_VERSION));
   static Ort::Env env = make_environment(threads);  // thread-safe: C++ static initialisation
   return env;
 }

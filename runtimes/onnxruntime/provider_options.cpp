@@ -17,21 +17,55 @@ constexpr std::string_view kTensorRTPrefix = "tensorrt:";
 // option parsers), up to 1.30. A name ONNX Runtime added later is refused here until it is added.
 using namespace std::string_view_literals;
 constexpr std::array kCudaPassthrough = {
-    "gpu_mem_limit"sv, "arena_extend_strategy"sv, "cudnn_conv_algo_search"sv, "do_copy_in_default_stream"sv,
-    "cudnn_conv_use_max_workspace"sv, "cudnn_conv1d_pad_to_nc1d"sv, "enable_cuda_graph"sv, "tunable_op_enable"sv,
-    "tunable_op_tuning_enable"sv, "tunable_op_max_tuning_duration_ms"sv, "enable_skip_layer_norm_strict_mode"sv, "prefer_nhwc"sv,
-    "use_ep_level_unified_stream"sv, "use_tf32"sv, "sdpa_kernel"sv, "fuse_conv_bias"sv,
+    "gpu_mem_limit"sv,
+    "arena_extend_strategy"sv,
+    "cudnn_conv_algo_search"sv,
+    "do_copy_in_default_stream"sv,
+    "cudnn_conv_use_max_workspace"sv,
+    "cudnn_conv1d_pad_to_nc1d"sv,
+    "enable_cuda_graph"sv,
+    "tunable_op_enable"sv,
+    "tunable_op_tuning_enable"sv,
+    "tunable_op_max_tuning_duration_ms"sv,
+    "enable_skip_layer_norm_strict_mode"sv,
+    "prefer_nhwc"sv,
+    "use_ep_level_unified_stream"sv,
+    "use_tf32"sv,
+    "sdpa_kernel"sv,
+    "fuse_conv_bias"sv,
 };
 constexpr std::array kTensorRTPassthrough = {
-    "trt_max_partition_iterations"sv, "trt_min_subgraph_size"sv, "trt_max_workspace_size"sv,
-    "trt_int8_use_native_calibration_table"sv, "trt_dla_enable"sv, "trt_dla_core"sv, "trt_dump_subgraphs"sv,
-    "trt_engine_cache_prefix"sv, "trt_engine_decryption_enable"sv, "trt_engine_decryption_lib_path"sv,
-    "trt_force_sequential_engine_build"sv, "trt_context_memory_sharing_enable"sv, "trt_layer_norm_fp32_fallback"sv,
-    "trt_force_timing_cache"sv, "trt_detailed_build_log"sv, "trt_build_heuristics_enable"sv, "trt_sparsity_enable"sv,
-    "trt_builder_optimization_level"sv, "trt_auxiliary_streams"sv, "trt_tactic_sources"sv, "trt_extra_plugin_lib_paths"sv,
-    "trt_cuda_graph_enable"sv, "trt_dump_ep_context_model"sv, "trt_ep_context_file_path"sv, "trt_ep_context_embed_mode"sv,
-    "trt_engine_hw_compatible"sv, "trt_weight_stripped_engine_enable"sv, "trt_onnx_model_folder_path"sv,
-    "trt_op_types_to_exclude"sv, "trt_preview_features"sv, "trt_bf16_enable"sv,
+    "trt_max_partition_iterations"sv,
+    "trt_min_subgraph_size"sv,
+    "trt_max_workspace_size"sv,
+    "trt_int8_use_native_calibration_table"sv,
+    "trt_dla_enable"sv,
+    "trt_dla_core"sv,
+    "trt_dump_subgraphs"sv,
+    "trt_engine_cache_prefix"sv,
+    "trt_engine_decryption_enable"sv,
+    "trt_engine_decryption_lib_path"sv,
+    "trt_force_sequential_engine_build"sv,
+    "trt_context_memory_sharing_enable"sv,
+    "trt_layer_norm_fp32_fallback"sv,
+    "trt_force_timing_cache"sv,
+    "trt_detailed_build_log"sv,
+    "trt_build_heuristics_enable"sv,
+    "trt_sparsity_enable"sv,
+    "trt_builder_optimization_level"sv,
+    "trt_auxiliary_streams"sv,
+    "trt_tactic_sources"sv,
+    "trt_extra_plugin_lib_paths"sv,
+    "trt_cuda_graph_enable"sv,
+    "trt_dump_ep_context_model"sv,
+    "trt_ep_context_file_path"sv,
+    "trt_ep_context_embed_mode"sv,
+    "trt_engine_hw_compatible"sv,
+    "trt_weight_stripped_engine_enable"sv,
+    "trt_onnx_model_folder_path"sv,
+    "trt_op_types_to_exclude"sv,
+    "trt_preview_features"sv,
+    "trt_bf16_enable"sv,
 };
 
 // Options derm-cds sets itself, and what to configure instead.
@@ -96,8 +130,7 @@ std::string bool_text(bool value) { return value ? "1" : "0"; }
 
 void parse_cuda(const std::string& key, std::string_view name, const std::string& value, CudaOptions& out) {
   if (const Reserved* r = find_reserved(kCudaReserved, name)) refuse(key, "set by derm-cds; configure " + std::string(r->instead));
-  if (!contains(kCudaPassthrough, name))
-    refuse(key, "not an ONNX Runtime CUDA provider option (see docs/edge.md for the accepted names)");
+  if (!contains(kCudaPassthrough, name)) refuse(key, "not an ONNX Runtime CUDA provider option (see docs/edge.md for the accepted names)");
   out.passthrough.push_back({std::string(name), value});
 }
 
@@ -143,9 +176,8 @@ GpuOptions parse_gpu_options(const ExecutionOptions& options, std::string_view a
   const TensorRTOptions& trt = out.tensorrt;
   const bool quantized_model = artifact_precision == "int8";
   if (trt.int8 && !quantized_model && trt.int8_calibration_table.empty())
-    throw Error(ErrorCode::kInvalidArgument,
-                "TensorRT INT8 on an " + std::string(artifact_precision) +
-                    " model needs a calibration table: set tensorrt:int8_calibration_table (docs/edge.md)");
+    throw Error(ErrorCode::kInvalidArgument, "TensorRT INT8 on an " + std::string(artifact_precision) +
+                                                 " model needs a calibration table: set tensorrt:int8_calibration_table (docs/edge.md)");
   if (!trt.int8_calibration_table.empty() && !trt.int8)
     throw Error(ErrorCode::kInvalidArgument, "tensorrt:int8_calibration_table is set but tensorrt:trt_int8_enable is not");
   if (!trt.int8_calibration_table.empty() && quantized_model)
@@ -167,8 +199,8 @@ ProviderOptionList cuda_provider_options(const CudaOptions& options) {
   return list;
 }
 
-ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, const TensorRTFiles& files,
-                                             std::string_view input_name, int input_size) {
+ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, const TensorRTFiles& files, std::string_view input_name,
+                                             int input_size) {
   ProviderOptionList list{{"device_id", std::to_string(options.device_id)},
                           {"trt_fp16_enable", bool_text(options.fp16)},
                           {"trt_int8_enable", bool_text(options.int8)}};

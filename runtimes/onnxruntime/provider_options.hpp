@@ -76,7 +76,7 @@ struct TensorRTFiles {
 // The ONNX Runtime option lists, device_id first.
 ProviderOptionList cuda_provider_options(const CudaOptions& options);
 // `input_name` and `input_size` describe the model's image input [N,3,S,S], for the profiles.
-ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, const TensorRTFiles& files,
-                                             std::string_view input_name, int input_size);
+ProviderOptionList tensorrt_provider_options(const TensorRTOptions& options, const TensorRTFiles& files, std::string_view input_name,
+                                             int input_size);
 
 }  // namespace dermcds::runtimes::onnxruntime

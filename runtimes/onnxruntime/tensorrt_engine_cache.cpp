@@ -33,8 +33,10 @@ std::string gpu_slug(std::string_view gpu_name) {
   std::string slug;
   for (const char c : gpu_name) {
     const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) slug += static_cast<char>(std::tolower(u));
-    else if (!slug.empty() && slug.back() != '-') slug += '-';
+    if (std::isalnum(u))
+      slug += static_cast<char>(std::tolower(u));
+    else if (!slug.empty() && slug.back() != '-')
+      slug += '-';
   }
   while (!slug.empty() && slug.back() == '-') slug.pop_back();
   return slug.empty() ? "unnamed-gpu" : slug;

@@ -68,10 +68,12 @@ bool library_supported() {
   return supported;
 }
 
-std::unique_ptr<Interpreter::State> Interpreter::build(std::unique_ptr<State> s, const InterpreterOptions& options, const std::string& origin) {
+std::unique_ptr<Interpreter::State> Interpreter::build(std::unique_ptr<State> s, const InterpreterOptions& options,
+                                                       const std::string& origin) {
   if (!library_supported())
-    throw Error(ErrorCode::kRuntimeUnavailable, "TensorFlow Lite " + version() +
-                                                    " is loaded; this build is written against the 2.9 C API and XNNPACK options (tflite_api.hpp)");
+    throw Error(
+        ErrorCode::kRuntimeUnavailable,
+        "TensorFlow Lite " + version() + " is loaded; this build is written against the 2.9 C API and XNNPACK options (tflite_api.hpp)");
   if (!s->model)
     throw Error(ErrorCode::kInvalidArgument, origin + ": TensorFlow Lite cannot read it as a model (not a valid .tflite flatbuffer)");
   s->options.reset(TfLiteInterpreterOptionsCreate());
@@ -79,7 +81,8 @@ std::unique_ptr<Interpreter::State> Interpreter::build(std::unique_ptr<State> s,
   if (options.threads < 0) throw Error(ErrorCode::kInvalidArgument, "thread count must be 0 (automatic) or positive");
   if (options.threads > 0) TfLiteInterpreterOptionsSetNumThreads(s->options.get(), options.threads);
   switch (options.accelerator) {
-    case Accelerator::kNone: break;
+    case Accelerator::kNone:
+      break;
     case Accelerator::kXnnpack: {
       const DermcdsXnnpackOptions xnnpack{options.threads > 0 ? options.threads : 1, options.xnnpack_flags};
       s->xnnpack.reset(TfLiteXNNPackDelegateCreate(&xnnpack));

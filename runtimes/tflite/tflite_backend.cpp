@@ -78,28 +78,31 @@ void TfliteBackend::check_signature(const BackendRequest& request) {
   const int expected_outputs = request.ood_output_name.empty() ? 1 : 2;
   if (interpreter_->input_count() != 1 || interpreter_->output_count() < expected_outputs || interpreter_->output_count() > 2)
     throw Error(ErrorCode::kModelMismatch, model + ": expected one input and " + std::to_string(expected_outputs) + " output(s), found " +
-                                               std::to_string(interpreter_->input_count()) + " and " + std::to_string(interpreter_->output_count()));
+                                               std::to_string(interpreter_->input_count()) + " and " +
+                                               std::to_string(interpreter_->output_count()));
   if (expected_outputs == 2) {
     const TfLiteTensor* ood = interpreter_->output(1);
     const TfLiteType ood_type = TfLiteTensorType(ood);
     if (TfLiteTensorName(ood) != request.ood_output_name || (ood_type != kTfLiteFloat32 && ood_type != kTfLiteInt8) ||
         tensor_shape(ood) != std::vector<std::int64_t>{1, 1})
-      throw Error(ErrorCode::kModelMismatch, model + ": second output is '" + std::string(TfLiteTensorName(ood)) + "' " + type_name(ood_type) +
-                                                 " " + shape_text(tensor_shape(ood)) + ", the manifest says '" + request.ood_output_name + "' [1,1]");
+      throw Error(ErrorCode::kModelMismatch, model + ": second output is '" + std::string(TfLiteTensorName(ood)) + "' " +
+                                                 type_name(ood_type) + " " + shape_text(tensor_shape(ood)) + ", the manifest says '" +
+                                                 request.ood_output_name + "' [1,1]");
     reads_ood_ = true;
   }
   const TfLiteTensor* input = interpreter_->input(0);
   const TfLiteTensor* output = interpreter_->output(0);
   const std::string input_name = TfLiteTensorName(input), output_name = TfLiteTensorName(output);
   if (input_name != request.input_name || output_name != request.output_name)
-    throw Error(ErrorCode::kModelMismatch, model + ": tensors are named '" + input_name + "' -> '" + output_name + "', the manifest says '" +
-                                               request.input_name + "' -> '" + request.output_name + "'");
+    throw Error(ErrorCode::kModelMismatch, model + ": tensors are named '" + input_name + "' -> '" + output_name +
+                                               "', the manifest says '" + request.input_name + "' -> '" + request.output_name + "'");
   const std::vector<std::int64_t> in = tensor_shape(input), out = tensor_shape(output);
   const std::int64_t s = request.input_size;
   const TfLiteType in_type = TfLiteTensorType(input), out_type = TfLiteTensorType(output);
   if ((in_type != kTfLiteFloat32 && in_type != kTfLiteInt8) || in != std::vector<std::int64_t>{1, s, s, 3})
     throw Error(ErrorCode::kModelMismatch, model + ": input '" + input_name + "' is " + type_name(in_type) + " " + shape_text(in) +
-                                               ", the manifest needs float or int8 [1," + std::to_string(s) + "," + std::to_string(s) + ",3]");
+                                               ", the manifest needs float or int8 [1," + std::to_string(s) + "," + std::to_string(s) +
+                                               ",3]");
   if ((out_type != kTfLiteFloat32 && out_type != kTfLiteInt8) || out != std::vector<std::int64_t>{1, request.num_classes})
     throw Error(ErrorCode::kModelMismatch, model + ": output '" + output_name + "' is " + type_name(out_type) + " " + shape_text(out) +
                                                ", the manifest has " + std::to_string(request.num_classes) + " labels");

@@ -45,12 +45,18 @@ TfLiteStatus observe_plan(TfLiteContext* context, TfLiteDelegate* delegate) {
 
 ElementType element_type(TfLiteType type) {
   switch (type) {
-    case kTfLiteFloat32: return ElementType::kFloat32;
-    case kTfLiteInt8: return ElementType::kInt8;
-    case kTfLiteUInt8: return ElementType::kUint8;
-    case kTfLiteInt32: return ElementType::kInt32;
-    case kTfLiteInt64: return ElementType::kInt64;
-    default: return ElementType::kOther;
+    case kTfLiteFloat32:
+      return ElementType::kFloat32;
+    case kTfLiteInt8:
+      return ElementType::kInt8;
+    case kTfLiteUInt8:
+      return ElementType::kUint8;
+    case kTfLiteInt32:
+      return ElementType::kInt32;
+    case kTfLiteInt64:
+      return ElementType::kInt64;
+    default:
+      return ElementType::kOther;
   }
 }
 
@@ -116,9 +122,12 @@ namespace {
 // Values a float32 or int8 tensor holds (0 for other types, which the value calls refuse).
 std::size_t value_count(const TfLiteTensor* tensor) {
   switch (TfLiteTensorType(tensor)) {
-    case kTfLiteFloat32: return TfLiteTensorByteSize(tensor) / sizeof(float);
-    case kTfLiteInt8: return TfLiteTensorByteSize(tensor);
-    default: return 0;
+    case kTfLiteFloat32:
+      return TfLiteTensorByteSize(tensor) / sizeof(float);
+    case kTfLiteInt8:
+      return TfLiteTensorByteSize(tensor);
+    default:
+      return 0;
   }
 }
 }  // namespace
@@ -165,7 +174,8 @@ std::vector<std::byte> ModelRunner::output_bytes(std::size_t index) const {
 }
 
 std::vector<float> ModelRunner::output_floats(std::size_t index) const {
-  if (output(index).type != ElementType::kFloat32) throw Error(ErrorCode::kInvalidArgument, "output " + std::to_string(index) + " is not float32");
+  if (output(index).type != ElementType::kFloat32)
+    throw Error(ErrorCode::kInvalidArgument, "output " + std::to_string(index) + " is not float32");
   const std::vector<std::byte> bytes = output_bytes(index);
   std::vector<float> out(bytes.size() / sizeof(float));
   std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));

@@ -44,29 +44,29 @@ grpc::Status answer(Body&& body) {
   }
 }
 
-std::optional<std::int64_t> int_parameter(const google::protobuf::Map<std::string, InferParameter>& parameters,
-                                          const std::string& key) {
+std::optional<std::int64_t> int_parameter(const google::protobuf::Map<std::string, InferParameter>& parameters, const std::string& key) {
   const auto it = parameters.find(key);
   if (it == parameters.end()) return std::nullopt;
   switch (it->second.parameter_choice_case()) {
-    case InferParameter::kInt64Param: return it->second.int64_param();
+    case InferParameter::kInt64Param:
+      return it->second.int64_param();
     case InferParameter::kUint64Param:
       return static_cast<std::int64_t>(std::min<std::uint64_t>(it->second.uint64_param(), INT64_MAX));
-    default: bad("parameter \"" + key + "\" must be an integer (int64_param)");
+    default:
+      bad("parameter \"" + key + "\" must be an integer (int64_param)");
   }
 }
 
 std::string string_parameter(const google::protobuf::Map<std::string, InferParameter>& parameters, const std::string& key) {
   const auto it = parameters.find(key);
   if (it == parameters.end()) return "";
-  if (it->second.parameter_choice_case() != InferParameter::kStringParam)
-    bad("parameter \"" + key + "\" must be a string (string_param)");
+  if (it->second.parameter_choice_case() != InferParameter::kStringParam) bad("parameter \"" + key + "\" must be a string (string_param)");
   return it->second.string_param();
 }
 
 bool has_other_contents(const inference::InferTensorContents& c) {
-  return c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() ||
-         c.uint64_contents_size() || c.fp64_contents_size() || c.bytes_contents_size();
+  return c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() || c.uint64_contents_size() ||
+         c.fp64_contents_size() || c.bytes_contents_size();
 }
 
 // The request, checked with the rules every transport shares (inference_protocol.hpp).
@@ -78,8 +78,8 @@ InferRequest read_grpc_request(const ModelInferRequest& in, const ModelSignature
     bad("this model takes one input, \"" + signature.input_name + "\"; the request has " + std::to_string(in.inputs_size()));
   const bool raw = in.raw_input_contents_size() > 0;
   if (raw && in.raw_input_contents_size() != in.inputs_size())
-    bad("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) + " entries for " +
-        std::to_string(in.inputs_size()) + " input");
+    bad("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) + " entries for " + std::to_string(in.inputs_size()) +
+        " input");
   const auto& input = in.inputs(0);
   InputDeclaration declared{input.name(), input.datatype(), {input.shape().begin(), input.shape().end()}};
   const std::int64_t count = check_input_declaration(declared, signature, limits);
@@ -87,8 +87,8 @@ InferRequest read_grpc_request(const ModelInferRequest& in, const ModelSignature
     // Encoded photographs: raw (length-prefixed) or one bytes_contents element each.
     const auto& c = input.contents();
     const std::string& name = signature.image_input_name;
-    if (c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() ||
-        c.uint64_contents_size() || c.fp32_contents_size() || c.fp64_contents_size())
+    if (c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() || c.uint64_contents_size() ||
+        c.fp32_contents_size() || c.fp64_contents_size())
       bad("input \"" + name + "\" is BYTES; its photographs belong in bytes_contents or raw_input_contents");
     if (raw) {
       if (c.bytes_contents_size()) bad("input \"" + name + "\" has both contents and raw_input_contents");
@@ -104,18 +104,16 @@ InferRequest read_grpc_request(const ModelInferRequest& in, const ModelSignature
     if (has_other_contents(input.contents()))
       bad("input \"" + signature.input_name + "\" is FP32; its values belong in fp32_contents or raw_input_contents");
     if (raw) {
-      if (input.contents().fp32_contents_size())
-        bad("input \"" + signature.input_name + "\" has both contents and raw_input_contents");
+      if (input.contents().fp32_contents_size()) bad("input \"" + signature.input_name + "\" has both contents and raw_input_contents");
       request.input = tensor_from_raw(std::move(declared.shape), count, in.raw_input_contents(0), signature.input_name);
     } else {
       const auto& values = input.contents().fp32_contents();
-      request.input = tensor_from_values(std::move(declared.shape), count, values.data(),
-                                         static_cast<std::size_t>(values.size()), signature.input_name);
+      request.input = tensor_from_values(std::move(declared.shape), count, values.data(), static_cast<std::size_t>(values.size()),
+                                         signature.input_name);
     }
   }
   for (const auto& output : in.outputs())
-    request.outputs.push_back(
-        check_requested_output(output.name(), int_parameter(output.parameters(), "classification"), raw, signature));
+    request.outputs.push_back(check_requested_output(output.name(), int_parameter(output.parameters(), "classification"), raw, signature));
   // Raw in, raw out (the outputs' `binary` flag): a client that sends raw bytes reads them.
   request.binary_outputs = raw;
   return request;
@@ -144,28 +142,25 @@ class InferenceService final : public GRPCInferenceService::Service {
  public:
   explicit InferenceService(ServiceContext& context) : context_(context) {}
 
-  grpc::Status ServerLive(grpc::ServerContext* call, const inference::ServerLiveRequest*,
-                          inference::ServerLiveResponse* out) override {
+  grpc::Status ServerLive(grpc::ServerContext* call, const inference::ServerLiveRequest*, inference::ServerLiveResponse* out) override {
     mark_unverified(call, context_);
     out->set_live(true);
     return grpc::Status::OK;
   }
 
-  grpc::Status ServerReady(grpc::ServerContext* call, const inference::ServerReadyRequest*,
-                           inference::ServerReadyResponse* out) override {
+  grpc::Status ServerReady(grpc::ServerContext* call, const inference::ServerReadyRequest*, inference::ServerReadyResponse* out) override {
     mark_unverified(call, context_);
     out->set_ready(context_.ready());
     return grpc::Status::OK;
   }
 
-  grpc::Status ModelReady(grpc::ServerContext* call, const inference::ModelReadyRequest* in,
-                          inference::ModelReadyResponse* out) override {
+  grpc::Status ModelReady(grpc::ServerContext* call, const inference::ModelReadyRequest* in, inference::ModelReadyResponse* out) override {
     mark_unverified(call, context_);
     return answer([&] {
       const std::optional<bool> ready = context_.models.model_ready(in->name(), in->version());
       if (!ready)
-        throw Error(ErrorCode::kNotFound, "unknown model \"" + in->name() + "\"" +
-                                              (in->version().empty() ? "" : " version " + in->version()));
+        throw Error(ErrorCode::kNotFound,
+                    "unknown model \"" + in->name() + "\"" + (in->version().empty() ? "" : " version " + in->version()));
       out->set_ready(*ready && !context_.shutting_down.load());
     });
   }
@@ -205,10 +200,7 @@ class InferenceService final : public GRPCInferenceService::Service {
       const Deadline deadline = std::min(request_deadline(context_.config), call_deadline(*call));
       const ProtocolAnswer result = run_protocol_inference(
           context_, "grpc", in->model_name(), in->model_version(), string_parameter(in->parameters(), "runtime"),
-          [&](const ModelSignature& signature, const TensorLimits& limits) {
-            return read_grpc_request(*in, signature, limits);
-          },
-          deadline);
+          [&](const ModelSignature& signature, const TensorLimits& limits) { return read_grpc_request(*in, signature, limits); }, deadline);
       write_grpc_response(result, *out);
     });
   }
@@ -302,8 +294,8 @@ GrpcServer::~GrpcServer() {
 
 int GrpcServer::start() {
   grpc::ServerBuilder builder;
-  const std::string address = (impl_->host.find(':') != std::string::npos ? "[" + impl_->host + "]" : impl_->host) + ":" +
-                              std::to_string(impl_->port);
+  const std::string address =
+      (impl_->host.find(':') != std::string::npos ? "[" + impl_->host + "]" : impl_->host) + ":" + std::to_string(impl_->port);
   int bound = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
   // The configured body limit applies to gRPC messages as it does to HTTP bodies.

@@ -45,8 +45,7 @@ ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options
   stderr_path_ = options_.work_dir / "stderr.log";
   std::filesystem::remove(port_file_);
 
-  std::vector<std::string> argv = {options_.binary.string(), "--host", "127.0.0.1", "--port", "0", "--port-file",
-                                   port_file_.string()};
+  std::vector<std::string> argv = {options_.binary.string(), "--host", "127.0.0.1", "--port", "0", "--port-file", port_file_.string()};
   argv.insert(argv.end(), options_.arguments.begin(), options_.arguments.end());
   std::vector<char*> argv_pointers;
   for (auto& a : argv) argv_pointers.push_back(a.data());

@@ -21,12 +21,12 @@
 namespace dermcds::service::harness {
 
 struct ServerOptions {
-  std::filesystem::path binary;             // the pms-derm-cds executable
-  std::vector<std::string> arguments;       // flags besides --host, --port and --port-file
+  std::filesystem::path binary;                    // the pms-derm-cds executable
+  std::vector<std::string> arguments;              // flags besides --host, --port and --port-file
   std::map<std::string, std::string> environment;  // added to this process's environment
-  std::filesystem::path work_dir;           // port file, stdout and stderr logs go here
-  bool wait_until_ready = true;             // else only until it listens
-  std::chrono::seconds start_timeout{180};  // B4 loads and warms up in a few seconds; CI is slow
+  std::filesystem::path work_dir;                  // port file, stdout and stderr logs go here
+  bool wait_until_ready = true;                    // else only until it listens
+  std::chrono::seconds start_timeout{180};         // B4 loads and warms up in a few seconds; CI is slow
 };
 
 class ServerProcess {

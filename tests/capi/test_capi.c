@@ -23,38 +23,38 @@ static int failures = 0;
 static const char* repository = NULL;
 static const char* reference_path = NULL;
 
-#define CHECK(condition)                                                        \
-  do {                                                                          \
-    if (!(condition)) {                                                         \
+#define CHECK(condition)                                                            \
+  do {                                                                              \
+    if (!(condition)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      ++failures;                                                               \
-    }                                                                           \
+      ++failures;                                                                   \
+    }                                                                               \
   } while (0)
 
 /* Checks a call's status, printing the library's message when it is not the expected one. */
-#define CHECK_STATUS(call, expected)                                                              \
-  do {                                                                                            \
-    dermcds_status status_ = (call);                                                              \
-    if (status_ != (expected)) {                                                                  \
-      fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #call,     \
-              dermcds_status_name(status_), dermcds_status_name(expected), dermcds_last_error_message()); \
-      ++failures;                                                                                 \
-    }                                                                                             \
+#define CHECK_STATUS(call, expected)                                                                                        \
+  do {                                                                                                                      \
+    dermcds_status status_ = (call);                                                                                        \
+    if (status_ != (expected)) {                                                                                            \
+      fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #call, dermcds_status_name(status_), \
+              dermcds_status_name(expected), dermcds_last_error_message());                                                 \
+      ++failures;                                                                                                           \
+    }                                                                                                                       \
   } while (0)
 
-#define CHECK_CONTAINS(text, part)                                                                          \
-  do {                                                                                                      \
-    const char* text_ = (text);                                                                             \
-    if (!text_ || !strstr(text_, (part))) {                                                                 \
+#define CHECK_CONTAINS(text, part)                                                                                  \
+  do {                                                                                                              \
+    const char* text_ = (text);                                                                                     \
+    if (!text_ || !strstr(text_, (part))) {                                                                         \
       fprintf(stderr, "%s:%d: '%s' does not contain '%s'\n", __FILE__, __LINE__, text_ ? text_ : "(null)", (part)); \
-      ++failures;                                                                                           \
-    }                                                                                                       \
+      ++failures;                                                                                                   \
+    }                                                                                                               \
   } while (0)
 
 /* ---- reference data ------------------------------------------------------------------------ */
 
 typedef struct reference {
-  char kind[16];  /* "encoded" or "rgb" */
+  char kind[16]; /* "encoded" or "rgb" */
   char path[1024];
   int width, height; /* rgb only */
   double probabilities[CLASSES];
@@ -388,8 +388,7 @@ static void test_one_classifier_many_threads(void) {
   for (int t = 0; t < kThreads; ++t) {
     CHECK(workers[t].errors == 0);
     for (int i = 0; i < count; ++i)
-      if (strcmp(references[i].kind, "encoded") == 0)
-        CHECK(memcmp(workers[t].probabilities[i], expected[i], sizeof expected[i]) == 0);
+      if (strcmp(references[i].kind, "encoded") == 0) CHECK(memcmp(workers[t].probabilities[i], expected[i], sizeof expected[i]) == 0);
     char own[64];
     snprintf(own, sizeof own, "not a JPEG or PNG image (first bytes: %02x 3a", '0' + t);
     CHECK_CONTAINS(workers[t].last_error, own);

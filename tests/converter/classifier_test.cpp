@@ -42,14 +42,14 @@ const Architecture kArchitectures[] = {{"efficientnet_b4", 380, 384, false}};
 #else
 const Architecture kArchitectures[] = {
     {"mobilenet_v3_large", 224, 256, true}, {"mobilenet_v3_small", 224, 256, false}, {"mobilenet_v2", 224, 256, false},
-    {"resnet18", 224, 256, false},           {"efficientnet_b0", 224, 256, false},
+    {"resnet18", 224, 256, false},          {"efficientnet_b0", 224, 256, false},
 };
 #endif
 
 struct Comparison {
   double max_probability_difference = 0;
   double max_logit_difference = 0;
-  double max_abs_logit = 0;  // of the reference
+  double max_abs_logit = 0;     // of the reference
   double reference_spread = 0;  // largest change of any class probability between inputs (ONNX Runtime)
   std::size_t top1_agreements = 0;
   std::size_t images = 0;
@@ -57,7 +57,9 @@ struct Comparison {
 
 class ClassifierTest : public ::testing::TestWithParam<Architecture> {
  protected:
-  static std::filesystem::path model_file(const Architecture& a) { return work_dir() / "converter-classifiers" / (std::string(a.name) + ".onnx"); }
+  static std::filesystem::path model_file(const Architecture& a) {
+    return work_dir() / "converter-classifiers" / (std::string(a.name) + ".onnx");
+  }
 
   static std::vector<PreparedInput> inputs(const Architecture& a) {
     InputSpec spec;
@@ -96,14 +98,16 @@ class ClassifierTest : public ::testing::TestWithParam<Architecture> {
       const auto top = [](const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
       c.top1_agreements += top(p) == top(q);
       for (const auto& other : reference_probabilities)
-        for (std::size_t k = 0; k < p.size(); ++k) c.reference_spread = std::max(c.reference_spread, std::fabs(static_cast<double>(p[k]) - other[k]));
+        for (std::size_t k = 0; k < p.size(); ++k)
+          c.reference_spread = std::max(c.reference_spread, std::fabs(static_cast<double>(p[k]) - other[k]));
       reference_probabilities.push_back(p);
       ++c.images;
     }
-    std::printf("%s %s: %zu images, max |dp| %.3g, max |dlogit| %.3g (max |logit| %.3g), top-1 agreement %zu/%zu, reference spread %.3f, "
-                "%zu bytes\n",
-                a.name, std::string(converter::to_string(precision)).c_str(), c.images, c.max_probability_difference, c.max_logit_difference,
-                c.max_abs_logit, c.top1_agreements, c.images, c.reference_spread, converted.flatbuffer.size());
+    std::printf(
+        "%s %s: %zu images, max |dp| %.3g, max |dlogit| %.3g (max |logit| %.3g), top-1 agreement %zu/%zu, reference spread %.3f, "
+        "%zu bytes\n",
+        a.name, std::string(converter::to_string(precision)).c_str(), c.images, c.max_probability_difference, c.max_logit_difference,
+        c.max_abs_logit, c.top1_agreements, c.images, c.reference_spread, converted.flatbuffer.size());
     return c;
   }
 };

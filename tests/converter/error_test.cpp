@@ -106,7 +106,8 @@ TEST(ConverterErrors, GarbageAndEmptyFilesAreRefused) {
   expect_error([] { converter::convert_onnx_file(model("error_garbage.onnx"), {}); }, ErrorCode::kInvalidArgument, HasSubstr("ONNX"));
   expect_error([] { converter::convert_onnx(std::vector<std::uint8_t>{}, "empty.onnx", {}); }, ErrorCode::kInvalidArgument,
                HasSubstr("empty"));
-  expect_error([] { converter::convert_onnx_file(work_dir() / "no-such-model.onnx", {}); }, ErrorCode::kNotFound, HasSubstr("no-such-model"));
+  expect_error([] { converter::convert_onnx_file(work_dir() / "no-such-model.onnx", {}); }, ErrorCode::kNotFound,
+               HasSubstr("no-such-model"));
 }
 
 TEST(ConverterErrors, Int8NeedsCalibrationSamples) {

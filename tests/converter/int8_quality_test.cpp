@@ -115,7 +115,8 @@ Quality measure(const Subject& s, const std::vector<std::uint8_t>& tflite, Tflit
     q.top1_agreements += top_k(p, 1)[0] == top_k(r, 1)[0];
     q.triage_agreements += decide_triage(p, s.labels, s.policy).tier == decide_triage(r, s.labels, s.policy).tier;
     for (const auto& other : seen)
-      for (std::size_t k = 0; k < p.size(); ++k) q.reference_spread = std::max(q.reference_spread, std::fabs(static_cast<double>(p[k]) - other[k]));
+      for (std::size_t k = 0; k < p.size(); ++k)
+        q.reference_spread = std::max(q.reference_spread, std::fabs(static_cast<double>(p[k]) - other[k]));
     if (seen.size() < 16) seen.push_back(p);
     ++q.images;
   }
@@ -124,11 +125,12 @@ Quality measure(const Subject& s, const std::vector<std::uint8_t>& tflite, Tflit
 }
 
 void print(const char* what, const Quality& q) {
-  std::printf("%s: %zu held-out images: mean |dp| %.4f, max |dp| %.4f, top-1 agreement %.1f%% (%zu), triage agreement %.1f%% (%zu), "
-              "reference spread %.3f\n",
-              what, q.images, q.mean_abs, q.max_abs, 100.0 * static_cast<double>(q.top1_agreements) / static_cast<double>(q.images),
-              q.top1_agreements, 100.0 * static_cast<double>(q.triage_agreements) / static_cast<double>(q.images), q.triage_agreements,
-              q.reference_spread);
+  std::printf(
+      "%s: %zu held-out images: mean |dp| %.4f, max |dp| %.4f, top-1 agreement %.1f%% (%zu), triage agreement %.1f%% (%zu), "
+      "reference spread %.3f\n",
+      what, q.images, q.mean_abs, q.max_abs, 100.0 * static_cast<double>(q.top1_agreements) / static_cast<double>(q.images),
+      q.top1_agreements, 100.0 * static_cast<double>(q.triage_agreements) / static_cast<double>(q.images), q.triage_agreements,
+      q.reference_spread);
 }
 
 converter::ConversionResult convert_int8(const Subject& s, converter::CalibrationMethod method, bool int8_io = false) {
@@ -225,7 +227,8 @@ TEST_P(Int8OpTest, StaysWithinQuantizationError) {
       const auto [lo, hi] = std::minmax_element(expected.data.begin(), expected.data.end());
       // 256 levels over the output's span (which int8 widens to include 0): a few steps allow for
       // the input's own rounding carried through the operator.
-      const double span = std::max({1e-3, static_cast<double>(*hi - *lo), std::fabs(static_cast<double>(*lo)), std::fabs(static_cast<double>(*hi))});
+      const double span =
+          std::max({1e-3, static_cast<double>(*hi - *lo), std::fabs(static_cast<double>(*lo)), std::fabs(static_cast<double>(*hi))});
       EXPECT_LE(max_abs_difference(actual, expected), 0.04 * span) << "output span " << span;
     }
   }
@@ -279,15 +282,14 @@ TEST_P(OnnxQdqOpTest, QuantizesEveryConvolutionAndStaysWithinQuantizationError) 
     ASSERT_EQ(report.unquantized.size(), 1u);
     EXPECT_NE(report.unquantized[0].find("no calibrated range"), std::string::npos) << report.unquantized[0];
   } else {
-    EXPECT_EQ(report.quantized_convolutions, report.convolutions)
-        << (report.unquantized.empty() ? "" : report.unquantized.front());
+    EXPECT_EQ(report.quantized_convolutions, report.convolutions) << (report.unquantized.empty() ? "" : report.unquantized.front());
     EXPECT_GE(report.quantized_activations, 2u);  // at least the input and the output
   }
 
   const std::filesystem::path qdq = work_dir() / "converter-ops-qdq" / (name + ".onnx");
   std::filesystem::create_directories(qdq.parent_path());
-  std::ofstream(qdq, std::ios::binary).write(reinterpret_cast<const char*>(quantized.model.data()),
-                                              static_cast<std::streamsize>(quantized.model.size()));
+  std::ofstream(qdq, std::ios::binary)
+      .write(reinterpret_cast<const char*>(quantized.model.data()), static_cast<std::streamsize>(quantized.model.size()));
   OrtModel reference(onnx);
   OrtModel model(qdq);
   for (std::uint32_t i = 0; i < 4; ++i) {
@@ -297,7 +299,8 @@ TEST_P(OnnxQdqOpTest, QuantizesEveryConvolutionAndStaysWithinQuantizationError) 
     const Tensor actual = model.run({{input_name, input}}).at(0);
     ASSERT_EQ(actual.shape, expected.shape);
     const auto [lo, hi] = std::minmax_element(expected.data.begin(), expected.data.end());
-    const double span = std::max({1e-3, static_cast<double>(*hi - *lo), std::fabs(static_cast<double>(*lo)), std::fabs(static_cast<double>(*hi))});
+    const double span =
+        std::max({1e-3, static_cast<double>(*hi - *lo), std::fabs(static_cast<double>(*lo)), std::fabs(static_cast<double>(*hi))});
     const double layers = std::max<double>(1, static_cast<double>(report.quantized_convolutions));
     EXPECT_LE(max_abs_difference(actual, expected), 0.04 * std::sqrt(layers) * span) << "output span " << span;
   }

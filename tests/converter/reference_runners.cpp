@@ -66,7 +66,8 @@ Tensor nchw_to_nhwc(const Tensor& t) {
     for (std::int64_t ch = 0; ch < c; ++ch)
       for (std::int64_t y = 0; y < h; ++y)
         for (std::int64_t x = 0; x < w; ++x)
-          out.data[static_cast<std::size_t>(((i * h + y) * w + x) * c + ch)] = t.data[static_cast<std::size_t>(((i * c + ch) * h + y) * w + x)];
+          out.data[static_cast<std::size_t>(((i * h + y) * w + x) * c + ch)] =
+              t.data[static_cast<std::size_t>(((i * c + ch) * h + y) * w + x)];
   return out;
 }
 

@@ -37,7 +37,8 @@ TEST_P(SingleOpTest, MatchesOnnxRuntime) {
   std::uint32_t seed = 1;
   for (const auto& spec : entry.at("inputs")) {
     const bool positive = spec.value("positive", false);
-    inputs.push_back({spec.at("name"), random_tensor(spec.at("shape").get<std::vector<std::int64_t>>(), seed++, positive ? 0.5f : -2.0f, 2.0f)});
+    inputs.push_back(
+        {spec.at("name"), random_tensor(spec.at("shape").get<std::vector<std::int64_t>>(), seed++, positive ? 0.5f : -2.0f, 2.0f)});
   }
   OrtModel reference(onnx_file);
   const std::vector<Tensor> expected = reference.run(inputs);

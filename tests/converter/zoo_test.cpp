@@ -67,7 +67,7 @@ std::string stem(const ZooCase& c) { return c.network + ".opset" + std::to_strin
 // concatenation, split and strided slice (DenseNet, Inception, SqueezeNet, grouped convolutions,
 // channel shuffles), TRANSPOSE (channel shuffle, attention heads), PADV2, GELU, BATCH_MATMUL
 // (attention), and MEAN over anything but height and width (layer normalization).
-const std::set<std::string> kXnnpack29Lacks = {"CONCATENATION", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "TRANSPOSE",
+const std::set<std::string> kXnnpack29Lacks = {"CONCATENATION", "SPLIT", "SPLIT_V",      "STRIDED_SLICE", "TRANSPOSE",
                                                "PADV2",         "GELU",  "BATCH_MATMUL", "MEAN"};
 
 struct Measured {
@@ -140,8 +140,9 @@ TEST_P(ZooTest, Fp16MatchesOnnxRuntime) {
   EXPECT_LE(exact.max_dp, 1e-4) << "against ONNX Runtime on the same float16-rounded weights";
 }
 
-INSTANTIATE_TEST_SUITE_P(Zoo, ZooTest, ::testing::ValuesIn(zoo_cases()),
-                         [](const ::testing::TestParamInfo<ZooCase>& info) { return info.param.network + "_opset" + std::to_string(info.param.opset); });
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooTest, ::testing::ValuesIn(zoo_cases()), [](const ::testing::TestParamInfo<ZooCase>& info) {
+  return info.param.network + "_opset" + std::to_string(info.param.opset);
+});
 
 }  // namespace
 }  // namespace dermcds::test

@@ -16,7 +16,8 @@ namespace dermcds::test {
 inline nlohmann::json valid_manifest(const std::string& name = "derm-test", const std::string& version = "1") {
   return nlohmann::json::parse(R"({
     "format": "dermcds-model-package", "format_version": 1,
-    "name": ")" + name + R"(", "version": ")" + version + R"(", "architecture": "efficientnet_b4",
+    "name": ")" + name + R"(", "version": ")" +
+                               version + R"(", "architecture": "efficientnet_b4",
     "input": {"name": "image", "layout": "NCHW", "color": "RGB", "size": 380,
               "resize": {"policy": "shorter_side_then_center_crop", "shorter_side": 384, "interpolation": "bilinear"},
               "scale": 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
@@ -42,8 +43,7 @@ inline std::filesystem::path write_package(const std::filesystem::path& reposito
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "model.onnx", std::ios::binary) << content;
   nlohmann::json manifest = valid_manifest(name, version);
-  manifest["artifacts"][0]["sha256"] =
-      sha256_hex({reinterpret_cast<const std::uint8_t*>(content.data()), content.size()});
+  manifest["artifacts"][0]["sha256"] = sha256_hex({reinterpret_cast<const std::uint8_t*>(content.data()), content.size()});
   manifest["artifacts"][0]["bytes"] = content.size();
   write_manifest(dir, manifest);
   return dir;
@@ -59,11 +59,12 @@ inline void add_covering_evidence(const std::filesystem::path& dir) {
                         {"runtime", a["runtime"]},
                         {"precision", a["precision"]},
                         {"sha256", a["sha256"]}});
-  manifest["parity"] = {{"passed", true},
-                        {"reference", "onnxruntime/fp32/cpu"},
-                        {"subjects", subjects},
-                        {"skipped", nlohmann::json::array()},
-                        {"pairs", {{{"reference", "onnxruntime/fp32/cpu"}, {"candidate", "pytorch/fp32/cpu"}, {"bound_key", "pytorch"}, {"passed", true}}}}};
+  manifest["parity"] = {
+      {"passed", true},
+      {"reference", "onnxruntime/fp32/cpu"},
+      {"subjects", subjects},
+      {"skipped", nlohmann::json::array()},
+      {"pairs", {{{"reference", "onnxruntime/fp32/cpu"}, {"candidate", "pytorch/fp32/cpu"}, {"bound_key", "pytorch"}, {"passed", true}}}}};
   write_manifest(dir, manifest);
 }
 

@@ -110,8 +110,8 @@ TEST(Classifier, ResultNamesWhatRan) {
   EXPECT_GT(result.timings.inference_ms, 0);
 
   const auto json = to_json(result);
-  for (const char* key : {"model_name", "model_version", "runtime", "runtime_version", "execution_provider", "precision",
-                          "probabilities", "top1", "triage", "timings_ms", "fallbacks"})
+  for (const char* key : {"model_name", "model_version", "runtime", "runtime_version", "execution_provider", "precision", "probabilities",
+                          "top1", "triage", "timings_ms", "fallbacks"})
     EXPECT_TRUE(json.contains(key)) << key;
   EXPECT_EQ(json["probabilities"].size(), 8u);
   EXPECT_EQ(json["top1"]["code"], result.labels[static_cast<std::size_t>(result.top1)].code);

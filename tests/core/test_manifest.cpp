@@ -66,7 +66,11 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"resize smaller than crop", [](json& d) { d["input"]["resize"]["shorter_side"] = 300; }, "input.resize.shorter_side"},
         Corruption{"unknown interpolation", [](json& d) { d["input"]["resize"]["interpolation"] = "lanczos"; }, "lanczos"},
         Corruption{"zero std", [](json& d) { d["input"]["std"][0] = 0; }, "input.std"},
-        Corruption{"two means", [](json& d) { d["input"]["mean"] = {0.5, 0.5}; }, "input.mean"},
+        Corruption{"two means",
+                   [](json& d) {
+                     d["input"]["mean"] = {0.5, 0.5};
+                   },
+                   "input.mean"},
         Corruption{"probabilities output", [](json& d) { d["output"]["kind"] = "probabilities"; }, "output.kind"},
         Corruption{"no labels", [](json& d) { d["labels"] = json::array(); }, "labels"},
         Corruption{"duplicate label", [](json& d) { d["labels"][1]["code"] = "MEL"; }, "appears twice"},
@@ -82,15 +86,16 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"artifact listed twice", [](json& d) { d["artifacts"].push_back(d["artifacts"][0]); }, "listed twice"}),
     [](const auto& info) {
       std::string name = info.param.what;
-      for (char& c : name) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       return name;
     });
 
 TEST(Manifest, SafetyGuardIsReadAndCheckedWhenPresent) {
   json document = test::valid_manifest();
   EXPECT_FALSE(parse_manifest(document, "test").ood);  // older packages have none
-  document["safety"]["ood"] = {{"output", "ood_score"}, {"method", "mahalanobis"},
-                               {"direction", "higher_is_out_of_distribution"}, {"threshold", 1.75}};
+  document["safety"]["ood"] = {
+      {"output", "ood_score"}, {"method", "mahalanobis"}, {"direction", "higher_is_out_of_distribution"}, {"threshold", 1.75}};
   const Manifest m = parse_manifest(document, "test");
   ASSERT_TRUE(m.ood);
   EXPECT_EQ(m.ood->output, "ood_score");

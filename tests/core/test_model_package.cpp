@@ -90,8 +90,12 @@ TEST(ModelPackage, VerifyReportsEveryProblem) {
   test::TemporaryDirectory tmp;
   const auto dir = test::write_package(tmp.path(), "model bytes");
   nlohmann::json manifest = read_manifest(dir).document;
-  manifest["artifacts"].push_back({{"runtime", "tflite"}, {"precision", "int8"}, {"file", "model_int8.tflite"},
-                                   {"sha256", std::string(64, 'a')}, {"bytes", 10}, {"layout", "NHWC"}});
+  manifest["artifacts"].push_back({{"runtime", "tflite"},
+                                   {"precision", "int8"},
+                                   {"file", "model_int8.tflite"},
+                                   {"sha256", std::string(64, 'a')},
+                                   {"bytes", 10},
+                                   {"layout", "NHWC"}});
   write_manifest(dir, manifest);
   std::ofstream(dir / "model.onnx", std::ios::binary) << "MODEL BYTES";
   const std::vector<PackageCheck> checks = verify_package(dir);

@@ -173,9 +173,9 @@ TEST(ServingRule, HistoryIsPersistedAndSharedByEveryActivation) {
   EXPECT_EQ(events[2].from, "3");
   EXPECT_EQ(events[2].version, "1");
   // A failing step before the switch changes nothing.
-  EXPECT_THROW(later.activate("derm-test", "2", "activate", "", [](const std::string&) {
-    throw Error(ErrorCode::kRuntimeFailure, "load failed");
-  }), Error);
+  EXPECT_THROW(
+      later.activate("derm-test", "2", "activate", "", [](const std::string&) { throw Error(ErrorCode::kRuntimeFailure, "load failed"); }),
+      Error);
   EXPECT_EQ(later.active_version("derm-test"), "3");
   EXPECT_EQ(later.lifecycle_state("derm-test").events.size(), 4u);
 }

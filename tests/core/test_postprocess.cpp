@@ -13,8 +13,7 @@ std::vector<Label> isic_labels() {
 }
 
 TriagePolicy default_policy() {
-  return {{{"urgent_referral", {"MEL", "BCC", "SCC"}, 0.30}, {"dermatology_review", {"MEL", "BCC", "SCC", "AK"}, 0.15}},
-          "routine"};
+  return {{{"urgent_referral", {"MEL", "BCC", "SCC"}, 0.30}, {"dermatology_review", {"MEL", "BCC", "SCC", "AK"}, 0.15}}, "routine"};
 }
 
 TEST(Softmax, MatchesHandComputedValues) {

@@ -16,8 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::refuses_cleanly([&] {
       for (const auto& part : service::parse_multipart(body, *boundary)) {
         // Every part's content lies inside the body it was parsed from.
-        if (part.content.data() < body.data() || part.content.data() + part.content.size() > body.data() + body.size())
-          __builtin_trap();
+        if (part.content.data() < body.data() || part.content.data() + part.content.size() > body.data() + body.size()) __builtin_trap();
       }
     });
   }

@@ -38,16 +38,26 @@ int cuDeviceGetName(char* name, int length, int device) {
 int cuDeviceGetAttribute(int* value, int attribute, int device) {
   if (device != 0) return FAKE_CUDA_ERROR_INVALID_DEVICE;
   switch (attribute) {
-    case 75: *value = 8; return 0; /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
-    case 76: *value = 7; return 0; /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR */
-    default: return 1;             /* CUDA_ERROR_INVALID_VALUE */
+    case 75:
+      *value = 8;
+      return 0; /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
+    case 76:
+      *value = 7;
+      return 0; /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR */
+    default:
+      return 1; /* CUDA_ERROR_INVALID_VALUE */
   }
 }
 
 int cuGetErrorName(int error, const char** name) {
   switch (error) {
-    case FAKE_CUDA_ERROR_NO_DEVICE: *name = "CUDA_ERROR_NO_DEVICE"; return 0;
-    case FAKE_CUDA_ERROR_INVALID_DEVICE: *name = "CUDA_ERROR_INVALID_DEVICE"; return 0;
-    default: return 1;
+    case FAKE_CUDA_ERROR_NO_DEVICE:
+      *name = "CUDA_ERROR_NO_DEVICE";
+      return 0;
+    case FAKE_CUDA_ERROR_INVALID_DEVICE:
+      *name = "CUDA_ERROR_INVALID_DEVICE";
+      return 0;
+    default:
+      return 1;
   }
 }

@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <onnxruntime_cxx_api.h>
+#include <nlohmann/json.hpp>
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/file_bytes.hpp"
@@ -51,9 +51,8 @@ TEST_F(BrokenInstallation, OnnxRuntimeLoadsFromTheFakeInstallation) {
 TEST_F(BrokenInstallation, ProvidersThatFailToLoadAreReportedWithOnnxRuntimesReason) {
   test::TemporaryDirectory tmp;
   const auto cache = tmp.path() / "trt-cache";
-  const auto classifier = open_tiny("tensorrt", {{"tensorrt:engine_cache_dir", cache.string()},
-                                                 {"tensorrt:trt_fp16_enable", "1"},
-                                                 {"tensorrt:max_batch", "4"}});
+  const auto classifier = open_tiny(
+      "tensorrt", {{"tensorrt:engine_cache_dir", cache.string()}, {"tensorrt:trt_fp16_enable", "1"}, {"tensorrt:max_batch", "4"}});
   const BackendInfo& info = classifier->backend_info();
   EXPECT_EQ(info.provider, "cpu");
   EXPECT_EQ(info.precision, "fp32");
@@ -72,8 +71,8 @@ TEST_F(BrokenInstallation, ProvidersThatFailToLoadAreReportedWithOnnxRuntimesRea
   // manifest records it (Python's hashlib), the stand-in GPU and TensorRT, this ONNX Runtime.
   const auto manifest = nlohmann::json::parse(std::ifstream(tiny_package() / "manifest.json"));
   const std::string model_sha = manifest["artifacts"][0]["sha256"];
-  const auto engine_dir = cache / "engines" / model_sha / "nvidia-jetson-agx-orin-fake_sm87" /
-                          ("trt10.3.0_ort" + info.runtime_version) / "fp16_batch4";
+  const auto engine_dir =
+      cache / "engines" / model_sha / "nvidia-jetson-agx-orin-fake_sm87" / ("trt10.3.0_ort" + info.runtime_version) / "fp16_batch4";
   ASSERT_TRUE(std::filesystem::exists(engine_dir / "key.json")) << engine_dir;
   const auto key = nlohmann::json::parse(std::ifstream(engine_dir / "key.json"));
   EXPECT_EQ(key["model_sha256"], model_sha);

@@ -135,11 +135,11 @@ TEST(GpuOptions, OptionsDermcdsSetsItselfPointToTheSettingToUse) {
 
 TEST(GpuOptions, BadValuesAreRefused) {
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{{"tensorrt:trt_fp16_enable", "yes"},
-                                                                                  {"tensorrt:trt_int8_enable", ""},
-                                                                                  {"tensorrt:max_batch", "0"},
-                                                                                  {"tensorrt:max_batch", "8x"},
-                                                                                  {"tensorrt:max_batch", "100000"},
-                                                                                  {"tensorrt:engine_cache_dir", ""}}) {
+                                                                                   {"tensorrt:trt_int8_enable", ""},
+                                                                                   {"tensorrt:max_batch", "0"},
+                                                                                   {"tensorrt:max_batch", "8x"},
+                                                                                   {"tensorrt:max_batch", "100000"},
+                                                                                   {"tensorrt:engine_cache_dir", ""}}) {
     const std::string message = refusal(with({{key, value}}));
     EXPECT_NE(message.find(key), std::string::npos) << key << "=" << value << ": " << message;
   }

@@ -39,8 +39,7 @@ class ProviderPlan : public ::testing::Test {
   std::filesystem::path installed_providers() const {
     const auto dir = tmp_.path() / "onnxruntime";
     std::filesystem::create_directories(dir);
-    for (const char* name : {"libonnxruntime_providers_tensorrt.so", "libonnxruntime_providers_cuda.so"})
-      std::ofstream(dir / name) << "";
+    for (const char* name : {"libonnxruntime_providers_tensorrt.so", "libonnxruntime_providers_cuda.so"}) std::ofstream(dir / name) << "";
     return dir;
   }
   std::vector<ProviderAttempt> plan(const std::string& provider, const ProviderEnvironment& environment) {
@@ -103,8 +102,7 @@ TEST_F(ProviderPlan, InstalledProvidersGetTheirOptionsAndCudaBehindTensorRT) {
   const auto attempts = plan("tensorrt", gpu_build(installed_providers()));
   ASSERT_EQ(attempts.size(), 3u);
   for (const ProviderAttempt& a : attempts) EXPECT_TRUE(a.skip_reason.empty()) << a.skip_reason;
-  EXPECT_EQ(attempts[0].options,
-            (ProviderOptionList{{"device_id", "1"}, {"trt_fp16_enable", "1"}, {"trt_int8_enable", "0"}}));
+  EXPECT_EQ(attempts[0].options, (ProviderOptionList{{"device_id", "1"}, {"trt_fp16_enable", "1"}, {"trt_int8_enable", "0"}}));
   EXPECT_EQ(attempts[0].precision, "fp16");
   EXPECT_EQ(attempts[0].cuda_behind_tensorrt, (ProviderOptionList{{"device_id", "1"}, {"gpu_mem_limit", "1073741824"}}));
   EXPECT_EQ(attempts[1].options, attempts[0].cuda_behind_tensorrt);
@@ -125,9 +123,8 @@ TEST_F(ProviderPlan, EngineCacheWithoutAGpuSkipsTensorRTButNotCuda) {
 
 TEST_F(ProviderPlan, EngineCacheIsKeyedByModelGpuAndVersionsAndCreated) {
   const auto cache = tmp_.path() / "cache";
-  request_.options.provider_options = {{"tensorrt:engine_cache_dir", cache.string()},
-                                       {"tensorrt:trt_fp16_enable", "1"},
-                                       {"tensorrt:max_batch", "8"}};
+  request_.options.provider_options = {
+      {"tensorrt:engine_cache_dir", cache.string()}, {"tensorrt:trt_fp16_enable", "1"}, {"tensorrt:max_batch", "8"}};
   ProviderEnvironment environment = gpu_build(installed_providers());
   environment.cuda_driver_library = (kInstallation / "libcuda.so.1").string();
   environment.tensorrt_libraries = {(kInstallation / "libnvinfer.so.10").string()};
@@ -141,10 +138,9 @@ TEST_F(ProviderPlan, EngineCacheIsKeyedByModelGpuAndVersionsAndCreated) {
   EXPECT_TRUE(std::filesystem::is_directory(timing_dir));
   EXPECT_EQ(attempts[0].max_batch, 8);
   const ProviderOptionList& options = attempts[0].options;
-  for (const ProviderOption& expected : {ProviderOption{"trt_engine_cache_enable", "1"},
-                                         ProviderOption{"trt_engine_cache_path", engine_dir.string()},
-                                         ProviderOption{"trt_timing_cache_path", timing_dir.string()},
-                                         ProviderOption{"trt_profile_max_shapes", "image:8x3x380x380"}})
+  for (const ProviderOption& expected :
+       {ProviderOption{"trt_engine_cache_enable", "1"}, ProviderOption{"trt_engine_cache_path", engine_dir.string()},
+        ProviderOption{"trt_timing_cache_path", timing_dir.string()}, ProviderOption{"trt_profile_max_shapes", "image:8x3x380x380"}})
     EXPECT_NE(std::find(options.begin(), options.end(), expected), options.end()) << expected.name;
 }
 

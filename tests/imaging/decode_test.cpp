@@ -13,9 +13,7 @@
 namespace dermcds::testing {
 namespace {
 
-std::span<const std::uint8_t> as_bytes(std::string_view text) {
-  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
-}
+std::span<const std::uint8_t> as_bytes(std::string_view text) { return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}; }
 
 // Decodes every case of a category and requires Pillow's exact pixels.
 void expect_category_matches_pillow(const std::string& category, std::size_t minimum_cases) {
@@ -148,8 +146,14 @@ TEST(SniffImageFormat, NamesOtherFormatsInTheMessage) {
       {std::string("II*\0\x08\0\0\0", 8), "TIFF"},
       {std::string("MM\0*\0\0\0\x08", 8), "TIFF"},
       {std::string("RIFF\x24\0\0\0WEBPVP8 ", 16), "WebP"},
-      {std::string("\0\0\0\x18" "ftypheic\0\0\0\0", 16), "HEIF/HEIC"},
-      {std::string("\0\0\0\x1C" "ftypavif\0\0\0\0", 16), "AVIF"},
+      {std::string("\0\0\0\x18"
+                   "ftypheic\0\0\0\0",
+                   16),
+       "HEIF/HEIC"},
+      {std::string("\0\0\0\x1C"
+                   "ftypavif\0\0\0\0",
+                   16),
+       "AVIF"},
       {"%PDF-1.7\n", "PDF"},
   };
   for (const auto& [bytes, name] : samples) {

@@ -14,9 +14,7 @@ namespace dermcds::testing {
 namespace {
 
 // One 8-bit level in normalised units, for the loosest channel (smallest std).
-float one_level(const InputSpec& spec) {
-  return 1.0f / 255.0f / std::min({spec.std[0], spec.std[1], spec.std[2]});
-}
+float one_level(const InputSpec& spec) { return 1.0f / 255.0f / std::min({spec.std[0], spec.std[1], spec.std[2]}); }
 
 const InputSpec& spec_named(const std::string& name) { return reference_data().specs.at(name); }
 
@@ -48,8 +46,8 @@ TEST(ResizeMatchesPillow, ShorterSideOfEveryReferenceImage) {
       ASSERT_EQ(resized.height, check.resized_height);
       const RgbImage expected = read_rgb(*check.resized, check.resized_width, check.resized_height);
       const DiffStats stats = compare(resized.pixels, expected.pixels);
-      std::printf("[ resize   ] %-40s %-16s %5dx%-5d -> %5dx%-5d %s\n", c.name.c_str(), check.spec.c_str(), c.width,
-                  c.height, resized.width, resized.height, stats.summary().c_str());
+      std::printf("[ resize   ] %-40s %-16s %5dx%-5d -> %5dx%-5d %s\n", c.name.c_str(), check.spec.c_str(), c.width, c.height,
+                  resized.width, resized.height, stats.summary().c_str());
       EXPECT_TRUE(stats.exact()) << stats.summary();
       ++checked;
     }

@@ -1,7 +1,7 @@
 #include "reference_data.hpp"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -74,8 +74,8 @@ ReferenceData load() {
     data.sweep.push_back(std::move(s));
   }
   for (const auto& item : json.at("invalid")) {
-    data.invalid.push_back({item.at("name"), dir / item.at("file").get<std::string>(), item.at("error"),
-                            item.at("message"), item.at("pillow")});
+    data.invalid.push_back(
+        {item.at("name"), dir / item.at("file").get<std::string>(), item.at("error"), item.at("message"), item.at("pillow")});
   }
   return data;
 }
@@ -83,8 +83,7 @@ ReferenceData load() {
 template <typename T>
 DiffStats compare_values(std::span<const T> actual, std::span<const T> expected) {
   if (actual.size() != expected.size())
-    throw std::runtime_error("comparing " + std::to_string(actual.size()) + " values with " +
-                             std::to_string(expected.size()));
+    throw std::runtime_error("comparing " + std::to_string(actual.size()) + " values with " + std::to_string(expected.size()));
   DiffStats stats;
   stats.count = actual.size();
   double sum = 0.0;
@@ -135,23 +134,18 @@ std::vector<float> read_floats(const std::filesystem::path& path) {
 RgbImage read_rgb(const std::filesystem::path& path, int width, int height) {
   RgbImage image{width, height, read_bytes(path)};
   if (image.pixels.size() != 3 * static_cast<std::size_t>(width) * static_cast<std::size_t>(height))
-    throw std::runtime_error(path.string() + " does not hold " + std::to_string(width) + " x " +
-                             std::to_string(height) + " RGB pixels");
+    throw std::runtime_error(path.string() + " does not hold " + std::to_string(width) + " x " + std::to_string(height) + " RGB pixels");
   return image;
 }
 
-DiffStats compare(std::span<const std::uint8_t> actual, std::span<const std::uint8_t> expected) {
-  return compare_values(actual, expected);
-}
+DiffStats compare(std::span<const std::uint8_t> actual, std::span<const std::uint8_t> expected) { return compare_values(actual, expected); }
 
-DiffStats compare(std::span<const float> actual, std::span<const float> expected) {
-  return compare_values(actual, expected);
-}
+DiffStats compare(std::span<const float> actual, std::span<const float> expected) { return compare_values(actual, expected); }
 
 std::string DiffStats::summary() const {
   char text[160];
-  std::snprintf(text, sizeof text, "max abs diff %.6g, mean abs diff %.3g, %zu of %zu differ%s", max_abs, mean_abs,
-                differing, count, exact() ? " (bit-exact)" : "");
+  std::snprintf(text, sizeof text, "max abs diff %.6g, mean abs diff %.3g, %zu of %zu differ%s", max_abs, mean_abs, differing, count,
+                exact() ? " (bit-exact)" : "");
   return text;
 }
 

@@ -230,7 +230,7 @@ TEST_F(Lifecycle, ImplicitlyServingVersionIsWhereRollbackReturns) {
 TEST_F(Lifecycle, PinKeepsTheImplicitlyServingVersionWhenANewOneArrives) {
   ModelLifecycle lifecycle(repo(), kModel);
   EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);  // no model yet
-  add_version("1");  // e.g. made by `models export`: no evidence, so it does not serve at all
+  add_version("1");                                               // e.g. made by `models export`: no evidence, so it does not serve at all
   EXPECT_EQ(lifecycle.pin_active_version("test"), std::nullopt);
   ASSERT_TRUE(check("1"));  // now it serves implicitly (no ACTIVE): pinning marks it
   EXPECT_EQ(lifecycle.pin_active_version("test"), "1");

@@ -196,8 +196,10 @@ TEST(ParityReport, MarkdownAndEvidenceCarryTheVerdict) {
   report.image_errors = {"", "", "truncated", ""};
   report.labels = isic_manifest().labels;
   report.policy = ParityPolicy::defaults();
-  report.subjects.push_back({"onnxruntime/fp32/cpu", "onnxruntime", "fp32", "cpu", "1.30.0", "model.onnx", "aa", f.reference, {"", "", "x", ""}, 0.1});
-  report.subjects.push_back({"onnxruntime/fp16/cpu", "onnxruntime", "fp16", "cpu", "1.30.0", "model_fp16.onnx", "bb", f.candidate, {"", "", "", "y"}, 0.1});
+  report.subjects.push_back(
+      {"onnxruntime/fp32/cpu", "onnxruntime", "fp32", "cpu", "1.30.0", "model.onnx", "aa", f.reference, {"", "", "x", ""}, 0.1});
+  report.subjects.push_back(
+      {"onnxruntime/fp16/cpu", "onnxruntime", "fp16", "cpu", "1.30.0", "model_fp16.onnx", "bb", f.candidate, {"", "", "", "y"}, 0.1});
   PairResult pair;
   pair.reference = report.subjects[0].id;
   pair.candidate = report.subjects[1].id;

@@ -25,9 +25,7 @@ using service::harness::ServerProcess;
 inline std::filesystem::path service_fixture_dir() { return work_dir() / "service"; }
 inline std::filesystem::path fixture_repository() { return service_fixture_dir() / "repository"; }
 
-inline json service_references() {
-  return json::parse(std::ifstream(service_fixture_dir() / "service_reference.json"));
-}
+inline json service_references() { return json::parse(std::ifstream(service_fixture_dir() / "service_reference.json")); }
 
 inline std::string file_text(const std::filesystem::path& path) {
   const auto bytes = read_file_bytes(path);
@@ -75,12 +73,10 @@ inline std::unique_ptr<httplib::Client> client_for(const ServerProcess& server) 
   return client;
 }
 
-inline std::string content_type_of(const std::filesystem::path& image) {
-  return image.extension() == ".png" ? "image/png" : "image/jpeg";
-}
+inline std::string content_type_of(const std::filesystem::path& image) { return image.extension() == ".png" ? "image/png" : "image/jpeg"; }
 
-inline httplib::Result post_image(httplib::Client& client, const std::filesystem::path& image,
-                                  const std::string& query = "", const httplib::Headers& headers = {}) {
+inline httplib::Result post_image(httplib::Client& client, const std::filesystem::path& image, const std::string& query = "",
+                                  const httplib::Headers& headers = {}) {
   return client.Post(("/v1/classify" + query).c_str(), headers, file_text(image), content_type_of(image).c_str());
 }
 

@@ -1,8 +1,8 @@
 // POST /v1/classify and GET /v1/models against the real server, checked against numpy + Pillow
 // references (make_service_repository.py) that share no code with derm-cds.
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "service_test_support.hpp"
@@ -157,7 +157,8 @@ std::string status_line_for_announced_body(int port, std::size_t content_length)
   }
   const std::string head =
       "POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nExpect: 100-continue\r\n"
-      "Content-Length: " + std::to_string(content_length) + "\r\n\r\n";
+      "Content-Length: " +
+      std::to_string(content_length) + "\r\n\r\n";
   ::send(fd, head.data(), head.size(), 0);
   std::string response(4096, '\0');
   const ssize_t n = ::recv(fd, response.data(), response.size(), 0);

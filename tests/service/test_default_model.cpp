@@ -39,8 +39,8 @@ TEST(DefaultModel, ServesTheLibrarysAnswersOutOfTheBox) {
   const PreparedImage prepared = classifier->prepare(read_file_bytes(photos[0]));
   const std::int64_t s = classifier->manifest().input.crop_size;
   const Tensor input{{1, 3, s, s}, prepared.input};
-  const json request = {{"inputs", {{{"name", classifier->manifest().input_name}, {"shape", input.shape},
-                                     {"datatype", "FP32"}, {"data", input.data}}}}};
+  const json request = {
+      {"inputs", {{{"name", classifier->manifest().input_name}, {"shape", input.shape}, {"datatype", "FP32"}, {"data", input.data}}}}};
   const auto result = client->Post("/v2/models/derm-effnet-b4/infer", request.dump(), "application/json");
   ASSERT_EQ(status_of(result), 200) << (result ? result->body.substr(0, 300) : "");
   const auto logits = body_of(result)["outputs"][0]["data"].get<std::vector<float>>();

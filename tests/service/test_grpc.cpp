@@ -197,8 +197,7 @@ TEST(Grpc, TypedAndRawInferenceEqualRestsJsonAnswer) {
   ASSERT_EQ(typed.outputs_size(), 1);
   EXPECT_EQ(typed.outputs(0).name(), "logits");
   EXPECT_EQ(typed.outputs(0).datatype(), "FP32");
-  EXPECT_EQ(std::vector<std::int64_t>(typed.outputs(0).shape().begin(), typed.outputs(0).shape().end()),
-            (std::vector<std::int64_t>{2, 8}));
+  EXPECT_EQ(std::vector<std::int64_t>(typed.outputs(0).shape().begin(), typed.outputs(0).shape().end()), (std::vector<std::int64_t>{2, 8}));
   EXPECT_EQ(typed.raw_output_contents_size(), 0);
   const auto& values = typed.outputs(0).contents().fp32_contents();
   EXPECT_EQ(std::vector<float>(values.begin(), values.end()), expected);
@@ -296,8 +295,8 @@ TEST(Grpc, BadRequestsAreInvalidArgumentOrNotFound) {
   negative.mutable_inputs(0)->set_shape(0, -1);
   expect_invalid(negative, "shape [-1,3,64,64]");
   // Huge shapes with one image of data: refused by what they claim, before anything is allocated.
-  for (const std::int64_t batch : {std::int64_t{1152921504606846977LL}, std::int64_t{1} << 40, std::int64_t{1} << 31,
-                                   std::numeric_limits<std::int64_t>::max()}) {
+  for (const std::int64_t batch :
+       {std::int64_t{1152921504606846977LL}, std::int64_t{1} << 40, std::int64_t{1} << 31, std::numeric_limits<std::int64_t>::max()}) {
     ModelInferRequest huge = infer_request(ok, true);
     huge.mutable_inputs(0)->set_shape(0, batch);
     expect_invalid(huge, "shape [" + std::to_string(batch) + ",3,64,64]");
@@ -316,8 +315,7 @@ TEST(Grpc, BadRequestsAreInvalidArgumentOrNotFound) {
 
   // Counted by protocol in the same metrics as REST.
   const std::string metrics = client_for(*server.process)->Get("/metrics")->body;
-  EXPECT_NE(metrics.find("dermcds_inference_requests_total{model=\"tiny\",protocol=\"grpc\",result=\"ok\"} 2"),
-            std::string::npos);
+  EXPECT_NE(metrics.find("dermcds_inference_requests_total{model=\"tiny\",protocol=\"grpc\",result=\"ok\"} 2"), std::string::npos);
   EXPECT_NE(metrics.find("dermcds_inference_requests_total{model=\"tiny\",protocol=\"grpc\",result=\"invalid_argument\"}"),
             std::string::npos);
 }
@@ -336,13 +334,15 @@ void wait_for_queue_depth(const ServerProcess& server, int depth) {
 std::vector<std::future<grpc::StatusCode>> infer_concurrently(const GrpcServer& server, int count) {
   std::vector<std::future<grpc::StatusCode>> calls;
   for (int i = 0; i < count; ++i)
-    calls.push_back(std::async(std::launch::async, [&server] { return infer_code(server, infer_request(Tensor::zeros({1, 3, 64, 64}), true)); }));
+    calls.push_back(std::async(std::launch::async, [&server] {
+      return infer_code(server, infer_request(Tensor::zeros({1, 3, 64, 64}), true));
+    }));
   return calls;
 }
 
 TEST(Grpc, FullQueueIsResourceExhausted) {
-  const GrpcServer server = start_grpc_server({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64",
-                                               "--max-queue-delay-ms", "3000", "--max-queue-size", "2"});
+  const GrpcServer server = start_grpc_server(
+      {"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64", "--max-queue-delay-ms", "3000", "--max-queue-size", "2"});
   auto waiting = infer_concurrently(server, 2);
   wait_for_queue_depth(*server.process, 2);
   EXPECT_EQ(infer_code(server, infer_request(Tensor::zeros({1, 3, 64, 64}), true)), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -351,14 +351,14 @@ TEST(Grpc, FullQueueIsResourceExhausted) {
 
 TEST(Grpc, RequestPastItsTimeLimitIsDeadlineExceeded) {
   // A batch window longer than the request time limit: the limit passes first.
-  const GrpcServer slow = start_grpc_server({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "8",
-                                             "--max-queue-delay-ms", "2000", "--request-timeout-ms", "200"});
+  const GrpcServer slow = start_grpc_server({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "8", "--max-queue-delay-ms",
+                                             "2000", "--request-timeout-ms", "200"});
   EXPECT_EQ(infer_code(slow, infer_request(Tensor::zeros({1, 3, 64, 64}), true)), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
 TEST(Grpc, SigtermFinishesCallsInProgress) {
-  const GrpcServer server = start_grpc_server({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64",
-                                               "--max-queue-delay-ms", "10000"});
+  const GrpcServer server =
+      start_grpc_server({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64", "--max-queue-delay-ms", "10000"});
   auto in_progress = infer_concurrently(server, 3);
   wait_for_queue_depth(*server.process, 3);
   server.process->send_signal(SIGTERM);
@@ -388,10 +388,13 @@ TEST(Grpc, ServingRuleAndTheUnverifiedStampHoldAsOnHttp) {
     const GrpcServer server = start_grpc_server(StartOptions{repository, kTiny, {}, true});
     std::string message;
     EXPECT_EQ(infer_code(server, request, &message), grpc::StatusCode::NOT_FOUND) << message;
-    const auto rest = client_for(*server.process)->Post("/v2/models/tiny/versions/5/infer",
-                                                         json{{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 64, 64}},
-                                                                     {"data", std::vector<float>(3 * 64 * 64)}}}}}.dump(),
-                                                         "application/json");
+    const auto rest =
+        client_for(*server.process)
+            ->Post("/v2/models/tiny/versions/5/infer",
+                   json{{"inputs",
+                         {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 64, 64}}, {"data", std::vector<float>(3 * 64 * 64)}}}}}
+                       .dump(),
+                   "application/json");
     EXPECT_EQ(status_of(rest), 404);
     grpc::ClientContext context;
     inference::ServerLiveResponse live;

@@ -34,8 +34,7 @@ void client_loop(const ServerProcess& server, const json& references, const std:
     }
     const json body = json::parse(result->body);
     const std::string version = body["model_version"];
-    const double difference =
-        max_abs_difference(probabilities_of(body), reference["probabilities"][version].get<std::vector<double>>());
+    const double difference = max_abs_difference(probabilities_of(body), reference["probabilities"][version].get<std::vector<double>>());
     if (difference > 1e-4) ++tally.wrong;
     ++tally.by_version[std::stoi(version)];
     ++tally.answered;
@@ -45,15 +44,13 @@ void client_loop(const ServerProcess& server, const json& references, const std:
 TEST(HotSwap, SwapsUnderLoadFailNoRequest) {
   TemporaryDirectory tmp;
   const auto repository = copy_fixture_repository(tmp);
-  const auto server = start_server({repository,
-                                    {"--model", "tiny", "--default-model", "tiny", "--max-queue-size", "1000"},
-                                    {{"DERMCDS_ADMIN_KEY", kKey}}});
+  const auto server =
+      start_server({repository, {"--model", "tiny", "--default-model", "tiny", "--max-queue-size", "1000"}, {{"DERMCDS_ADMIN_KEY", kKey}}});
   const json references = service_references();
   std::atomic<bool> stop{false};
   Tally tally;
   std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c)
-    clients.emplace_back([&, c] { client_loop(*server, references, stop, tally, c); });
+  for (int c = 0; c < kClients; ++c) clients.emplace_back([&, c] { client_loop(*server, references, stop, tally, c); });
 
   const auto admin = client_for(*server);
   // Each step waits for clients to get a number of further answers (not for a time), so every
@@ -83,8 +80,8 @@ TEST(HotSwap, SwapsUnderLoadFailNoRequest) {
   EXPECT_EQ(tally.wrong, 0);
   EXPECT_GT(tally.by_version[1], 0);
   EXPECT_GT(tally.by_version[2], 0);
-  std::printf("hot swap: %d requests answered (%d by version 1, %d by version 2) across 18 repository operations\n",
-              tally.answered.load(), tally.by_version[1].load(), tally.by_version[2].load());
+  std::printf("hot swap: %d requests answered (%d by version 1, %d by version 2) across 18 repository operations\n", tally.answered.load(),
+              tally.by_version[1].load(), tally.by_version[2].load());
 }
 
 }  // namespace

@@ -4,9 +4,9 @@
 // written byte for byte on raw sockets, since an HTTP client library would refuse to send most
 // of them. Every case is bounded: a fixed number of connections and bytes, and a socket timeout
 // that turns a hung server into a failure rather than a hung test.
-#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,7 +24,7 @@ constexpr std::size_t kMaxBody = 1u << 20;  // --max-body-bytes of the shared se
 constexpr std::size_t kMaxHeader = 8192;    // --max-header-bytes of the shared server
 
 struct RawResponse {
-  int status = -1;  // -1: the connection closed or timed out before a whole response came
+  int status = -1;                             // -1: the connection closed or timed out before a whole response came
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
 };
@@ -155,8 +155,16 @@ class HttpFaults : public ::testing::Test {
   void SetUp() override {
     if (server_) return;
     StartOptions options;
-    options.arguments = {"--model", "tiny", "--default-model", "tiny", "--max-body-bytes", std::to_string(kMaxBody),
-                         "--max-header-bytes", std::to_string(kMaxHeader), "--header-timeout", "6"};
+    options.arguments = {"--model",
+                         "tiny",
+                         "--default-model",
+                         "tiny",
+                         "--max-body-bytes",
+                         std::to_string(kMaxBody),
+                         "--max-header-bytes",
+                         std::to_string(kMaxHeader),
+                         "--header-timeout",
+                         "6"};
     options.environment["DERMCDS_ADMIN_KEY"] = kKey;
     server_ = start_server(options).release();
   }
@@ -169,9 +177,7 @@ class HttpFaults : public ::testing::Test {
   static json reference(std::size_t i) { return service_references()[i]; }
   static std::string image_bytes(std::size_t i) { return file_text(reference(i)["image"].get<std::string>()); }
   static std::string image_type(std::size_t i) { return content_type_of(reference(i)["image"].get<std::string>()); }
-  static std::vector<double> expected(std::size_t i) {
-    return reference(i)["probabilities"]["1"].get<std::vector<double>>();
-  }
+  static std::vector<double> expected(std::size_t i) { return reference(i)["probabilities"]["1"].get<std::vector<double>>(); }
 
   static ServerProcess* server_;
 };
@@ -231,8 +237,8 @@ TEST_F(HttpFaults, ChunkedBodyOverTheLimitIs413) {
 
 TEST_F(HttpFaults, ContentLengthOverTheLimitIs413BeforeTheBody) {
   RawConnection c(port());
-  c.send("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: " +
-         std::to_string(kMaxBody + 1) + "\r\n\r\n");
+  c.send("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(kMaxBody + 1) +
+         "\r\n\r\n");
   EXPECT_EQ(c.read_response().status, 413);  // answered without a byte of the body
 }
 
@@ -315,8 +321,7 @@ TEST_F(HttpFaults, InvalidOrRepeatedContentLengthIs400) {
   };
   for (const std::string& headers : cases) {
     RawConnection c(port());
-    c.send("POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kKey) + "\r\n" +
-           headers + "\r\n{}");
+    c.send("POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kKey) + "\r\n" + headers + "\r\n{}");
     const RawResponse r = c.read_response();
     EXPECT_EQ(r.status, 400) << headers;
     EXPECT_TRUE(c.closed_within(std::chrono::seconds(20))) << headers;
@@ -343,9 +348,10 @@ TEST_F(HttpFaults, PostWithoutContentLengthIsAnEmptyBody) {
 TEST_F(HttpFaults, HugeFieldIsNotEchoed) {
   const std::string boundary = "----dermcds-fault-test";
   const std::string model(900000, 'm');
-  const std::string body = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n" + model +
-                           "\r\n--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-                           "Content-Type: image/jpeg\r\n\r\n" + image_bytes(0) + "\r\n--" + boundary + "--\r\n";
+  const std::string body = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n" + model + "\r\n--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+                           "Content-Type: image/jpeg\r\n\r\n" +
+                           image_bytes(0) + "\r\n--" + boundary + "--\r\n";
   RawConnection c(port());
   c.send(request("POST", "/v1/classify", "Content-Type: multipart/form-data; boundary=" + boundary + "\r\n", body));
   const RawResponse r = c.read_response();

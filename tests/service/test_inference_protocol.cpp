@@ -79,8 +79,9 @@ TEST(InferenceProtocol, ServerAndModelMetadata) {
   const json expected = {{"name", "tiny"},
                          {"versions", {"1"}},
                          {"platform", "onnxruntime_onnx"},
-                         {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {-1, 3, 64, 64}}},
-                                     {{"name", "image_bytes"}, {"datatype", "BYTES"}, {"shape", {-1}}}}},
+                         {"inputs",
+                          {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {-1, 3, 64, 64}}},
+                           {{"name", "image_bytes"}, {"datatype", "BYTES"}, {"shape", {-1}}}}},
                          {"outputs", {{{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, 8}}}}}};
   EXPECT_EQ(body_of(client->Get("/v2/models/tiny")), expected);
   EXPECT_EQ(body_of(client->Get("/v2/models/tiny/versions/1")), expected);
@@ -126,8 +127,7 @@ TEST(InferenceProtocol, InferOutputEqualsTheLibrarysDirectOutput) {
     json channels = json::array();
     for (int c = 0; c < 3; ++c) {
       json rows = json::array();
-      for (int y = 0; y < 64; ++y, k += 64)
-        rows.push_back(std::vector<float>(input.data.begin() + k, input.data.begin() + k + 64));
+      for (int y = 0; y < 64; ++y, k += 64) rows.push_back(std::vector<float>(input.data.begin() + k, input.data.begin() + k + 64));
       channels.push_back(std::move(rows));
     }
     nested.push_back(std::move(channels));
@@ -231,10 +231,10 @@ httplib::Result post_binary(httplib::Client& client, const BinaryRequest& reques
 }
 
 json binary_header(const Tensor& tensor, std::size_t binary_size) {
-  return {{"id", "case-18"},
-          {"inputs",
-           {{{"name", "image"}, {"shape", tensor.shape}, {"datatype", "FP32"}, {"parameters", {{"binary_data_size", binary_size}}}}}},
-          {"outputs", {{{"name", "logits"}, {"parameters", {{"binary_data", true}}}}}}};
+  return {
+      {"id", "case-18"},
+      {"inputs", {{{"name", "image"}, {"shape", tensor.shape}, {"datatype", "FP32"}, {"parameters", {{"binary_data_size", binary_size}}}}}},
+      {"outputs", {{{"name", "logits"}, {"parameters", {{"binary_data", true}}}}}}};
 }
 
 // The JSON header and the binary section of a binary response, split by its own header length.
@@ -371,8 +371,7 @@ std::string bytes_tensor(const std::vector<std::filesystem::path>& images) {
 }
 
 json image_bytes_header(std::int64_t count, std::size_t size) {
-  return {{"inputs", {{{"name", "image_bytes"}, {"shape", {count}}, {"datatype", "BYTES"},
-                       {"parameters", {{"binary_data_size", size}}}}}}};
+  return {{"inputs", {{{"name", "image_bytes"}, {"shape", {count}}, {"datatype", "BYTES"}, {"parameters", {{"binary_data_size", size}}}}}}};
 }
 
 TEST(BinaryTensors, ImageBytesAreDecodedAndPreprocessedAsV1Does) {
@@ -382,8 +381,9 @@ TEST(BinaryTensors, ImageBytesAreDecodedAndPreprocessedAsV1Does) {
   const std::vector<std::filesystem::path> images = {photos[0], photos[1]};  // a JPEG and a PNG
   // The tensor the library prepares from the same files: the same logits, bit for bit.
   const Tensor input = prepared_batch(*fixture_classifier(), images);
-  const auto expected = body_of(client->Post("/v2/models/tiny/infer", infer_body(input, input.data).dump(),
-                                             "application/json"))["outputs"][0]["data"].get<std::vector<float>>();
+  const auto expected =
+      body_of(client->Post("/v2/models/tiny/infer", infer_body(input, input.data).dump(), "application/json"))["outputs"][0]["data"]
+          .get<std::vector<float>>();
   const std::string encoded = bytes_tensor(images);
   const auto result = post_binary(*client, binary_request(image_bytes_header(2, encoded.size()), encoded));
   ASSERT_EQ(status_of(result), 200) << (result ? result->body.substr(0, 300) : "");
@@ -451,8 +451,7 @@ TEST(SizeChecks, HugeShapesAreRefusedBeforeAllocationOnJsonAndBinary) {
   two.shape = {2, 3, 64, 64};
   const auto short_data = client->Post("/v2/models/tiny/infer", infer_body(two, one_image).dump(), "application/json");
   expect_protocol_error(short_data, 400);
-  EXPECT_NE(body_of(short_data)["error"].get<std::string>().find("12288 values; its shape [2,3,64,64] needs 24576"),
-            std::string::npos)
+  EXPECT_NE(body_of(short_data)["error"].get<std::string>().find("12288 values; its shape [2,3,64,64] needs 24576"), std::string::npos)
       << body_of(short_data);
 }
 
@@ -474,8 +473,8 @@ TEST(SizeChecks, NonFiniteJsonNumbersAreRefused) {
 TEST(SizeChecks, BadRequestsNeverFailTheRequestsBatchedWithThem) {
   // A long batch window and a big batch: good and bad requests arrive inside one window, so a
   // bad one that reached the batch would share an inference with the good ones.
-  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64",
-                                         "--max-queue-delay-ms", "200"});
+  const auto server =
+      start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64", "--max-queue-delay-ms", "200"});
   const Tensor input = prepared_batch(*fixture_classifier(), {real_photographs()[0]});
   const std::string good = infer_body(input, input.data).dump();
   Tensor wrapped;
@@ -483,12 +482,10 @@ TEST(SizeChecks, BadRequestsNeverFailTheRequestsBatchedWithThem) {
   const std::string bad = infer_body(wrapped, input.data).dump();
   std::vector<std::future<int>> goods, bads;
   for (int i = 0; i < 8; ++i) {
-    goods.push_back(std::async(std::launch::async, [&] {
-      return status_of(client_for(*server)->Post("/v2/models/tiny/infer", good, "application/json"));
-    }));
-    bads.push_back(std::async(std::launch::async, [&] {
-      return status_of(client_for(*server)->Post("/v2/models/tiny/infer", bad, "application/json"));
-    }));
+    goods.push_back(std::async(std::launch::async,
+                               [&] { return status_of(client_for(*server)->Post("/v2/models/tiny/infer", good, "application/json")); }));
+    bads.push_back(std::async(std::launch::async,
+                              [&] { return status_of(client_for(*server)->Post("/v2/models/tiny/infer", bad, "application/json")); }));
   }
   for (auto& f : goods) EXPECT_EQ(f.get(), 200);
   for (auto& f : bads) EXPECT_EQ(f.get(), 400);

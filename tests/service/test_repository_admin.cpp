@@ -63,9 +63,9 @@ TEST(RepositoryAdmin, MissingOrWrongKeyIs401) {
   EXPECT_EQ(status_of(missing), 401);
   EXPECT_NE(missing->get_header_value("WWW-Authenticate").find("Bearer"), std::string::npos);
   EXPECT_EQ(status_of(s.client->Post("/v2/repository/index", {{"Authorization", "Bearer wrong"}}, "{}", "application/json")), 401);
-  EXPECT_EQ(status_of(s.client->Post("/v2/repository/index", {{"Authorization", std::string("Bearer ") + kKey + "x"}}, "{}",
-                                     "application/json")),
-            401);
+  EXPECT_EQ(
+      status_of(s.client->Post("/v2/repository/index", {{"Authorization", std::string("Bearer ") + kKey + "x"}}, "{}", "application/json")),
+      401);
   EXPECT_EQ(status_of(s.client->Post("/v2/repository/index", {{"X-API-Key", kKey}}, "{}", "application/json")), 200);
   EXPECT_EQ(status_of(s.admin("/v2/repository/index")), 200);
   // The key never shows up in the log.
@@ -222,9 +222,9 @@ TEST(RepositoryAdmin, ServerWhoseModelCannotLoadIsLiveButNotReady) {
   EXPECT_EQ(status_of(client->Get("/v2/models/tiny/ready")), 400);
   EXPECT_EQ(status_of(post_image(*client, real_photographs()[0])), 503);
   // Activating a good version repairs it.
-  EXPECT_EQ(status_of(client->Post("/v2/repository/models/tiny/activate", {{"X-API-Key", kKey}}, R"({"version": "1"})",
-                                   "application/json")),
-            200);
+  EXPECT_EQ(
+      status_of(client->Post("/v2/repository/models/tiny/activate", {{"X-API-Key", kKey}}, R"({"version": "1"})", "application/json")),
+      200);
   EXPECT_EQ(status_of(client->Get("/v2/health/ready")), 200);
 }
 

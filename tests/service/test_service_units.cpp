@@ -38,12 +38,12 @@ ErrorCode error_code_of(F&& f) {
 
 TEST(HttpStatus, EveryErrorCodeHasItsStatus) {
   const std::vector<std::pair<ErrorCode, int>> table = {
-      {ErrorCode::kInvalidArgument, 400},   {ErrorCode::kNotFound, 404},         {ErrorCode::kUnsupportedFormat, 400},
-      {ErrorCode::kInvalidImage, 400},      {ErrorCode::kImageTooLarge, 400},    {ErrorCode::kInvalidPackage, 500},
-      {ErrorCode::kModelMismatch, 500},     {ErrorCode::kUnsupportedModel, 500}, {ErrorCode::kRuntimeUnavailable, 503},
-      {ErrorCode::kRuntimeFailure, 500},    {ErrorCode::kIoError, 500},          {ErrorCode::kResourceExhausted, 503},
-      {ErrorCode::kDeadlineExceeded, 504},  {ErrorCode::kInternal, 500},         {ErrorCode::kPermissionDenied, 500},
-      {ErrorCode::kNoSpace, 507},           {ErrorCode::kFailedPrecondition, 409}};
+      {ErrorCode::kInvalidArgument, 400},  {ErrorCode::kNotFound, 404},          {ErrorCode::kUnsupportedFormat, 400},
+      {ErrorCode::kInvalidImage, 400},     {ErrorCode::kImageTooLarge, 400},     {ErrorCode::kInvalidPackage, 500},
+      {ErrorCode::kModelMismatch, 500},    {ErrorCode::kUnsupportedModel, 500},  {ErrorCode::kRuntimeUnavailable, 503},
+      {ErrorCode::kRuntimeFailure, 500},   {ErrorCode::kIoError, 500},           {ErrorCode::kResourceExhausted, 503},
+      {ErrorCode::kDeadlineExceeded, 504}, {ErrorCode::kInternal, 500},          {ErrorCode::kPermissionDenied, 500},
+      {ErrorCode::kNoSpace, 507},          {ErrorCode::kFailedPrecondition, 409}};
   // Every code, the ones added later included (error.hpp numbers them from 1 to kLastErrorCode).
   EXPECT_EQ(table.size(), static_cast<std::size_t>(kLastErrorCode));
   for (const auto& [code, status] : table) {
@@ -56,27 +56,26 @@ TEST(HttpStatus, EveryErrorCodeHasItsStatus) {
 
 TEST(GrpcStatus, EveryErrorCodeHasItsStatus) {
   using grpc::StatusCode;
-  const std::vector<std::pair<ErrorCode, StatusCode>> table = {
-      {ErrorCode::kInvalidArgument, StatusCode::INVALID_ARGUMENT},
-      {ErrorCode::kNotFound, StatusCode::NOT_FOUND},
-      {ErrorCode::kUnsupportedFormat, StatusCode::INVALID_ARGUMENT},
-      {ErrorCode::kInvalidImage, StatusCode::INVALID_ARGUMENT},
-      {ErrorCode::kImageTooLarge, StatusCode::INVALID_ARGUMENT},
-      {ErrorCode::kInvalidPackage, StatusCode::INTERNAL},
-      {ErrorCode::kModelMismatch, StatusCode::INTERNAL},
-      {ErrorCode::kUnsupportedModel, StatusCode::INTERNAL},
-      {ErrorCode::kRuntimeUnavailable, StatusCode::UNAVAILABLE},
-      {ErrorCode::kRuntimeFailure, StatusCode::INTERNAL},
-      {ErrorCode::kIoError, StatusCode::INTERNAL},
-      {ErrorCode::kResourceExhausted, StatusCode::RESOURCE_EXHAUSTED},
-      {ErrorCode::kDeadlineExceeded, StatusCode::DEADLINE_EXCEEDED},
-      {ErrorCode::kInternal, StatusCode::INTERNAL},
-      // The server's own files: not a permission the caller lacks (HTTP 500).
-      {ErrorCode::kPermissionDenied, StatusCode::INTERNAL},
-      // gRPC's code for "the entire file system is out of space" (HTTP 507).
-      {ErrorCode::kNoSpace, StatusCode::RESOURCE_EXHAUSTED},
-      // The serving rule: a version that may not serve (HTTP 409).
-      {ErrorCode::kFailedPrecondition, StatusCode::FAILED_PRECONDITION}};
+  const std::vector<std::pair<ErrorCode, StatusCode>> table = {{ErrorCode::kInvalidArgument, StatusCode::INVALID_ARGUMENT},
+                                                               {ErrorCode::kNotFound, StatusCode::NOT_FOUND},
+                                                               {ErrorCode::kUnsupportedFormat, StatusCode::INVALID_ARGUMENT},
+                                                               {ErrorCode::kInvalidImage, StatusCode::INVALID_ARGUMENT},
+                                                               {ErrorCode::kImageTooLarge, StatusCode::INVALID_ARGUMENT},
+                                                               {ErrorCode::kInvalidPackage, StatusCode::INTERNAL},
+                                                               {ErrorCode::kModelMismatch, StatusCode::INTERNAL},
+                                                               {ErrorCode::kUnsupportedModel, StatusCode::INTERNAL},
+                                                               {ErrorCode::kRuntimeUnavailable, StatusCode::UNAVAILABLE},
+                                                               {ErrorCode::kRuntimeFailure, StatusCode::INTERNAL},
+                                                               {ErrorCode::kIoError, StatusCode::INTERNAL},
+                                                               {ErrorCode::kResourceExhausted, StatusCode::RESOURCE_EXHAUSTED},
+                                                               {ErrorCode::kDeadlineExceeded, StatusCode::DEADLINE_EXCEEDED},
+                                                               {ErrorCode::kInternal, StatusCode::INTERNAL},
+                                                               // The server's own files: not a permission the caller lacks (HTTP 500).
+                                                               {ErrorCode::kPermissionDenied, StatusCode::INTERNAL},
+                                                               // gRPC's code for "the entire file system is out of space" (HTTP 507).
+                                                               {ErrorCode::kNoSpace, StatusCode::RESOURCE_EXHAUSTED},
+                                                               // The serving rule: a version that may not serve (HTTP 409).
+                                                               {ErrorCode::kFailedPrecondition, StatusCode::FAILED_PRECONDITION}};
   EXPECT_EQ(table.size(), static_cast<std::size_t>(kLastErrorCode));
   for (const auto& [code, status] : table) {
     EXPECT_EQ(grpc_code_for(code), status) << to_string(code);
@@ -88,8 +87,8 @@ TEST(GrpcStatus, EveryErrorCodeHasItsStatus) {
 
 TEST(RequestId, KeepsPlausibleClientIdsAndReplacesOthers) {
   EXPECT_EQ(make_request_id("pms:visit-42_a.b"), "pms:visit-42_a.b");
-  for (const std::string& bad : {std::string(""), std::string(65, 'a'), std::string("two words"), std::string("a\"b"),
-                                std::string("line\nbreak")}) {
+  for (const std::string& bad :
+       {std::string(""), std::string(65, 'a'), std::string("two words"), std::string("a\"b"), std::string("line\nbreak")}) {
     const std::string id = make_request_id(bad);
     EXPECT_EQ(id.size(), 32u) << bad;
     EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
@@ -110,8 +109,7 @@ ModelSignature tiny_signature() {
 TEST(InferenceProtocol, ParsesFlatAndNestedData) {
   std::vector<float> values(12);
   for (int i = 0; i < 12; ++i) values[static_cast<std::size_t>(i)] = 0.5f * static_cast<float>(i);
-  const json flat = {{"id", "7"},
-                     {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}}, {"data", values}}}}};
+  const json flat = {{"id", "7"}, {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}}, {"data", values}}}}};
   const InferRequest a = parse_infer_request(flat.dump(), tiny_signature());
   EXPECT_EQ(a.id, "7");
   EXPECT_EQ(a.input.shape, (std::vector<std::int64_t>{1, 3, 2, 2}));
@@ -138,8 +136,7 @@ TEST(InferenceProtocol, RefusesWhatTheModelDoesNotTake) {
   EXPECT_EQ(refused([](json& r) { r["outputs"] = {{{"name", "probabilities"}}}; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["parameters"] = {{"binary_data_output", "yes"}}; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["inputs"][0]["data"][3] = 1e39; }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["shape"] = {1152921504606846977LL, 3, 2, 2}; }),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused([](json& r) { r["inputs"][0]["shape"] = {1152921504606846977LL, 3, 2, 2}; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(refused([](json& r) { r["id"] = 7; }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([] { parse_infer_request("[1,2]", tiny_signature()); }), ErrorCode::kInvalidArgument);
 }
@@ -171,8 +168,8 @@ TEST(InferenceProtocol, BatchesBeyondTheLimitAreRefusedBeforeTheirData) {
 TEST(InferenceProtocol, BinaryExtensionSplitsAndChecksTheBody) {
   const std::vector<float> values = {0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f};
   const std::string raw(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
-  const json header = {{"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}},
-                                    {"parameters", {{"binary_data_size", raw.size()}}}}}}};
+  const json header = {
+      {"inputs", {{{"name", "image"}, {"datatype", "FP32"}, {"shape", {1, 3, 2, 2}}, {"parameters", {{"binary_data_size", raw.size()}}}}}}};
   const std::string text = header.dump();
   const std::string body = text + raw;
   const RequestBody split = split_request_body(body, std::to_string(text.size()));
@@ -183,15 +180,16 @@ TEST(InferenceProtocol, BinaryExtensionSplitsAndChecksTheBody) {
   EXPECT_EQ(error_code_of([&] { split_request_body(body, "1e3"); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { split_request_body(body, ""); }), ErrorCode::kInvalidArgument);
   const std::string_view truncated = std::string_view(raw).substr(0, raw.size() - 1);
-  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, truncated, tiny_signature()); }),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, raw + "x", tiny_signature()); }),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, truncated, tiny_signature()); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { read_infer_request(split.document, raw + "x", tiny_signature()); }), ErrorCode::kInvalidArgument);
   // The raw encoding of the answer: FP32 as it is, BYTES length-prefixed.
   OutputTensor fp32{"logits", "FP32", {1, 2}, {1.5f, -2.f}, {}, true};
   EXPECT_EQ(raw_bytes(fp32), std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8));
   OutputTensor strings{"logits", "BYTES", {1, 2}, {}, {"ab", ""}, true};
-  EXPECT_EQ(raw_bytes(strings), std::string("\x02\x00\x00\x00" "ab" "\x00\x00\x00\x00", 10));
+  EXPECT_EQ(raw_bytes(strings), std::string("\x02\x00\x00\x00"
+                                            "ab"
+                                            "\x00\x00\x00\x00",
+                                            10));
 }
 
 TEST(InferenceProtocol, ResponseCarriesTensorsAndClassifications) {
@@ -206,8 +204,7 @@ TEST(InferenceProtocol, ResponseCarriesTensorsAndClassifications) {
   EXPECT_EQ(response["outputs"][0]["shape"], json::array({2, 3}));
   EXPECT_EQ(response["outputs"][0]["data"].size(), 6u);
   EXPECT_EQ(response["outputs"][1]["datatype"], "BYTES");
-  EXPECT_EQ(response["outputs"][1]["data"],
-            json::array({"2.000000:1:NV", "0.100000:0:MEL", "3.500000:1:NV", "3.000000:0:MEL"}));
+  EXPECT_EQ(response["outputs"][1]["data"], json::array({"2.000000:1:NV", "0.100000:0:MEL", "3.500000:1:NV", "3.000000:0:MEL"}));
   InferRequest anonymous;
   EXPECT_FALSE(infer_response("m", "4", anonymous, logits, tiny_signature()).contains("id"));
 }
@@ -235,8 +232,7 @@ TEST(InferenceProtocol, GuardOutputComesWithTheLogits) {
   const RequestedOutput guard = check_requested_output("ood_score", 2, false, signature);
   EXPECT_EQ(guard.name, "ood_score");
   EXPECT_EQ(guard.classification, 0);
-  EXPECT_EQ(error_code_of([&] { check_requested_output("ood_score", 1, false, tiny_signature()); }),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { check_requested_output("ood_score", 1, false, tiny_signature()); }), ErrorCode::kInvalidArgument);
   InferRequest named;
   named.outputs = {guard, check_requested_output("logits", 1, false, signature)};
   const auto picked = infer_response("m", "4", named, logits, signature, &ood);
@@ -344,20 +340,20 @@ TEST(Config, FlagsOverrideTheFileAndTheEnvironmentGivesTheKey) {
   const auto file = tmp.path() / "service.json";
   std::ofstream(file) << R"({"port": 9000, "max_queue_size": 7, "admin_key": "from-file"})";
   ::setenv("DERMCDS_ADMIN_KEY", "from-environment", 1);
-  std::vector<std::string> args = {"pms-derm-cds", "--config", file.string(), "--port", "9100", "--no-batching",
-                                   "--runtime", "onnxruntime,tflite", "--device", "2"};
+  std::vector<std::string> args = {"pms-derm-cds",  "--config",  file.string(),        "--port",   "9100",
+                                   "--no-batching", "--runtime", "onnxruntime,tflite", "--device", "2"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   ServiceConfig config;
   int exit_code = -1;
   ASSERT_EQ(parse_command_line(static_cast<int>(argv.size()), argv.data(), config, exit_code), ParseOutcome::kRun);
   ::unsetenv("DERMCDS_ADMIN_KEY");
-  EXPECT_EQ(config.port, 9100);          // flag over file
-  EXPECT_EQ(config.max_queue_size, 7);   // file over default
+  EXPECT_EQ(config.port, 9100);         // flag over file
+  EXPECT_EQ(config.max_queue_size, 7);  // file over default
   EXPECT_FALSE(config.batching);
   EXPECT_EQ(config.device_id, 2);
   EXPECT_EQ(config.runtimes, (std::vector<std::string>{"onnxruntime", "tflite"}));
-  EXPECT_EQ(config.admin_key, "from-environment");  // environment over file
+  EXPECT_EQ(config.admin_key, "from-environment");    // environment over file
   EXPECT_EQ(describe(config)["admin_key"], "(set)");  // the key itself is never shown
 }
 

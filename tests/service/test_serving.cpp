@@ -46,8 +46,8 @@ void wait_for_queue_depth(httplib::Client& client, const std::string& model, int
 }
 
 TEST(Serving, ConcurrentRequestsAreAnsweredByOneBatch) {
-  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "4",
-                                                  "--max-queue-delay-ms", "10000"});
+  const auto server =
+      start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "4", "--max-queue-delay-ms", "10000"});
   auto results = classify_concurrently(*server, 4);
   std::set<double> inference_times;
   for (auto& future : results) {
@@ -75,8 +75,8 @@ TEST(Serving, WithoutBatchingEachRequestRunsAlone) {
 }
 
 TEST(Serving, FullQueueAnswers503WithRetryAfter) {
-  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64",
-                                                  "--max-queue-delay-ms", "3000", "--max-queue-size", "2"});
+  const auto server = start_server_with(
+      {"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64", "--max-queue-delay-ms", "3000", "--max-queue-size", "2"});
   const auto client = client_for(*server);
   auto waiting = classify_concurrently(*server, 2);
   wait_for_queue_depth(*client, "tiny", 2);
@@ -98,16 +98,16 @@ TEST(Serving, FullQueueAnswers503WithRetryAfter) {
 }
 
 TEST(Serving, RequestPastItsTimeLimitIs504) {
-  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "8",
-                                                  "--max-queue-delay-ms", "2000", "--request-timeout-ms", "200"});
+  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "8", "--max-queue-delay-ms",
+                                         "2000", "--request-timeout-ms", "200"});
   const auto result = post_image(*client_for(*server), real_photographs()[0]);
   ASSERT_EQ(status_of(result), 504);
   EXPECT_EQ(body_of(result)["code"], "deadline_exceeded");
 }
 
 TEST(Serving, SigtermFinishesRequestsInProgress) {
-  const auto server = start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64",
-                                                  "--max-queue-delay-ms", "10000"});
+  const auto server =
+      start_server_with({"--model", "tiny", "--default-model", "tiny", "--max-batch-size", "64", "--max-queue-delay-ms", "10000"});
   auto in_progress = classify_concurrently(*server, 3);
   wait_for_queue_depth(*client_for(*server), "tiny", 3);
 
@@ -142,12 +142,15 @@ TEST(Serving, MetricsAreValidPrometheusText) {
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     std::smatch m;
-    if (std::regex_match(line, m, type)) declared.insert(m[1]);
-    else if (line.rfind("# HELP ", 0) == 0) continue;
+    if (std::regex_match(line, m, type))
+      declared.insert(m[1]);
+    else if (line.rfind("# HELP ", 0) == 0)
+      continue;
     else if (std::regex_match(line, m, sample)) {
       const std::string family = std::regex_replace(m[1].str(), std::regex("_(bucket|sum|count)$"), "");
       EXPECT_TRUE(declared.count(m[1]) || declared.count(family)) << line;
-    } else ADD_FAILURE() << "not exposition format: " << line;
+    } else
+      ADD_FAILURE() << "not exposition format: " << line;
   }
 
   EXPECT_EQ(metric(text, "dermcds_http_requests_total{endpoint=\"/v1/classify\",method=\"POST\",status=\"200\"}"), 3);
@@ -223,8 +226,8 @@ TEST(Serving, PageAndApiDocumentAreServed) {
     ++paths;
     std::string path = std::regex_replace(m[1].str(), std::regex(R"(\{name\})"), "tiny");
     path = std::regex_replace(path, std::regex(R"(\{version\})"), "1");
-    const bool post = path.find("/infer") != std::string::npos || path.find("/repository") != std::string::npos ||
-                      path == "/v1/classify" || path.rfind("/cds-services/", 0) == 0;
+    const bool post = path.find("/infer") != std::string::npos || path.find("/repository") != std::string::npos || path == "/v1/classify" ||
+                      path.rfind("/cds-services/", 0) == 0;
     const auto result = post ? client->Post(path.c_str(), "{}", "application/json") : client->Get(path.c_str());
     ASSERT_TRUE(result) << path;
     EXPECT_TRUE(result->status != 404 || body_of(result)["error"] != "no such endpoint (see /openapi.yaml)") << path;

@@ -79,8 +79,7 @@ void add_version_without_evidence(const std::filesystem::path& repository, const
 }
 
 void wait_for_log(const ServerProcess& server, const std::string& text) {
-  for (int i = 0; i < 3000 && server.log().find(text) == std::string::npos; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 3000 && server.log().find(text) == std::string::npos; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
 TEST(ServingRuleService, BothAttacksAreRefusedOnLoadAndActivate) {
@@ -98,7 +97,9 @@ TEST(ServingRuleService, BothAttacksAreRefusedOnLoadAndActivate) {
       const std::string error = body_of(refused).value("error", "");
       EXPECT_NE(error.find(missing), std::string::npos) << action << ": " << error;
     }
-    EXPECT_EQ(status_of(post_image(*s.client, service_references()[1]["image"].get<std::string>(), std::string("?model=tiny&version=") + version)), 404);
+    EXPECT_EQ(status_of(post_image(*s.client, service_references()[1]["image"].get<std::string>(),
+                                   std::string("?model=tiny&version=") + version)),
+              404);
     const std::string listed = s.reason_of("tiny", version);
     EXPECT_NE(listed.find("UNAVAILABLE: may not serve"), std::string::npos) << listed;
   }
@@ -278,8 +279,8 @@ TEST(ServingRuleService, SigkillDuringActivationNeverLeavesHalfWrittenState) {
     const std::string target = attempt % 2 ? "1" : "2";
     std::atomic<bool> answered{false};
     std::thread activation([&] {
-      answered = static_cast<bool>(s.admin("/v2/repository/models/tiny/" + std::string(attempt % 5 == 4 ? "rollback" : "activate"),
-                                           {{"version", target}}));
+      answered = static_cast<bool>(
+          s.admin("/v2/repository/models/tiny/" + std::string(attempt % 5 == 4 ? "rollback" : "activate"), {{"version", target}}));
     });
     std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(random)));
     s.process->send_signal(SIGKILL);

@@ -38,8 +38,8 @@ TEST(Startup, HelpListsTheFlags) {
 TEST(Startup, PrintConfigShowsTheEffectiveSettingsButNotTheKey) {
   TemporaryDirectory tmp;
   std::ofstream(tmp.path() / "service.json") << R"({"max_batch_size": 4, "repository": "/srv/models"})";
-  const Outcome printed = run_binary("--config " + (tmp.path() / "service.json").string() +
-                                     " --port 9001 --print-config DERMCDS_ADMIN_KEY=x");
+  const Outcome printed =
+      run_binary("--config " + (tmp.path() / "service.json").string() + " --port 9001 --print-config DERMCDS_ADMIN_KEY=x");
   // (A stray positional argument is an error; the environment variable goes the usual way.)
   EXPECT_EQ(printed.status, 2) << printed.output;
   const Outcome config = run_binary("--config " + (tmp.path() / "service.json").string() + " --port 9001 --print-config");

@@ -17,8 +17,12 @@ inline std::filesystem::path test_repository() { return DERMCDS_TEST_REPOSITORY;
 // Real photographs (JPEG and PNG) from Debian packages, unpacked by scripts/provision.sh.
 inline std::vector<std::filesystem::path> real_photographs() {
   const std::filesystem::path photos = std::filesystem::path(DERMCDS_DEPS_DIR) / "photos";
-  return {"/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg", photos / "coffee.png", photos / "chelsea.png",
-          photos / "rocket.jpg", photos / "astronaut.png", photos / "retina.jpg"};
+  return {"/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+          photos / "coffee.png",
+          photos / "chelsea.png",
+          photos / "rocket.jpg",
+          photos / "astronaut.png",
+          photos / "retina.jpg"};
 }
 
 // A fresh, empty directory for one test, removed when it goes out of scope.

@@ -9,8 +9,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <tensorflow/lite/c/c_api.h>
+#include <nlohmann/json.hpp>
 
 #include "dermcds/classifier.hpp"
 #include "dermcds/converter.hpp"
@@ -34,9 +34,14 @@ constexpr std::size_t kCalibrationImages = 32;
 
 nlohmann::json manifest_for(const std::string& name, const std::filesystem::path& onnx) {
   nlohmann::json labels = nlohmann::json::array();
-  for (const auto& [code, label] : std::vector<std::pair<std::string, std::string>>{
-           {"MEL", "Melanoma"}, {"NV", "Melanocytic nevus"}, {"BCC", "Basal cell carcinoma"}, {"AK", "Actinic keratosis"},
-           {"BKL", "Benign keratosis"}, {"DF", "Dermatofibroma"}, {"VASC", "Vascular lesion"}, {"SCC", "Squamous cell carcinoma"}})
+  for (const auto& [code, label] : std::vector<std::pair<std::string, std::string>>{{"MEL", "Melanoma"},
+                                                                                    {"NV", "Melanocytic nevus"},
+                                                                                    {"BCC", "Basal cell carcinoma"},
+                                                                                    {"AK", "Actinic keratosis"},
+                                                                                    {"BKL", "Benign keratosis"},
+                                                                                    {"DF", "Dermatofibroma"},
+                                                                                    {"VASC", "Vascular lesion"},
+                                                                                    {"SCC", "Squamous cell carcinoma"}})
     labels.push_back({{"code", code}, {"name", label}});
   return {
       {"format", "dermcds-model-package"},
@@ -45,9 +50,14 @@ nlohmann::json manifest_for(const std::string& name, const std::filesystem::path
       {"version", "1"},
       {"architecture", "mobilenet_v3_large"},
       {"input",
-       {{"name", "image"}, {"layout", "NCHW"}, {"color", "RGB"}, {"size", 224},
+       {{"name", "image"},
+        {"layout", "NCHW"},
+        {"color", "RGB"},
+        {"size", 224},
         {"resize", {{"policy", "shorter_side_then_center_crop"}, {"shorter_side", 256}, {"interpolation", "bilinear"}}},
-        {"scale", 255}, {"mean", {0.485, 0.456, 0.406}}, {"std", {0.229, 0.224, 0.225}}}},
+        {"scale", 255},
+        {"mean", {0.485, 0.456, 0.406}},
+        {"std", {0.229, 0.224, 0.225}}}},
       {"output", {{"name", "logits"}, {"kind", "logits"}}},
       {"labels", labels},
       {"triage",
@@ -56,8 +66,12 @@ nlohmann::json manifest_for(const std::string& name, const std::filesystem::path
           {{"tier", "dermatology_review"}, {"classes", {"MEL", "BCC", "SCC", "AK"}}, {"threshold", 0.15}}}},
         {"default_tier", "routine"}}},
       {"artifacts",
-       {{{"runtime", "onnxruntime"}, {"precision", "fp32"}, {"file", "model.onnx"}, {"sha256", sha256_file_hex(onnx)},
-         {"bytes", std::filesystem::file_size(onnx)}, {"layout", "NCHW"}}}},
+       {{{"runtime", "onnxruntime"},
+         {"precision", "fp32"},
+         {"file", "model.onnx"},
+         {"sha256", sha256_file_hex(onnx)},
+         {"bytes", std::filesystem::file_size(onnx)},
+         {"layout", "NCHW"}}}},
   };
 }
 
@@ -204,7 +218,8 @@ TEST_F(TfliteBackendTest, ReconvertingReplacesTheArtifactEntry) {
   c.precision = converter::Precision::kFp32;
   converter::convert_package(c);
   const Manifest m = read_manifest(copy);
-  EXPECT_EQ(std::count_if(m.artifacts.begin(), m.artifacts.end(), [](const ArtifactEntry& a) { return a.runtime == "tflite" && a.precision == "fp32"; }),
+  EXPECT_EQ(std::count_if(m.artifacts.begin(), m.artifacts.end(),
+                          [](const ArtifactEntry& a) { return a.runtime == "tflite" && a.precision == "fp32"; }),
             1);
   EXPECT_EQ(m.artifacts.size(), 4u);
 }

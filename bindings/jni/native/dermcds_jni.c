@@ -18,12 +18,12 @@ static jclass exception_class;
 static jclass result_class;
 static jmethodID exception_init;
 static jmethodID result_init;
-static jmethodID string_from_bytes;  /* String(byte[], String charsetName) */
-static jmethodID string_get_bytes;   /* byte[] String.getBytes(String charsetName) */
-static jstring utf8_name;            /* "UTF-8", a global reference */
+static jmethodID string_from_bytes; /* String(byte[], String charsetName) */
+static jmethodID string_get_bytes;  /* byte[] String.getBytes(String charsetName) */
+static jstring utf8_name;           /* "UTF-8", a global reference */
 
-#define RESULT_SIGNATURE                                                                            \
-  "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;"   \
+#define RESULT_SIGNATURE                                                                             \
+  "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;"      \
   "Ljava/lang/String;[Ljava/lang/String;[Ljava/lang/String;[FILjava/lang/String;[Ljava/lang/String;" \
   "Ljava/lang/String;Ljava/lang/String;[Ljava/lang/String;[D[D[Ljava/lang/String;)V"
 
@@ -123,8 +123,7 @@ static jobject to_java_result(JNIEnv* env, const dermcds_result* result) {
   if ((*env)->PushLocalFrame(env, 32) != 0) return NULL;
   const size_t classes = dermcds_result_class_count(result);
   jfloatArray probabilities = (*env)->NewFloatArray(env, (jsize)classes);
-  if (probabilities)
-    (*env)->SetFloatArrayRegion(env, probabilities, 0, (jsize)classes, dermcds_result_probabilities(result));
+  if (probabilities) (*env)->SetFloatArrayRegion(env, probabilities, 0, (jsize)classes, dermcds_result_probabilities(result));
   jstring model_name = to_java(env, dermcds_result_model_name(result));
   jstring model_version = to_java(env, dermcds_result_model_version(result));
   jstring runtime = to_java(env, dermcds_result_runtime(result));
@@ -149,9 +148,9 @@ static jobject to_java_result(JNIEnv* env, const dermcds_result* result) {
   }
   jobject object = NULL;
   if (!(*env)->ExceptionCheck(env)) {
-    object = (*env)->NewObject(env, result_class, result_init, model_name, model_version, runtime, runtime_version, provider,
-                               precision, codes, names, probabilities, (jint)dermcds_result_top1(result), tier, fallbacks, json,
-                               status, reason_codes, reason_scores, reason_thresholds, reason_messages);
+    object = (*env)->NewObject(env, result_class, result_init, model_name, model_version, runtime, runtime_version, provider, precision,
+                               codes, names, probabilities, (jint)dermcds_result_top1(result), tier, fallbacks, json, status, reason_codes,
+                               reason_scores, reason_thresholds, reason_messages);
   }
   return (*env)->PopLocalFrame(env, object);
 }
@@ -170,8 +169,7 @@ static jobject finish(JNIEnv* env, dermcds_status status, dermcds_result* result
 /* ---- natives --------------------------------------------------------------------------------- */
 
 /* Applies one string setting; false (with an exception pending) if it failed. */
-static int set_text(JNIEnv* env, dermcds_options* options, jstring value,
-                    dermcds_status (*setter)(dermcds_options*, const char*)) {
+static int set_text(JNIEnv* env, dermcds_options* options, jstring value, dermcds_status (*setter)(dermcds_options*, const char*)) {
   char* text = from_java(env, value);
   if (!text) return 0;
   const dermcds_status status = setter(options, text);
@@ -199,9 +197,8 @@ static int set_provider_options(JNIEnv* env, dermcds_options* options, jobjectAr
 }
 
 JNIEXPORT jlong JNICALL Java_org_dermcds_Classifier_nativeOpen(JNIEnv* env, jclass cls, jstring package_dir, jstring runtime,
-                                                               jstring precision, jstring provider, jint threads,
-                                                               jint device_id, jlong max_pixels, jobjectArray option_keys,
-                                                               jobjectArray option_values) {
+                                                               jstring precision, jstring provider, jint threads, jint device_id,
+                                                               jlong max_pixels, jobjectArray option_keys, jobjectArray option_values) {
   (void)cls;
   dermcds_options* options = NULL;
   dermcds_status status = dermcds_options_create(&options);
@@ -212,8 +209,7 @@ JNIEXPORT jlong JNICALL Java_org_dermcds_Classifier_nativeOpen(JNIEnv* env, jcla
   dermcds_classifier* classifier = NULL;
   int ok = set_text(env, options, runtime, dermcds_options_set_runtime) &&
            set_text(env, options, precision, dermcds_options_set_precision) &&
-           set_text(env, options, provider, dermcds_options_set_provider) &&
-           set_provider_options(env, options, option_keys, option_values);
+           set_text(env, options, provider, dermcds_options_set_provider) && set_provider_options(env, options, option_keys, option_values);
   if (ok && (status = dermcds_options_set_threads(options, threads)) != DERMCDS_OK) ok = 0;
   if (ok && (status = dermcds_options_set_device_id(options, device_id)) != DERMCDS_OK) ok = 0;
   if (ok && max_pixels > 0 && (status = dermcds_options_set_max_pixels(options, (uint64_t)max_pixels)) != DERMCDS_OK) ok = 0;
@@ -242,36 +238,40 @@ JNIEXPORT jstring JNICALL Java_org_dermcds_Classifier_nativeDescribe(JNIEnv* env
   (void)cls;
   const dermcds_classifier* classifier = (const dermcds_classifier*)(intptr_t)handle;
   switch (what) {
-    case 0: return to_java(env, dermcds_classifier_model_name(classifier));
-    case 1: return to_java(env, dermcds_classifier_model_version(classifier));
-    case 2: return to_java(env, dermcds_classifier_runtime(classifier));
-    case 3: return to_java(env, dermcds_classifier_provider(classifier));
-    case 4: return to_java(env, dermcds_classifier_precision(classifier));
-    default: return NULL;
+    case 0:
+      return to_java(env, dermcds_classifier_model_name(classifier));
+    case 1:
+      return to_java(env, dermcds_classifier_model_version(classifier));
+    case 2:
+      return to_java(env, dermcds_classifier_runtime(classifier));
+    case 3:
+      return to_java(env, dermcds_classifier_provider(classifier));
+    case 4:
+      return to_java(env, dermcds_classifier_precision(classifier));
+    default:
+      return NULL;
   }
 }
 
-JNIEXPORT jobject JNICALL Java_org_dermcds_Classifier_nativeClassifyEncoded(JNIEnv* env, jclass cls, jlong handle,
-                                                                           jbyteArray encoded) {
+JNIEXPORT jobject JNICALL Java_org_dermcds_Classifier_nativeClassifyEncoded(JNIEnv* env, jclass cls, jlong handle, jbyteArray encoded) {
   (void)cls;
   const jsize size = (*env)->GetArrayLength(env, encoded);
   jbyte* bytes = (*env)->GetByteArrayElements(env, encoded, NULL);
   if (!bytes) return NULL;
   dermcds_result* result = NULL;
-  const dermcds_status status =
-      dermcds_classify_encoded((const dermcds_classifier*)(intptr_t)handle, bytes, (size_t)size, &result);
+  const dermcds_status status = dermcds_classify_encoded((const dermcds_classifier*)(intptr_t)handle, bytes, (size_t)size, &result);
   (*env)->ReleaseByteArrayElements(env, encoded, bytes, JNI_ABORT); /* read only: nothing to copy back */
   return finish(env, status, result);
 }
 
-JNIEXPORT jobject JNICALL Java_org_dermcds_Classifier_nativeClassifyRgb(JNIEnv* env, jclass cls, jlong handle, jbyteArray rgb,
-                                                                       jint width, jint height, jint row_stride) {
+JNIEXPORT jobject JNICALL Java_org_dermcds_Classifier_nativeClassifyRgb(JNIEnv* env, jclass cls, jlong handle, jbyteArray rgb, jint width,
+                                                                        jint height, jint row_stride) {
   (void)cls;
   jbyte* pixels = (*env)->GetByteArrayElements(env, rgb, NULL);
   if (!pixels) return NULL;
   dermcds_result* result = NULL;
-  const dermcds_status status = dermcds_classify_rgb((const dermcds_classifier*)(intptr_t)handle, (const uint8_t*)pixels,
-                                                     width, height, (size_t)row_stride, &result);
+  const dermcds_status status =
+      dermcds_classify_rgb((const dermcds_classifier*)(intptr_t)handle, (const uint8_t*)pixels, width, height, (size_t)row_stride, &result);
   (*env)->ReleaseByteArrayElements(env, rgb, pixels, JNI_ABORT);
   return finish(env, status, result);
 }

@@ -59,7 +59,7 @@ struct CalibrationOptions {
 
 // What an int8 model must keep of the float model's answers (docs/converter.md, "int8").
 struct Int8Goal {
-  double max_mean_abs_diff = 0.01;     // mean |p_int8 - p_float| over all classes and images
+  double max_mean_abs_diff = 0.01;  // mean |p_int8 - p_float| over all classes and images
   double min_top1_agreement = 0.97;
   double min_triage_agreement = 0.99;  // only where a triage function is given
 };
@@ -120,7 +120,7 @@ struct ConvertOptions {
   // DEQUANTIZE inside the model.
   bool int8_io = false;
   CalibrationOptions calibration;  // int8 only; at least one sample
-  Int8Options int8;                 // int8 only
+  Int8Options int8;                // int8 only
   // fp16 only: constants with fewer elements stay float32 (biases, small vectors).
   std::int64_t fp16_min_elements = 1024;
   // Progress lines for long conversions ("calibrating: 40/200 samples").
@@ -129,8 +129,8 @@ struct ConvertOptions {
 
 struct ConversionReport {
   std::int64_t onnx_opset = 0;
-  std::size_t onnx_nodes = 0;        // as read
-  std::size_t tflite_operators = 0;  // as written
+  std::size_t onnx_nodes = 0;                          // as read
+  std::size_t tflite_operators = 0;                    // as written
   std::map<std::string, std::size_t> operator_counts;  // TFLite operator -> count
   std::string input_name;
   std::vector<std::int64_t> input_shape;  // as the TFLite model takes it (NHWC for images)
@@ -151,17 +151,16 @@ struct ConversionReport {
   std::map<std::string, std::size_t> xnnpack_undelegated;
   // int8 analysis (on the calibration samples, against the float model in TFLite)
   bool int8_goal_met = false;
-  Int8Agreement int8_full_integer;  // every operator int8
-  Int8Agreement int8_chosen;        // the model written (worst of XNNPACK and TFLite's kernels)
+  Int8Agreement int8_full_integer;           // every operator int8
+  Int8Agreement int8_chosen;                 // the model written (worst of XNNPACK and TFLite's kernels)
   std::vector<std::string> float_operators;  // "CONV_2D 'name'", kept float
   std::size_t boundary_operators = 0;        // QUANTIZE / DEQUANTIZE between int8 and float
   std::size_t bias_corrections = 0;
   std::map<std::string, std::size_t> range_methods;  // method -> activation tensors
-  bool xnnpack_delegates_all = false;  // XNNPACK took every operator (none on TFLite's kernels)
-  std::string xnnpack_delegation;      // what TFLite said about the delegation
+  bool xnnpack_delegates_all = false;                // XNNPACK took every operator (none on TFLite's kernels)
+  std::string xnnpack_delegation;                    // what TFLite said about the delegation
   std::vector<Int8Sensitivity> sensitivity;
 };
-
 
 struct ConversionResult {
   std::vector<std::uint8_t> flatbuffer;  // the .tflite file's bytes
@@ -188,8 +187,8 @@ void write_file_atomically(const std::filesystem::path& path, std::span<const st
 // ---- Calibration images ----
 
 struct CalibrationSet {
-  std::vector<Tensor> samples;                // [1, S, S, 3] each, NHWC
-  std::vector<std::filesystem::path> files;   // sorted by name, one per sample
+  std::vector<Tensor> samples;               // [1, S, S, 3] each, NHWC
+  std::vector<std::filesystem::path> files;  // sorted by name, one per sample
   // sha256 over the sorted list of "<file name> <file sha256>" lines: identifies the set.
   std::string sha256;
 };

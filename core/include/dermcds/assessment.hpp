@@ -44,7 +44,7 @@ struct QualityScores {
 QualityScores measure_quality(const RgbImage& image, int model_input);
 
 struct AssessmentReason {
-  std::string code;   // "out_of_distribution", "blurred", "overexposed", "underexposed", "too_small"
+  std::string code;  // "out_of_distribution", "blurred", "overexposed", "underexposed", "too_small"
   double score = 0.0;
   double threshold = 0.0;
   std::string message;

@@ -40,7 +40,7 @@ struct PreparedImage {
   std::vector<float> input;  // 3 * S * S floats in the classifier's input_layout()
   // Photograph checks on the decoded image; none for an image given as a tensor.
   std::vector<AssessmentReason> quality;
-  StageTimings timings;      // decode and preprocess filled in
+  StageTimings timings;  // decode and preprocess filled in
 };
 
 class Classifier {
@@ -87,8 +87,7 @@ struct RuntimeChoice {
   const ArtifactEntry* artifact = nullptr;
   const RuntimeDescriptor* runtime = nullptr;
 };
-RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime,
-                             std::string_view precision);
+RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision);
 
 // Runtimes of this build that could run some artifact of the package here.
 std::vector<std::string> usable_runtimes(const Manifest& manifest);

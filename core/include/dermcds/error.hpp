@@ -29,9 +29,9 @@ enum class ErrorCode {
   kDeadlineExceeded,     // a time limit passed
   kInternal,             // one of our own invariants did not hold: a bug
   // Added later (values are stable; the C API and exit statuses map each one):
-  kPermissionDenied,     // the operating system refused access to a file or directory
-  kNoSpace,              // a write did not fit: the disk is full, or a quota or file size limit was hit
-  kFailedPrecondition,   // valid, but the state forbids it: a version that may not serve (serving_rule.hpp)
+  kPermissionDenied,    // the operating system refused access to a file or directory
+  kNoSpace,             // a write did not fit: the disk is full, or a quota or file size limit was hit
+  kFailedPrecondition,  // valid, but the state forbids it: a version that may not serve (serving_rule.hpp)
 };
 
 inline constexpr ErrorCode kLastErrorCode = ErrorCode::kFailedPrecondition;

@@ -56,7 +56,7 @@ struct ArtifactEntry {
   std::string sha256;     // lowercase hex
   std::uint64_t bytes = 0;
   TensorLayout layout = TensorLayout::kNCHW;  // of the artifact's image input
-  nlohmann::json details;  // the artifact's whole JSON object (source, calibration, ...)
+  nlohmann::json details;                     // the artifact's whole JSON object (source, calibration, ...)
 };
 
 struct Manifest {

@@ -33,7 +33,7 @@ class ModelPackage {
 struct PackageCheck {
   std::string subject;  // "manifest.json", "model.onnx"
   bool ok = false;
-  std::string detail;   // "sha256 ok (77.3 MB)" or what is wrong
+  std::string detail;  // "sha256 ok (77.3 MB)" or what is wrong
 };
 
 // Checks everything open() checks, but reports every problem instead of stopping at the first.

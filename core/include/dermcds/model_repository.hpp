@@ -72,8 +72,8 @@ class ModelRepository {
   // under the model's lock. `action` and `detail` go into the event log. Returns the version
   // active before ("" if none); making the active version active again only writes a missing
   // ACTIVE marker.
-  std::string activate(std::string_view model, std::string_view version, std::string_view action = "activate",
-                       std::string_view detail = {}, const BeforeSwitch& before_switch = {}) const;
+  std::string activate(std::string_view model, std::string_view version, std::string_view action = "activate", std::string_view detail = {},
+                       const BeforeSwitch& before_switch = {}) const;
   void set_active_version(std::string_view model, std::string_view version) const { activate(model, version); }
   // The version active before the current one, passing over versions since removed or no longer
   // servable. Throws kNotFound when there is none.

@@ -28,7 +28,6 @@ struct TriageDecision {
 };
 
 // Throws kInvalidPackage if a rule names a class the labels do not have.
-TriageDecision decide_triage(std::span<const float> probabilities, const std::vector<Label>& labels,
-                             const TriagePolicy& policy);
+TriageDecision decide_triage(std::span<const float> probabilities, const std::vector<Label>& labels, const TriagePolicy& policy);
 
 }  // namespace dermcds

@@ -39,8 +39,7 @@ RgbImage center_crop(const RgbImage& image, int size);
 // (NCHW means CHW for the single image). Only the cropped part of the resized image is computed.
 // Throws kInvalidArgument if `out` has the wrong size or the spec is unusable (crop_size < 1,
 // resize_size < crop_size, a zero or non-finite std, a non-finite mean).
-void preprocess_into(const RgbImage& image, const InputSpec& spec, TensorLayout layout,
-                     std::span<float> out);
+void preprocess_into(const RgbImage& image, const InputSpec& spec, TensorLayout layout, std::span<float> out);
 
 // The same, as a batch-of-one tensor [1,3,S,S] or [1,S,S,3].
 Tensor preprocess(const RgbImage& image, const InputSpec& spec, TensorLayout layout);

@@ -26,12 +26,12 @@ struct ClassificationResult {
   std::string model_version;
   std::string runtime;
   std::string runtime_version;
-  std::string provider;   // execution provider that actually ran
+  std::string provider;  // execution provider that actually ran
   std::string precision;
   std::vector<Label> labels;         // manifest order
   std::vector<float> probabilities;  // same order as labels
   int top1 = -1;                     // index into labels
-  TriageDecision triage;  // tier is kNotAssessableTier when the assessment says so
+  TriageDecision triage;             // tier is kNotAssessableTier when the assessment says so
   Assessment assessment;
   std::optional<float> ood_score;  // the model's guard output; none for a package without it
   StageTimings timings;

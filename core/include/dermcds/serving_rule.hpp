@@ -34,9 +34,9 @@ struct ServingPolicy {
 
 struct ServingVerdict {
   bool servable = false;
-  bool rejected = false;      // condition 1 failed
-  bool unverified = false;    // condition 2 failed (even if the policy waived it)
-  std::string reason;         // what is missing, naming the files; "" when servable and verified
+  bool rejected = false;    // condition 1 failed
+  bool unverified = false;  // condition 2 failed (even if the policy waived it)
+  std::string reason;       // what is missing, naming the files; "" when servable and verified
   explicit operator bool() const noexcept { return servable; }
 };
 

@@ -93,17 +93,16 @@ struct AuditVerifyOptions {
 
 struct AuditVerifyReport {
   bool ok = true;
-  std::string file;          // where the first break is ("" when ok)
-  std::uint64_t line = 0;    // 1-based line number in that file
-  std::string problem;       // what is wrong there
-  std::uint64_t lines = 0;   // lines checked
+  std::string file;         // where the first break is ("" when ok)
+  std::uint64_t line = 0;   // 1-based line number in that file
+  std::string problem;      // what is wrong there
+  std::uint64_t lines = 0;  // lines checked
   std::uint64_t first_seq = 0, last_seq = 0;
   std::string last_hash;
 };
 
 // Checks the files as one chain, in the order given; stops at the first break.
-AuditVerifyReport verify_audit_chain(const std::vector<std::filesystem::path>& files,
-                                     const AuditVerifyOptions& options = {});
+AuditVerifyReport verify_audit_chain(const std::vector<std::filesystem::path>& files, const AuditVerifyOptions& options = {});
 
 // The current time as ISO 8601 UTC with milliseconds ("2026-12-02T06:41:03.123Z"): audit lines,
 // FHIR dateTime/instant values and CDS Hooks timestamps use the same clock and form.

@@ -21,8 +21,8 @@ struct ExportRequest {
   std::string architecture;          // "efficientnet_b4", "mobilenet_v3_large", ...
   std::filesystem::path checkpoint;  // a state_dict; empty: the (cached) demo checkpoint
   std::filesystem::path repository;
-  std::string name;                  // empty: default_package_name(architecture)
-  std::string version;               // empty: the next free version
+  std::string name;     // empty: default_package_name(architecture)
+  std::string version;  // empty: the next free version
   int check_samples = 4;
   double max_probability_difference = 1e-4;
   PythonPipeline python = PythonPipeline::from_environment();

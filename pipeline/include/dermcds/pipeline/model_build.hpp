@@ -33,9 +33,9 @@ namespace dermcds::pipeline {
 
 struct BuildRequest {
   std::filesystem::path repository;
-  std::string architecture;          // "mobilenet_v3_large", ...
-  std::filesystem::path checkpoint;  // a state_dict; empty: the demo checkpoint
-  std::string name;                  // empty: default_package_name(architecture)
+  std::string architecture;                    // "mobilenet_v3_large", ...
+  std::filesystem::path checkpoint;            // a state_dict; empty: the demo checkpoint
+  std::string name;                            // empty: default_package_name(architecture)
   std::vector<std::string> tflite_precisions;  // any of "fp32", "fp16", "int8"
   std::filesystem::path calibration_dir;       // int8 only
   std::size_t calibration_limit = 0;           // 0: every image in the directory
@@ -74,7 +74,7 @@ struct BuildOutcome {
   std::string version;  // the version built, or the existing one whose inputs match
   std::filesystem::path package_dir;
   std::string fingerprint;
-  std::string reason;   // rejected: the broken bounds; up to date: which version matched
+  std::string reason;  // rejected: the broken bounds; up to date: which version matched
   // Up to date: the matched version's lifecycle status ("accepted" or "rejected").
   std::string matched_status;
   bool promoted = false;

@@ -52,7 +52,7 @@ struct ParityRequest {
   // reference and TFLite always run with their defaults.
   int device_id = 0;
   std::map<std::string, std::string> gpu_provider_options;
-  std::filesystem::path work_dir;        // scratch files; empty: a temporary directory
+  std::filesystem::path work_dir;  // scratch files; empty: a temporary directory
   PythonPipeline python = PythonPipeline::from_environment();
   std::function<void(const std::string&)> progress = [](const std::string&) {};
 };
@@ -99,7 +99,7 @@ struct ParityReport {
   std::string package_name, package_version;
   std::filesystem::path package_dir;
   ImageSet image_set;
-  std::vector<std::string> images;  // file names, the order of every answers vector
+  std::vector<std::string> images;        // file names, the order of every answers vector
   std::vector<std::string> image_errors;  // why the reference could not answer an image ("" if it did)
   // Per image: a real photograph (the set's image-set.json says origin "real photograph").
   std::vector<bool> real_photograph;

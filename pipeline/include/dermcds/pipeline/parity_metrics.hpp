@@ -45,7 +45,7 @@ struct Disagreement {
 };
 
 struct PairMetrics {
-  std::size_t images = 0;          // compared: both runtimes answered
+  std::size_t images = 0;              // compared: both runtimes answered
   std::size_t candidate_failures = 0;  // images the reference answered and the candidate did not
   double max_abs_diff = 0;
   double mean_abs_diff = 0;

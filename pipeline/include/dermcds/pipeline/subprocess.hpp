@@ -9,7 +9,7 @@
 namespace dermcds::pipeline {
 
 struct ProcessRequest {
-  std::vector<std::string> argv;               // argv[0] is the program path; no shell involved
+  std::vector<std::string> argv;                   // argv[0] is the program path; no shell involved
   std::map<std::string, std::string> environment;  // added to (or replacing in) ours
   // The child's stdout goes to our stderr, so that tools whose stdout is machine-readable
   // (--json) stay clean while the child's progress remains visible.

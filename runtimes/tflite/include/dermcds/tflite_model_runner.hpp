@@ -23,7 +23,7 @@ namespace dermcds::runtimes::tflite {
 std::string version();
 
 struct RunnerOptions {
-  bool xnnpack = true;  // false: TFLite's own (reference/optimized builtin) kernels only
+  bool xnnpack = true;        // false: TFLite's own (reference/optimized builtin) kernels only
   bool xnnpack_int8 = false;  // also hand int8 operators to XNNPACK
   int threads = 1;
 };
@@ -31,7 +31,7 @@ struct RunnerOptions {
 // A node of the execution plan that no delegate took: it runs on TFLite's builtin kernels.
 struct UndelegatedNode {
   int node = 0;
-  int builtin_code = 0;  // TFLite's BuiltinOperator value
+  int builtin_code = 0;     // TFLite's BuiltinOperator value
   std::string custom_name;  // for custom operators
 };
 
