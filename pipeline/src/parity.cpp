@@ -17,6 +17,7 @@
 #include "dermcds/model_repository.hpp"
 #include "dermcds/pipeline/torch_reference.hpp"
 #include "dermcds/postprocess.hpp"
+#include "dermcds/runtime.hpp"
 #include "scratch_directory.hpp"
 
 namespace dermcds::pipeline {
@@ -91,7 +92,9 @@ std::optional<SubjectRun> run_subject(const ModelPackage& package, const Artifac
   options.precision = artifact.precision;
   options.execution.provider = provider;
   options.execution.threads = request.threads;
-  if (provider == "cuda" || provider == "tensorrt") {
+  const RuntimeDescriptor* runtime = find_runtime(artifact.runtime);
+  if (runtime != nullptr &&
+      std::find(runtime->device_providers.begin(), runtime->device_providers.end(), provider) != runtime->device_providers.end()) {
     options.execution.device_id = request.device_id;
     options.execution.provider_options = request.gpu_provider_options;
   }

@@ -198,6 +198,7 @@ int onnxruntime_preference(MachineKind machine, std::string_view precision) {
 
 // Every provider is worth a parity run: one that cannot load falls back and says so.
 constexpr std::string_view kProviders[] = {"cpu", "cuda", "tensorrt"};
+constexpr std::string_view kDeviceProviders[] = {"cuda", "tensorrt"};
 
 }  // namespace
 
@@ -207,6 +208,7 @@ const RuntimeDescriptor& dermcds_runtime_onnxruntime() {
       .platform = "onnxruntime_onnx",
       .layout = TensorLayout::kNCHW,
       .providers = kProviders,
+      .device_providers = kDeviceProviders,
       .preference = onnxruntime_preference,
       .available = [] { return runtimes::onnxruntime::ort_api_available(); },
       .version = [] { return runtimes::onnxruntime::ort_version(); },

@@ -108,6 +108,9 @@ struct RuntimeDescriptor {
   // Execution providers this build can ask for, in the order the parity validator tries them
   // (all of them, also those that may fall back on this machine); "auto" is always accepted too.
   std::span<const std::string_view> providers;
+  // Those of `providers` that run on an accelerator device: they take ExecutionOptions' device_id
+  // and the device's provider_options (the parity validator passes its GPU settings only to them).
+  std::span<const std::string_view> device_providers = {};
   // How much `auto` wants an artifact of this runtime at `precision` on a machine of this kind:
   // lower is preferred (the kPrefer* bands); ties go to the artifact listed first in the manifest.
   int (*preference)(MachineKind machine, std::string_view precision);
