@@ -7,26 +7,6 @@ namespace dermcds::converter {
 
 namespace {
 
-// ONNX pads that TFLite's SAME/VALID cannot express become an explicit PAD with zeros.
-int pad_explicitly(LoweringContext& ctx, int input, const Window2D& w, const std::string& base) {
-  const Shape in = ctx.tflite_shape(input);  // NHWC
-  const std::int64_t top = w.pad_begin[0], bottom = w.used_pad_end(0), left = w.pad_begin[1], right = w.used_pad_end(1);
-  const Shape out{in[0], in[1] + top + bottom, in[2] + left + right, in[3]};
-  const std::vector<std::int32_t> paddings{0,
-                                           0,
-                                           static_cast<std::int32_t>(top),
-                                           static_cast<std::int32_t>(bottom),
-                                           static_cast<std::int32_t>(left),
-                                           static_cast<std::int32_t>(right),
-                                           0,
-                                           0};
-  TflModel& m = ctx.model();
-  const int paddings_tensor = m.add_int32_constant(ctx.unique_name(base + "_paddings"), {4, 2}, paddings);
-  const int output = ctx.intermediate(base + "_padded", out);
-  m.add_operator(BuiltinOperator::PAD, {input, paddings_tensor}, {output}, tflite::PadOptionsT{});
-  return output;
-}
-
 struct ConvGeometry {
   Window2D window;
   tflite::Padding padding = tflite::Padding::VALID;
@@ -85,7 +65,7 @@ void lower_conv(LoweringContext& ctx, const Node& node) {
       g.padding = tflite::Padding::SAME;
       break;
     case PadMode::kExplicit:
-      input = pad_explicitly(ctx, input, g.window, node.name);
+      input = pad_nhwc(ctx, input, g.window, 0.0f, node.name);
       g.padding = tflite::Padding::VALID;
       break;
   }

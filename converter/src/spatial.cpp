@@ -97,4 +97,27 @@ PadMode choose_pad_mode(const Window2D& w) {
   return same ? PadMode::kSame : PadMode::kExplicit;
 }
 
+int pad_nhwc(LoweringContext& ctx, int input, const Window2D& w, float value, const std::string& base) {
+  const Shape in = ctx.tflite_shape(input);
+  const std::int64_t top = w.pad_begin[0], bottom = w.used_pad_end(0), left = w.pad_begin[1], right = w.used_pad_end(1);
+  const std::vector<std::int32_t> paddings{0,
+                                           0,
+                                           static_cast<std::int32_t>(top),
+                                           static_cast<std::int32_t>(bottom),
+                                           static_cast<std::int32_t>(left),
+                                           static_cast<std::int32_t>(right),
+                                           0,
+                                           0};
+  TflModel& m = ctx.model();
+  const int paddings_tensor = m.add_int32_constant(ctx.unique_name(base + "_paddings"), {4, 2}, paddings);
+  const int output = ctx.intermediate(base + "_padded", {in[0], in[1] + top + bottom, in[2] + left + right, in[3]});
+  if (value == 0.0f) {
+    m.add_operator(BuiltinOperator::PAD, {input, paddings_tensor}, {output}, tflite::PadOptionsT{});
+  } else {
+    const int value_tensor = ctx.scalar_constant(base + "_pad_value", value);
+    m.add_operator(BuiltinOperator::PADV2, {input, paddings_tensor, value_tensor}, {output}, tflite::PadV2OptionsT{});
+  }
+  return output;
+}
+
 }  // namespace dermcds::converter

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "attributes.hpp"
 
@@ -48,5 +49,11 @@ enum class PadMode {
 };
 
 PadMode choose_pad_mode(const Window2D& window);
+
+class LoweringContext;
+// The window's padding as an explicit PAD (value 0) or PADV2 (any other value, e.g. -inf for
+// MaxPool) of the NHWC tensor `input`, for ONNX pads that SAME and VALID cannot express. Returns
+// the padded tensor; `base` names the tensors it adds.
+int pad_nhwc(LoweringContext& ctx, int input, const Window2D& w, float value, const std::string& base);
 
 }  // namespace dermcds::converter
