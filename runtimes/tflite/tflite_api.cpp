@@ -143,12 +143,23 @@ std::vector<std::int64_t> tensor_shape(const TfLiteTensor* tensor) {
 
 const char* type_name(TfLiteType type) { return TfLiteTypeGetName(type); }
 
+std::size_t value_count(const TfLiteTensor* tensor) {
+  switch (TfLiteTensorType(tensor)) {
+    case kTfLiteFloat32:
+      return TfLiteTensorByteSize(tensor) / sizeof(float);
+    case kTfLiteInt8:
+      return TfLiteTensorByteSize(tensor);
+    default:
+      return 0;
+  }
+}
+
 namespace {
 std::size_t value_capacity(const TfLiteTensor* tensor, const char* what) {
   const TfLiteType type = TfLiteTensorType(tensor);
-  if (type == kTfLiteInt8) return TfLiteTensorByteSize(tensor);
-  if (type == kTfLiteFloat32) return TfLiteTensorByteSize(tensor) / sizeof(float);
-  throw Error(ErrorCode::kInvalidArgument, std::string(what) + " is " + type_name(type) + ", not float32 or int8");
+  if (type != kTfLiteInt8 && type != kTfLiteFloat32)
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + " is " + type_name(type) + ", not float32 or int8");
+  return value_count(tensor);
 }
 }  // namespace
 

@@ -104,6 +104,8 @@ const char* type_name(TfLiteType type);
 // the tensor's scale and zero point, rounded to nearest and clamped to [-128, 127], and
 // dequantized as scale * (q - zero_point). Both handle the tensor's first `count` values; other
 // element types are kInvalidArgument.
+// How many values such a tensor holds: its elements for float32 and int8, 0 for any other type.
+std::size_t value_count(const TfLiteTensor* tensor);
 void write_values(TfLiteTensor* tensor, const float* values, std::size_t count);
 void read_values(const TfLiteTensor* tensor, float* out, std::size_t count);
 

@@ -118,20 +118,6 @@ void ModelRunner::set_input(std::size_t index, std::span<const std::byte> bytes)
     throw Error(ErrorCode::kRuntimeFailure, "TensorFlow Lite cannot set input " + std::to_string(index));
 }
 
-namespace {
-// Values a float32 or int8 tensor holds (0 for other types, which the value calls refuse).
-std::size_t value_count(const TfLiteTensor* tensor) {
-  switch (TfLiteTensorType(tensor)) {
-    case kTfLiteFloat32:
-      return TfLiteTensorByteSize(tensor) / sizeof(float);
-    case kTfLiteInt8:
-      return TfLiteTensorByteSize(tensor);
-    default:
-      return 0;
-  }
-}
-}  // namespace
-
 void ModelRunner::set_input_values(std::size_t index, std::span<const float> values) {
   if (index >= input_count()) throw Error(ErrorCode::kInvalidArgument, "no input " + std::to_string(index));
   TfLiteTensor* tensor = state_->interpreter->input(static_cast<int>(index));
