@@ -77,25 +77,59 @@ void fix_input_shapes(onnx::ModelProto& model, Graph& graph, const std::string& 
   }
 }
 
+const std::set<std::string> kConvolutions = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv"};
+const std::set<std::string> kPools = {"MaxPool", "AveragePool", "LpPool", "MaxRoiPool"};
+
+std::string node_label(const onnx::NodeProto& node, int index, const std::string& origin) {
+  return origin + ": node " + (node.name().empty() ? "#" + std::to_string(index) : "'" + node.name() + "'") + " (" + node.op_type() + ")";
+}
+
+// ONNX infers shapes inside control-flow bodies (If, Loop, Scan) and model-local functions too,
+// where the checks below cannot see. The converter lowers neither (a classifier's graph is
+// straight-line), so both are refused before inference ever runs on them.
+void check_straight_line(const onnx::ModelProto& model, const std::string& origin) {
+  if (model.functions_size() > 0)
+    throw Error(ErrorCode::kUnsupportedModel,
+                origin + ": the model defines local function '" + model.functions(0).name() +
+                    "'; the converter supports only plain graphs: export without export_modules_as_functions");
+  const onnx::GraphProto& graph = model.graph();
+  for (int index = 0; index < graph.node_size(); ++index)
+    for (const auto& a : graph.node(index).attribute())
+      if (a.has_g() || a.graphs_size() > 0)
+        throw Error(ErrorCode::kUnsupportedModel, node_label(graph.node(index), index, origin) + ": attribute '" + a.name() +
+                                                      "' is a subgraph; the converter supports no control flow (If, Loop, Scan)");
+}
+
 // ONNX's own shape inference for convolutions and pools (onnx::convPoolShapeInference in
 // Debian's libonnx) indexes `pads`, `strides` and `dilations` by the kernel's spatial rank
 // without checking their lengths, and crashed the converter on a fuzzed model (weights of rank 5
 // with 4 pads: tests/fuzz/regressions/onnx_import). So their lengths are checked here first, as
 // the operators' specifications define them: `pads` 2 per spatial axis, the others 1 per axis.
-void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string& origin) {
+void check_conv_pool_attributes(const onnx::ModelProto& model, const std::string& origin) {
+  const onnx::GraphProto& graph = model.graph();
   std::map<std::string, int> rank;  // known ranks: graph inputs and initializers
   for (const auto& input : graph.input())
     if (input.type().has_tensor_type() && input.type().tensor_type().has_shape())
       rank[input.name()] = input.type().tensor_type().shape().dim_size();
   for (const auto& init : graph.initializer()) rank[init.name()] = init.dims_size();
-  static const std::set<std::string> kConvolutions = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv"};
-  static const std::set<std::string> kPools = {"MaxPool", "AveragePool", "LpPool", "MaxRoiPool"};
   for (int index = 0; index < graph.node_size(); ++index) {
     const onnx::NodeProto& node = graph.node(index);
+    if (node.op_type() == "Constant" && node.output_size() == 1)  // weights may come from one
+      for (const auto& a : node.attribute())
+        if (a.name() == "value" && a.has_t()) rank[node.output(0)] = a.t().dims_size();
     const bool conv = kConvolutions.count(node.op_type()) > 0;
     if (!conv && !kPools.count(node.op_type())) continue;
-    const std::string what =
-        origin + ": node " + (node.name().empty() ? "#" + std::to_string(index) : "'" + node.name() + "'") + " (" + node.op_type() + ")";
+    const std::string what = node_label(node, index, origin);
+    // The same inference divides by each stride: a fuzzed Conv with strides [0, 2] stopped the
+    // converter with SIGFPE (tests/fuzz/regressions/onnx_import). Strides, dilations and kernel
+    // sizes are at least 1 by the operators' specifications.
+    for (const auto& a : node.attribute()) {
+      if (a.name() != "strides" && a.name() != "dilations" && a.name() != "kernel_shape") continue;
+      for (const std::int64_t v : a.ints())
+        if (v < 1)
+          throw Error(ErrorCode::kInvalidArgument,
+                      what + ": " + a.name() + " holds " + std::to_string(v) + "; every value must be at least 1");
+    }
     const auto rank_of = [&](int input) {
       if (node.input_size() <= input) return -1;
       const auto r = rank.find(node.input(input));
@@ -173,7 +207,8 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const std::string& origin
   graph.opset = check_opsets(model, origin);
   check_no_external_data(model, origin);
   fix_input_shapes(model, graph, origin);
-  check_conv_pool_attributes(model.graph(), origin);
+  check_straight_line(model, origin);
+  check_conv_pool_attributes(model, origin);
   try {
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true));

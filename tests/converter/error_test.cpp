@@ -66,6 +66,18 @@ TEST(ConverterErrors, OneDimensionalConvolutionIsRefused) {
                AllOf(HasSubstr("(Conv)"), HasSubstr("2-D convolutions")));
 }
 
+// A stride of 0 divided by zero inside ONNX's own shape inference (a fuzz finding); the import
+// refuses it before inference runs.
+TEST(ConverterErrors, ZeroStrideIsRefusedBeforeShapeInference) {
+  expect_error([] { converter::convert_onnx_file(model("error_zero_stride.onnx"), {}); }, ErrorCode::kInvalidArgument,
+               AllOf(HasSubstr("node 'the_conv' (Conv)"), HasSubstr("strides holds 0"), HasSubstr("at least 1")));
+}
+
+TEST(ConverterErrors, ControlFlowIsRefused) {
+  expect_error([] { converter::convert_onnx_file(model("error_control_flow.onnx"), {}); }, ErrorCode::kUnsupportedModel,
+               AllOf(HasSubstr("node 'the_if' (If)"), HasSubstr("subgraph"), HasSubstr("no control flow")));
+}
+
 TEST(ConverterErrors, DynamicSpatialDimensionIsRefused) {
   expect_error([] { converter::convert_onnx_file(model("error_dynamic_height.onnx"), {}); }, ErrorCode::kUnsupportedModel,
                AllOf(HasSubstr("input 'x'"), HasSubstr("dynamic dimension at axis 2"), HasSubstr("'height'")));

@@ -612,6 +612,28 @@ def write_error_models(out):
     model = b.model(b.node("Conv", [b.input("x", [1, 3, 10]), b.weight(4, 3, 3)]), 13)
     onnx.save(model, os.path.join(out, "error_conv1d.onnx"))
 
+    # Inputs that crash ONNX 1.12's own shape inference (SIGFPE) or that it would infer where
+    # our checks cannot see; built without infer_shapes, which would crash this script too.
+    b = Builder("zero_stride")
+    conv_node = helper.make_node("Conv", [b.input("x", [1, 3, 8, 8]), b.weight(4, 3, 3, 3)], ["y"],
+                                 name="the_conv", pads=[1, 1, 1, 1], strides=[0, 2])
+    graph = helper.make_graph([conv_node], "g", b.inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=b.inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              os.path.join(out, "error_zero_stride.onnx"))
+
+    def branch(name, op):
+        return helper.make_graph([helper.make_node(op, ["x"], [name])], name, [],
+                                 [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)])
+    if_node = helper.make_node("If", ["flag"], ["y"], name="the_if",
+                               then_branch=branch("then_y", "Relu"), else_branch=branch("else_y", "Sigmoid"))
+    graph = helper.make_graph([if_node], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3]),
+                               helper.make_tensor_value_info("flag", TensorProto.BOOL, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              os.path.join(out, "error_control_flow.onnx"))
+
     b = Builder("dynamic_height")
     x = b.input("x", [1, 3, "height", 8])
     graph = helper.make_graph([helper.make_node("Relu", [x], ["y"], name="relu")], "g", b.inputs,
