@@ -2,6 +2,8 @@
 // so that decode_image() turns photographs upright exactly when PIL.ImageOps.exif_transpose
 // does. Each function returns the tag's value, or nullopt when the tag is absent or the block
 // cannot be parsed (malformed metadata never fails a decode; the pixels are still valid).
+// The value is never negative: a BYTE or SHORT as stored, a LONG clamped to INT_MAX. It need not
+// lie in 1..8; like Pillow, the caller applies only those and ignores any other value.
 // Thread safety: reentrant.
 #pragma once
 

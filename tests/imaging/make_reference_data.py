@@ -260,6 +260,13 @@ def decode_cases(photos: Path, grace_hopper: Path):
     with_xmp_fallback = [chunks[0], (b"eXIf", without_tag.tobytes()[6:]),
                          (b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp_element.encode())] + chunks[1:]
     yield "orientation_png_xmp_fallback", "orientation", assemble_png(with_xmp_fallback), ["mobile_bicubic"]
+    # Orientation stored as a LONG rather than a SHORT (a hand-written big-endian TIFF): 6 turns
+    # the picture as a SHORT would, 0x00060008 (a fuzz finding, tests/fuzz/regressions/) is
+    # outside 1..8 and changes nothing, as in Pillow.
+    for value in (6, 0x00060008):
+        long_tiff = struct.pack(">2sHIHHHII", b"MM", 42, 8, 1, 0x0112, 4, 1, value) + struct.pack(">I", 0)
+        yield (f"orientation_png_exif_long_{value}", "orientation",
+               assemble_png([chunks[0], (b"eXIf", long_tiff)] + chunks[1:]), ["mobile_bicubic"])
 
     # JPEG colour models and codings.
     cmyk = base.convert("CMYK")
