@@ -6,7 +6,7 @@
 // and 2e-3 for fp16 (the figures).
 //
 // fp16 is checked twice. Against ONNX Runtime on the original model, the 2e-3 bound holds for the
-// demo-trained MobileNetV3-Large; the other networks have random weights, and such networks
+// demo-trained MobileNetV3-Large and EfficientNet-B4; the other networks have random weights, and such networks
 // amplify any perturbation of their weights (their fp32 logits already differ between ONNX Runtime
 // and TFLite by 1e-3 of their magnitude from summation order alone), so float16's rounding of
 // each weight moves their probabilities by up to 2e-2: a property of the network, reported, not
@@ -38,7 +38,7 @@ struct Architecture {
 };
 
 #ifdef DERMCDS_SLOW_CLASSIFIERS
-const Architecture kArchitectures[] = {{"efficientnet_b4", 380, 384, false}};
+const Architecture kArchitectures[] = {{"efficientnet_b4", 380, 384, true}};
 #else
 const Architecture kArchitectures[] = {
     {"mobilenet_v3_large", 224, 256, true}, {"mobilenet_v3_small", 224, 256, false}, {"mobilenet_v2", 224, 256, false},

@@ -16,8 +16,8 @@ import subprocess
 import sys
 
 # Architecture -> (opset, weights): the converter is exercised across the opsets torch.onnx
-# writes. The mobile network is the demo-trained one (make models has trained it; the checkpoint
-# is cached), the others have random weights whose exporter rescales the head so that outputs
+# writes. The mobile and server networks are the demo-trained ones (make models has trained
+# them; the checkpoints are cached), the others have random weights whose exporter rescales the head so that outputs
 # depend on the input (their softmax is saturated: logits of hundreds to thousands).
 ARCHITECTURES = {
     "mobilenet_v3_large": (17, "demo"),
@@ -25,7 +25,10 @@ ARCHITECTURES = {
     "mobilenet_v2": (14, "random"),
     "resnet18": (15, "random"),
     "efficientnet_b0": (16, "random"),
-    "efficientnet_b4": (17, "random"),
+    # The server network with its demo weights: with random weights its logits reach 1e5, and
+    # ONNX Runtime and TFLite fp32 already differ by a third of that from summation order alone
+    # (measured on an AVX2-only EPYC), so whether the top-1 of a saturated softmax flips was luck.
+    "efficientnet_b4": (17, "demo"),
     # The demo recipe trained with another seed (cached like the demo checkpoint): the int8 goal
     # must hold on any checkpoint of the recipe, not just the one the project ships.
     "mobilenet_v3_large_seed2": (17, "demo-seed:2"),
