@@ -105,9 +105,8 @@ void check_straight_line(const onnx::ModelProto& model, const std::string& origi
 // without checking their lengths, and crashed the converter on a fuzzed model (weights of rank 5
 // with 4 pads: tests/fuzz/regressions/onnx_import). So their lengths are checked here first, as
 // the operators' specifications define them: `pads` 2 per spatial axis, the others 1 per axis.
-void check_conv_pool_attributes(const onnx::ModelProto& model, const std::string& origin) {
-  const onnx::GraphProto& graph = model.graph();
-  std::map<std::string, int> rank;  // known ranks: graph inputs and initializers
+void check_conv_pool_attributes(const onnx::GraphProto& graph, const std::string& origin) {
+  std::map<std::string, int> rank;  // known ranks: graph inputs, initializers, Constant nodes
   for (const auto& input : graph.input())
     if (input.type().has_tensor_type() && input.type().tensor_type().has_shape())
       rank[input.name()] = input.type().tensor_type().shape().dim_size();
@@ -208,7 +207,7 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const std::string& origin
   check_no_external_data(model, origin);
   fix_input_shapes(model, graph, origin);
   check_straight_line(model, origin);
-  check_conv_pool_attributes(model, origin);
+  check_conv_pool_attributes(model.graph(), origin);
   try {
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(),
                                        onnx::ShapeInferenceOptions(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true));
