@@ -66,19 +66,20 @@ def main() -> int:
     def joined(seeds):
         return np.concatenate([sets[s][0] for s in seeds]), np.concatenate([sets[s][1] for s in seeds])
 
+    def grid_fit(objective):
+        return lambda logits, labels: float(GRID[np.argmin([objective(logits, labels, t) for t in GRID])])
+
     small_test = sets[TEST_SEEDS[0]]
     large_test = joined(TEST_SEEDS)
-    objectives = {"nll": lambda z, y: None, "brier": brier, "ece": ece}
+    small_before, large_before = ece(*small_test, 1), ece(*large_test, 1)
+    fitters = {"nll": safety.fit_temperature, "brier": grid_fit(brier), "ece": grid_fit(ece)}
     print(f"{'fit on':>10} {'objective':>9} {'T':>6} {'ECE test ' + str(args.count):>16} "
           f"{'ECE test ' + str(2 * args.count):>16}")
     for label, tune in ((str(args.count), sets[TUNE_SEEDS[0]]), (str(2 * args.count), joined(TUNE_SEEDS))):
-        for name, objective in objectives.items():
-            if name == "nll":
-                t = safety.fit_temperature(*tune)
-            else:
-                t = float(GRID[np.argmin([objective(*tune, g) for g in GRID])])
-            print(f"{label:>10} {name:>9} {t:6.3f} {ece(*small_test, 1):7.4f} -> {ece(*small_test, t):.4f} "
-                  f"{ece(*large_test, 1):7.4f} -> {ece(*large_test, t):.4f}")
+        for name, fit in fitters.items():
+            t = fit(*tune)
+            print(f"{label:>10} {name:>9} {t:6.3f} {small_before:7.4f} -> {ece(*small_test, t):.4f} "
+                  f"{large_before:7.4f} -> {ece(*large_test, t):.4f}")
     temperatures = (1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3)
     scan = (f"{t}: {ece(*small_test, t):.3f}/{ece(*large_test, t):.3f}" for t in temperatures)
     print("T scan (ECE small/large test):", " ".join(scan))

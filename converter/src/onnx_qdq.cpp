@@ -27,7 +27,7 @@ constexpr std::int64_t kMinQdqOpset = 13;
 // Weights use 7 bits ([-63, 63]), not 8. On x86-64 without AVX-512 VNNI (an AVX2-only AMD EPYC,
 // say), ONNX Runtime runs int8 convolutions through VPMADDUBSW, which adds two u8 x s8 products
 // into a saturating int16: 255 * 127 * 2 overflows it, 255 * 63 * 2 does not. Measured: with
-// 8-bit weights 10 of the single-operator QDQ cases missed their error bound by 2-10x on such a
+// 8-bit weights 9 of the 27 single-operator QDQ cases missed their error bound by 2-10x on such a
 // machine while passing on one with VNNI. ONNX Runtime's own quantizer calls this reduce_range.
 constexpr float kWeightLevels = 63.0f;
 
