@@ -64,6 +64,12 @@ nlohmann::ordered_json report_json(const converter::ConversionReport& r) {
                  {"xnnpack_delegates_all", r.xnnpack_delegates_all},
                  {"xnnpack_delegation", r.xnnpack_delegation}};
   }
+  if (r.fp16_samples > 0)
+    j["fp16"] = {{"samples", r.fp16_samples},
+                 {"goal_met_on_calibration", r.fp16_goal_met},
+                 {"all_rounded_max_abs_diff", r.fp16_all_rounded_max_abs_diff},
+                 {"chosen_max_abs_diff", r.fp16_max_abs_diff},
+                 {"float32_weights", r.fp16_float32_weights}};
   return j;
 }
 
@@ -130,6 +136,10 @@ void print_result(const ConvertFlags& flags, const std::string& path, std::uint6
         100 * report.int8_full_integer.triage_agreement, report.float_operators.size(),
         report.xnnpack_delegates_all ? "delegates every operator" : "does NOT delegate every operator");
   }
+  if (report.fp16_samples > 0)
+    std::printf("  fp16 measured on %zu images: max |dp| %.2g (every weight float16: %.2g) with %zu weight tensor(s) float32; goal %s\n",
+                report.fp16_samples, report.fp16_max_abs_diff, report.fp16_all_rounded_max_abs_diff, report.fp16_float32_weights.size(),
+                report.fp16_goal_met ? "met" : "NOT met");
 }
 
 // --onnx-int8: the package's ONNX model quantized into ONNX QDQ form, for ONNX Runtime.
@@ -177,9 +187,10 @@ void run(const ConvertFlags& flags) {
   const converter::CalibrationMethod method = converter::parse_calibration_method(flags.calibration_method);
   if (precision == converter::Precision::kInt8 && flags.calibration.empty())
     throw Error(ErrorCode::kInvalidArgument, "--precision int8 needs --calibration DIR (images preprocessed as at inference)");
-  if (precision != converter::Precision::kInt8 &&
-      (!flags.calibration.empty() || flags.int8_io || flags.full_integer || !flags.report.empty()))
-    throw Error(ErrorCode::kInvalidArgument, "--calibration, --int8-io, --full-integer and --report apply to --precision int8 only");
+  if (precision != converter::Precision::kInt8 && (flags.int8_io || flags.full_integer || !flags.report.empty()))
+    throw Error(ErrorCode::kInvalidArgument, "--int8-io, --full-integer and --report apply to --precision int8 only");
+  if (precision == converter::Precision::kFp32 && !flags.calibration.empty())
+    throw Error(ErrorCode::kInvalidArgument, "--calibration applies to --precision int8 and fp16 only");
   converter::Int8Options int8;
   int8.mixed_precision = !flags.full_integer;
   int8.sensitivity_table = !flags.report.empty();
@@ -211,7 +222,7 @@ void run(const ConvertFlags& flags) {
   options.calibration.method = method;
   options.progress = print_progress;
   options.int8 = int8;
-  if (precision == converter::Precision::kInt8) {
+  if (!flags.calibration.empty()) {
     InputSpec spec;
     spec.crop_size = flags.input_size;
     spec.resize_size = flags.resize > 0 ? flags.resize : static_cast<int>(std::lround(flags.input_size * 256.0 / 224.0));
@@ -241,8 +252,9 @@ void register_convert_command(CLI::App& app) {
   command->add_option("--precision", flags->precision, "fp32, fp16 or int8")
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}))
       ->capture_default_str();
-  command->add_option("--calibration", flags->calibration, "int8: directory of calibration images (JPEG/PNG)");
-  command->add_option("--calibration-limit", flags->calibration_limit, "int8: use at most this many images (0: all)")
+  command->add_option("--calibration", flags->calibration,
+                      "int8: directory of calibration images (JPEG/PNG); fp16: optional, measures which weights stay float32");
+  command->add_option("--calibration-limit", flags->calibration_limit, "int8, fp16: use at most this many images (0: all)")
       ->capture_default_str();
   command->add_option("--calibration-method", flags->calibration_method, "int8 range estimation: mse, percentile or minmax")
       ->check(CLI::IsMember({"mse", "percentile", "minmax"}))

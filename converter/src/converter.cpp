@@ -3,12 +3,14 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "calibration.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
 #include "dermcds/file_util.hpp"
 #include "dermcds/tflite_model_runner.hpp"
+#include "fp16_selection.hpp"
 #include "fp16_weights.hpp"
 #include "graph_passes.hpp"
 #include "int8_analysis.hpp"
@@ -69,8 +71,10 @@ void check_options(const ConvertOptions& options) {
     throw Error(ErrorCode::kInvalidArgument, "int8 input/output needs --precision int8");
   if (options.precision == Precision::kInt8 && options.calibration.samples.empty())
     throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs calibration samples (images preprocessed as at inference)");
-  if (options.precision != Precision::kInt8 && !options.calibration.samples.empty())
-    throw Error(ErrorCode::kInvalidArgument, "calibration samples are only used by int8 conversion");
+  if (options.precision == Precision::kFp32 && !options.calibration.samples.empty())
+    throw Error(ErrorCode::kInvalidArgument, "calibration samples are used by int8 and fp16 conversion only, not fp32");
+  if (options.fp16.max_abs_diff < 0 || options.fp16.max_float32_fraction < 0 || options.fp16.max_float32_fraction > 1)
+    throw Error(ErrorCode::kInvalidArgument, "fp16 options: max_abs_diff must be >= 0 and max_float32_fraction in [0, 1]");
 }
 
 void progress(const ConvertOptions& options, const std::string& line) {
@@ -101,9 +105,21 @@ ConversionResult convert_onnx(std::span<const std::uint8_t> onnx_bytes, const st
   switch (options.precision) {
     case Precision::kFp32:
       break;
-    case Precision::kFp16:
-      store_weights_as_fp16(model, options.fp16_min_elements);
+    case Precision::kFp16: {
+      std::set<int> keep;
+      if (!options.calibration.samples.empty()) {
+        const Fp16Selection chosen =
+            choose_float32_weights(model, options.fp16_min_elements, options.calibration.samples, options.fp16, options.progress);
+        keep = chosen.float32_tensors;
+        report.fp16_samples = options.calibration.samples.size();
+        report.fp16_all_rounded_max_abs_diff = chosen.all_rounded_max_abs_diff;
+        report.fp16_max_abs_diff = chosen.chosen_max_abs_diff;
+        report.fp16_goal_met = chosen.goal_met;
+        for (const int t : keep) report.fp16_float32_weights.push_back(model.tensors[static_cast<std::size_t>(t)].name);
+      }
+      store_weights_as_fp16(model, options.fp16_min_elements, keep);
       break;
+    }
     case Precision::kInt8: {
       rewrite_for_int8(model);
       float_bytes = serialize_tflite(model);

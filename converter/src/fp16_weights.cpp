@@ -19,13 +19,21 @@ bool is_weight_tensor(const TflTensor& t) {
 
 }  // namespace
 
-std::size_t store_weights_as_fp16(TflModel& model, std::int64_t min_elements) {
+std::vector<int> fp16_candidates(const TflModel& model, std::int64_t min_elements) {
+  std::vector<int> candidates;
+  for (std::size_t i = 0; i < model.tensors.size(); ++i) {
+    const TflTensor& t = model.tensors[i];
+    if (t.is_constant() && t.type == TensorType::FLOAT32 && t.element_count() >= min_elements && is_weight_tensor(t))
+      candidates.push_back(static_cast<int>(i));
+  }
+  return candidates;
+}
+
+std::size_t store_weights_as_fp16(TflModel& model, std::int64_t min_elements, const std::set<int>& keep_float32) {
   std::vector<TflOperator> dequantizes;
-  const std::size_t original = model.tensors.size();
-  for (std::size_t i = 0; i < original; ++i) {
-    if (!model.tensors[i].is_constant() || model.tensors[i].type != TensorType::FLOAT32 ||
-        model.tensors[i].element_count() < min_elements || !is_weight_tensor(model.tensors[i]))
-      continue;
+  for (const int index : fp16_candidates(model, min_elements)) {
+    if (keep_float32.count(index)) continue;
+    const auto i = static_cast<std::size_t>(index);
     const std::vector<float> values = float_values(model.tensors[i]);
     TflTensor half;
     half.name = model.tensors[i].name + "_fp16";

@@ -56,8 +56,11 @@ PackageConversionResult convert_package(const PackageConversion& request) {
   // Triage agreement under the package's own policy.
   if (!options.int8.triage) options.int8.triage = triage_function(manifest.labels, manifest.triage);
   CalibrationSet calibration;
-  if (request.precision == Precision::kInt8) {
-    if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs a calibration image directory");
+  if (request.precision == Precision::kInt8 && request.calibration_dir.empty())
+    throw Error(ErrorCode::kInvalidArgument, "int8 conversion needs a calibration image directory");
+  if (request.precision == Precision::kFp32 && !request.calibration_dir.empty())
+    throw Error(ErrorCode::kInvalidArgument, "a calibration image directory applies to int8 and fp16 conversion only");
+  if (!request.calibration_dir.empty()) {
     calibration = load_calibration_images(request.calibration_dir, manifest.input, request.calibration_limit, request.progress);
     options.calibration.samples = calibration.samples;
   }
@@ -89,6 +92,17 @@ PackageConversionResult convert_package(const PackageConversion& request) {
                             {"sha256", calibration.sha256},
                             {"method", result.report.calibration_method},  // the one used: the analysis may choose another
                             {"preprocessing", "the manifest's input specification"}};
+  if (request.precision == Precision::kFp16 && !calibration.samples.empty()) {
+    const ConversionReport& r = result.report;
+    entry["calibration"] = {
+        {"images", calibration.samples.size()}, {"sha256", calibration.sha256}, {"preprocessing", "the manifest's input specification"}};
+    entry["float16"] = {
+        {"goal", {{"max_abs_diff", options.fp16.max_abs_diff}, {"max_float32_fraction", options.fp16.max_float32_fraction}}},
+        {"goal_met_on_calibration", r.fp16_goal_met},
+        {"all_rounded_max_abs_diff_on_calibration", r.fp16_all_rounded_max_abs_diff},
+        {"chosen_max_abs_diff_on_calibration", r.fp16_max_abs_diff},
+        {"float32_weights", r.fp16_float32_weights}};
+  }
   if (request.precision == Precision::kInt8) {
     const ConversionReport& r = result.report;
     entry["quantization"] = {{"goal",

@@ -172,13 +172,16 @@ BuildInputs resolve_build_inputs(const BuildRequest& request) {
       throw Error(ErrorCode::kRuntimeUnavailable, "TFLite artifacts were asked for, but this build of dermcds has no converter");
     inputs.converter_version = converter_version();
   }
-  const bool int8 = std::find(inputs.tflite_precisions.begin(), inputs.tflite_precisions.end(), "int8") != inputs.tflite_precisions.end();
-  if (int8) {
-    if (request.calibration_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "an int8 artifact needs --calibration DIR");
+  const auto wants = [&](const char* precision) {
+    return std::find(inputs.tflite_precisions.begin(), inputs.tflite_precisions.end(), precision) != inputs.tflite_precisions.end();
+  };
+  if (wants("int8") && request.calibration_dir.empty())
+    throw Error(ErrorCode::kInvalidArgument, "an int8 artifact needs --calibration DIR");
+  if (!request.calibration_dir.empty()) {
+    // fp16 measures which weights stay float32 on the same images (docs/converter.md, "fp16").
+    if (!wants("int8") && !wants("fp16")) throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 and fp16 artifacts only");
     inputs.calibration = list_image_set(request.calibration_dir, request.calibration_limit, "calibration image");
     inputs.calibration_limit = request.calibration_limit;
-  } else if (!request.calibration_dir.empty()) {
-    throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 artifacts only");
   }
 
   inputs.policy = request.policy;
@@ -257,7 +260,7 @@ BuildOutcome build_model_unchecked(const BuildRequest& request) {
     TfliteConversion conversion;
     conversion.package_dir = package;
     conversion.precision = precision;
-    if (precision == "int8") {
+    if (precision == "int8" || precision == "fp16") {
       conversion.calibration_dir = request.calibration_dir;
       conversion.calibration_limit = request.calibration_limit;
     }

@@ -95,6 +95,23 @@ class ConvertCli(unittest.TestCase):
         self.assertEqual(report["calibration"], {"samples": 8, "method": "mse"})
         self.assertIn("calibrating", r.stderr)  # progress goes to stderr
 
+    def test_fp16_with_calibration_images_reports_what_it_measured(self):
+        model = os.path.join(CLASSIFIERS, "mobilenet_v3_small.onnx")
+        r = run("convert", model, "-o", self.out(), "--precision", "fp16", "--calibration", LESIONS,
+                "--calibration-limit", "4", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fp16 = json.loads(r.stdout)["report"]["fp16"]
+        self.assertEqual(fp16["samples"], 4)
+        # The model written is never worse than every weight rounded, and says whether it met 1e-3.
+        self.assertLessEqual(fp16["chosen_max_abs_diff"], fp16["all_rounded_max_abs_diff"])
+        self.assertEqual(fp16["goal_met_on_calibration"], fp16["chosen_max_abs_diff"] <= 1e-3)
+        self.assertIn("fp16: ", r.stderr)  # one progress line per measured step
+        # fp32 has nothing to calibrate: a usage error, and nothing written.
+        r = run("convert", model, "-o", self.out("fp32.tflite"), "--calibration", LESIONS)
+        self.assertEqual(r.returncode, EXIT_USAGE)
+        self.assertIn("--calibration applies to --precision int8 and fp16 only", r.stderr)
+        self.assertFalse(os.path.exists(self.out("fp32.tflite")))
+
     def test_unsupported_operator_names_the_node_and_writes_nothing(self):
         r = run("convert", os.path.join(OPS, "error_unsupported_op.onnx"), "-o", self.out())
         self.assertEqual(r.returncode, EXIT_UNSUPPORTED_MODEL)
