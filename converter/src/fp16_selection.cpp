@@ -3,28 +3,21 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
-#include <thread>
 
 #include "dermcds/error.hpp"
 #include "dermcds/tflite_model_runner.hpp"
 #include "fp16_weights.hpp"
 #include "int8_analysis.hpp"
+#include "tflite_int8_evaluator.hpp"
 #include "tflite_writer.hpp"
 
 namespace dermcds::converter {
 
 namespace {
 
-// XNNPACK's float operators, as the mobile backend runs the fp16 artifact.
-runtimes::tflite::RunnerOptions runner_options() {
-  runtimes::tflite::RunnerOptions o;
-  o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  o.xnnpack = true;
-  return o;
-}
-
 std::vector<std::vector<float>> outputs(std::vector<std::uint8_t> bytes, const std::vector<Tensor>& samples, const char* origin) {
-  runtimes::tflite::ModelRunner runner(std::move(bytes), runner_options(), origin);
+  // XNNPACK's float operators, as the mobile backend runs the fp16 artifact.
+  runtimes::tflite::ModelRunner runner(std::move(bytes), measurement_runner_options(false, true), origin);
   std::vector<std::vector<float>> out;
   for (const Tensor& s : samples) {
     runner.set_input_values(0, s.data);
@@ -85,10 +78,9 @@ Fp16Selection choose_float32_weights(const TflModel& model, std::int64_t min_ele
                     keep.size(), order.size(), 100 * kept_elements / std::max(total, 1.0), diff, samples.size());
       progress(line);
     }
+    // Within the goal, after steps that were not: the smallest so far, chosen above.
     if (diff <= options.max_abs_diff) {
       best.goal_met = true;
-      best.chosen_max_abs_diff = diff;
-      best.float32_tensors = std::move(keep);
       break;
     }
   }

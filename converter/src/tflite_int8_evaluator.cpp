@@ -11,17 +11,15 @@
 
 namespace dermcds::converter {
 
-namespace {
-
-// xnnpack: XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for the float
-// reference XNNPACK's float operators (`float_reference`), which are faster.
-runtimes::tflite::RunnerOptions kernels_options(bool xnnpack, bool float_reference = false) {
+runtimes::tflite::RunnerOptions measurement_runner_options(bool xnnpack, bool float_reference) {
   runtimes::tflite::RunnerOptions o;
   o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
   o.xnnpack = xnnpack || float_reference;
   o.xnnpack_int8 = xnnpack;
   return o;
 }
+
+namespace {
 
 // Runs one sample. An int8 interface (--int8-io) is quantized and dequantized by the runner with
 // the TFLite backend's own rule, so the search measures the artifact that is shipped.
@@ -74,7 +72,7 @@ TfliteInt8Evaluator::TfliteInt8Evaluator(const TflModel& float_model, const std:
     units_.push_back({std::string(operator_name(op.code)), model_.tensors[static_cast<std::size_t>(out)].name, out});
     unit_operator_.push_back(i);
   }
-  runtimes::tflite::ModelRunner reference(serialize_tflite(model_), kernels_options(false, true), "float model");
+  runtimes::tflite::ModelRunner reference(serialize_tflite(model_), measurement_runner_options(false, true), "float model");
   for (const Tensor& s : samples_) reference_.push_back(run(reference, s));
 }
 
@@ -96,7 +94,7 @@ Int8Agreement TfliteInt8Evaluator::measure(const Int8Plan& plan, bool all_kernel
   bool first = true;
   for (bool xnnpack : {true, false}) {
     if (!xnnpack && !all_kernels) break;
-    runtimes::tflite::ModelRunner runner(bytes, kernels_options(xnnpack), "int8 candidate");
+    runtimes::tflite::ModelRunner runner(bytes, measurement_runner_options(xnnpack, false), "int8 candidate");
     AgreementCounter counter(triage_);
     for (std::size_t i = 0; i < count; ++i) counter.add(reference_[i], run(runner, samples_[i]));
     const Int8Agreement a = counter.result();

@@ -10,11 +10,17 @@
 #include <vector>
 
 #include "calibration.hpp"
+#include "dermcds/tflite_model_runner.hpp"
 #include "int8_analysis.hpp"
 #include "quantize.hpp"
 #include "tflite_model.hpp"
 
 namespace dermcds::converter {
+
+// How the converter's measurements run TFLite (the int8 search, the fp16 selection): xnnpack:
+// XNNPACK with its int8 operators (QS8); else TFLite's own kernels, or for a float model
+// XNNPACK's float operators (`float_reference`), which are faster.
+runtimes::tflite::RunnerOptions measurement_runner_options(bool xnnpack, bool float_reference);
 
 // Quantizes a copy of `float_model` per `plan`; float operators' large weights are stored as
 // float16 (as at fp16: XNNPACK folds the DEQUANTIZE into its packed weights).
