@@ -10,12 +10,27 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 import urllib.request
 
 IMAGE = os.environ.get("DERMCDS_IMAGE", "localhost/pms-derm-cds:1")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def grpc_health(port, stubs_dir):
+    """grpc.health.v1.Health/Check for service "", through stubs generated from our proto files."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "service"))
+    from protocol_conformance import generate_stubs
+    generate_stubs(os.path.join(ROOT, "service", "grpc", "proto"), stubs_dir)
+    import grpc
+    import health_pb2
+    import health_pb2_grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
 def podman(*args, check=True):
@@ -67,7 +82,8 @@ class ContainerImage(unittest.TestCase):
                     subprocess.run(["mount", "--bind", source, os.path.join(self.mount, target)], check=True)
                     mounted.append(os.path.join(self.mount, target))
                 argv = ["chroot", "--userspec=10001:10001", self.mount, *self.config["Entrypoint"],
-                        "--repository=/models", "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port", "--no-banner"]
+                        "--repository=/models", "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port",
+                        "--grpc-port=0", "--grpc-port-file=/tmp/grpc-port", "--no-banner"]
                 service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 try:
                     deadline = time.monotonic() + 240
@@ -85,6 +101,9 @@ class ContainerImage(unittest.TestCase):
                         time.sleep(1)
                     self.assertIsNone(service.poll(), f"the entrypoint exited: {service.stderr.read()[-2000:]}")
                     self.assertEqual(ready, 200)
+                    # What the Deployment's gRPC startup probe asks (deploy/kubernetes/base).
+                    grpc_port = int(open(os.path.join(tmp, "grpc-port")).read())
+                    self.assertEqual(grpc_health(grpc_port, os.path.join(scratch, "stubs")), "SERVING")
                 finally:
                     service.terminate()
                     service.wait(timeout=60)

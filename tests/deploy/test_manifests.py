@@ -90,6 +90,15 @@ class Manifests(unittest.TestCase):
             self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/v2/health/live")
             startup = container["startupProbe"]
             self.assertGreaterEqual(startup["periodSeconds"] * startup["failureThreshold"], 120)
+            # The gRPC health probe asks the port the service is told to serve gRPC on, and the
+            # Service exposes that port.
+            grpc_port = int(next(a for a in container["args"] if a.startswith("--grpc-port=")).split("=", 1)[1])
+            self.assertEqual(startup["grpc"]["port"], grpc_port)
+            self.assertIn(grpc_port, [p["containerPort"] for p in container["ports"]])
+            service = next(o for o in objects if o["kind"] == "Service")
+            port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+            targets = [port_names.get(p["targetPort"], p["targetPort"]) for p in service["spec"]["ports"]]
+            self.assertIn(grpc_port, targets)
             self.assertGreater(pod["terminationGracePeriodSeconds"],
                                container["lifecycle"]["preStop"]["sleep"]["seconds"])
             self.assertTrue(pod["securityContext"]["runAsNonRoot"])
@@ -125,6 +134,8 @@ class Manifests(unittest.TestCase):
         self.assertEqual(runtime["spec"]["containers"][0]["name"], "kserve-container")
         self.assertIn("--repository=/mnt/models", runtime["spec"]["containers"][0]["args"])
         self.assertIn("v2", runtime["spec"]["protocolVersions"])
+        self.assertIn("grpc-v2", runtime["spec"]["protocolVersions"])
+        self.assertTrue(any(a.startswith("--grpc-port=") for a in runtime["spec"]["containers"][0]["args"]))
         self.assertEqual({f["name"] for f in runtime["spec"]["supportedModelFormats"]}, {"onnx", "tflite"})
         self.assertIn("prometheus.kserve.io/port", runtime["metadata"]["annotations"])
         service = next(o for o in objects if o["kind"] == "InferenceService")

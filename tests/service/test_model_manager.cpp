@@ -8,8 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "dermcds/error.hpp"
+#include "dermcds/file_bytes.hpp"
 #include "dermcds/sha256.hpp"
 #include "model_manager.hpp"
+#include "repository_watcher.hpp"
 #include "test_support.hpp"
 
 namespace dermcds::service {
@@ -172,6 +174,49 @@ TEST(ModelManagerUnit, IndexAndStatusNeedNoReadableRepository) {
   EXPECT_EQ(manager->status().front().active_version, "1");
   EXPECT_EQ(code_of([&] { manager->activate("tiny", "2"); }), ErrorCode::kNotFound);
   EXPECT_EQ(manager->serving("tiny")->version(), "1");
+}
+
+// One replica's view of a shared repository (docs/deploy.md): a changed ACTIVE is loaded and
+// switched to; a version that fails verification is never switched to, the index says why, the
+// version that served keeps serving, and the failed load is not retried every period.
+TEST(RepositoryWatcher, FollowsActiveAndNeverSwitchesToAVersionThatFailsVerification) {
+  Fixture f;
+  const auto artifact = f.repository / "tiny" / "2" / "model.onnx";
+  const std::vector<std::uint8_t> good = read_file_bytes(artifact);
+  std::vector<std::uint8_t> bad = good;
+  bad[bad.size() - 5] ^= 0x42;  // the manifest still says the old sha256
+  const auto write = [&](const std::vector<std::uint8_t>& bytes) {
+    std::ofstream(artifact, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  };
+  write(bad);
+  auto manager = f.manager();
+  ASSERT_EQ(manager->load_startup_models(), 1);
+  RepositoryWatcher watcher(*manager, std::chrono::hours(1));  // its own thread stays idle: polled by hand
+  EXPECT_EQ(watcher.poll_once(), 0);                           // ACTIVE names 1, and 1 serves
+  const auto set_active = [&](const char* version) { std::ofstream(f.repository / "tiny" / "ACTIVE") << version << "\n"; };
+
+  set_active("2");
+  EXPECT_EQ(watcher.poll_once(), 0);
+  EXPECT_EQ(manager->serving("tiny")->version(), "1");
+  EXPECT_TRUE(manager->ready());
+  const std::vector<IndexEntry> index = manager->index(false);
+  const IndexEntry* entry = find(index, "tiny", "2");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->state, "UNAVAILABLE");
+  EXPECT_NE(entry->reason.find("model.onnx"), std::string::npos) << entry->reason;
+  EXPECT_EQ(watcher.poll_once(), 0);
+  EXPECT_EQ(f.loads.log, (std::vector<std::string>{"tiny/1 ok", "tiny/2 failed"}));  // not retried
+
+  // Repaired, and wanted again after the repository changed its mind once: switched to.
+  set_active("1");
+  EXPECT_EQ(watcher.poll_once(), 0);
+  write(good);
+  set_active("2");
+  EXPECT_EQ(watcher.poll_once(), 1);
+  EXPECT_EQ(manager->serving("tiny")->version(), "2");
+  EXPECT_EQ(f.loads.log.back(), "tiny/2 ok");
+  EXPECT_EQ(watcher.poll_once(), 0);
 }
 
 }  // namespace
