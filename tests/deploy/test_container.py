@@ -33,6 +33,15 @@ def grpc_health(port, stubs_dir):
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def read_tail(path, chars=2000):
+    return read_text(path)[-chars:]
+
+
 def podman(*args, check=True):
     p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=300)
     if check and p.returncode != 0:
@@ -84,33 +93,48 @@ class ContainerImage(unittest.TestCase):
                 argv = ["chroot", "--userspec=10001:10001", self.mount, *self.config["Entrypoint"],
                         "--repository=/models", "--host=127.0.0.1", "--port=0", "--port-file=/tmp/port",
                         "--grpc-port=0", "--grpc-port-file=/tmp/grpc-port", "--no-banner"]
-                service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                # stderr goes to a file, not a pipe: a pipe nobody drains fills up and stalls the
+                # service, and reading one blocks until the process exits.
+                log_path = os.path.join(scratch, "service.log")
+                with open(log_path, "w") as log:
+                    service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True)
                 try:
-                    deadline = time.monotonic() + 240
-                    ready = None
-                    while time.monotonic() < deadline and service.poll() is None:
-                        port_file = os.path.join(tmp, "port")
-                        if os.path.exists(port_file) and open(port_file).read().strip():
-                            port = int(open(port_file).read())
-                            try:
-                                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as r:
-                                    ready = r.status
-                                    break
-                            except OSError:
-                                pass
-                        time.sleep(1)
-                    self.assertIsNone(service.poll(), f"the entrypoint exited: {service.stderr.read()[-2000:]}")
-                    self.assertEqual(ready, 200)
+                    ready = self._wait_ready(service, os.path.join(tmp, "port"), deadline_s=240)
+                    if service.poll() is not None:
+                        self.fail(f"the entrypoint exited ({service.returncode}): {read_tail(log_path)}")
+                    self.assertEqual(ready, 200, read_tail(log_path))
                     # What the Deployment's gRPC startup probe asks (deploy/kubernetes/base).
-                    grpc_port = int(open(os.path.join(tmp, "grpc-port")).read())
+                    grpc_port = int(read_text(os.path.join(tmp, "grpc-port")))
                     self.assertEqual(grpc_health(grpc_port, os.path.join(scratch, "stubs")), "SERVING")
                 finally:
                     service.terminate()
-                    service.wait(timeout=60)
-                self.assertEqual(service.returncode, 0, "SIGTERM ends the service cleanly")
+                    try:
+                        service.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        service.kill()
+                        service.wait(timeout=30)
+                self.assertEqual(service.returncode, 0, f"SIGTERM ends the service cleanly: {read_tail(log_path)}")
             finally:
                 for path in reversed(mounted):
-                    subprocess.run(["umount", path], check=False)
+                    # A lazy unmount when the plain one is refused as busy, so that no bind mount
+                    # outlives the test and keeps the image mounted.
+                    if subprocess.run(["umount", path], check=False).returncode != 0:
+                        subprocess.run(["umount", "--lazy", path], check=False)
+
+    @staticmethod
+    def _wait_ready(service, port_file, deadline_s):
+        """The status of /v2/health/ready once the service has written its port, or None."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline and service.poll() is None:
+            text = read_text(port_file) if os.path.exists(port_file) else ""
+            if text:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{int(text)}/v2/health/ready", timeout=2) as r:
+                        return r.status
+                except OSError:
+                    pass
+            time.sleep(1)
+        return None
 
 
 if __name__ == "__main__":

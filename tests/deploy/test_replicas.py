@@ -47,12 +47,13 @@ class Replica:
         self.process = None
 
     def start(self):
-        log = open(os.path.join(self.workdir, f"{self.name}.log"), "a")
-        self.process = subprocess.Popen(
-            [SERVICE, "--repository", self.repository, "--model", "tiny", "--default-model", "tiny",
-             "--host", "127.0.0.1", "--port", str(self.port), "--repository-poll-secs", "1", "--no-banner",
-             "--max-queue-delay-ms", "1"],
-            stdout=log, stderr=log)
+        # The child holds its own descriptor of the log; ours is closed once it has started.
+        with open(os.path.join(self.workdir, f"{self.name}.log"), "a") as log:
+            self.process = subprocess.Popen(
+                [SERVICE, "--repository", self.repository, "--model", "tiny", "--default-model", "tiny",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--repository-poll-secs", "1", "--no-banner",
+                 "--max-queue-delay-ms", "1"],
+                stdout=log, stderr=log)
 
     def wait_ready(self, deadline_s=60):
         end = time.monotonic() + deadline_s
@@ -87,7 +88,8 @@ class Load:
     def __init__(self, url, threads=3, cap=2000):
         self.url, self.cap = url, cap
         self.results, self.lock, self.stop_flag = [], threading.Lock(), threading.Event()
-        self.body = open(PHOTO, "rb").read()
+        with open(PHOTO, "rb") as f:
+            self.body = f.read()
         self.threads = [threading.Thread(target=self.loop) for _ in range(threads)]
 
     def loop(self):
@@ -128,9 +130,11 @@ class TwoReplicasBehindNginx(unittest.TestCase):
             target = os.path.join(self.repository, "tiny", version)
             shutil.copytree(source, target)
             manifest_path = os.path.join(target, "manifest.json")
-            manifest = json.load(open(manifest_path))
+            with open(manifest_path) as f:
+                manifest = json.load(f)
             manifest["version"] = version
-            json.dump(manifest, open(manifest_path, "w"), indent=2)
+            with open(manifest_path, "w") as f:
+                json.dump(manifest, f, indent=2)
         with open(os.path.join(self.repository, "tiny", "ACTIVE"), "w") as f:
             f.write("1\n")
         self.replicas = [Replica(self.repository, t, "a"), Replica(self.repository, t, "b")]
@@ -175,8 +179,10 @@ http {{
 """
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
             f.write(config)
-        self.nginx = subprocess.Popen(["nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # nginx's stderr goes to a file: a pipe nobody drains would stall it once full.
+        with open(os.path.join(prefix, "stderr.log"), "w") as log:
+            self.nginx = subprocess.Popen(["nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf")],
+                                          stdout=subprocess.DEVNULL, stderr=log)
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
