@@ -125,7 +125,10 @@ void register_models_lifecycle_commands(CLI::App* models) {
   build_command->add_option("--tflite", flags->request.tflite_precisions, "TFLite artifacts to convert: fp32,fp16,int8 (default: none)")
       ->delimiter(',')
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
-  build_command->add_option("--calibration", flags->request.calibration_dir, "int8: directory of calibration images");
+  build_command->add_flag("--onnx-int8", flags->request.onnx_int8,
+                          "Also quantize the ONNX model to an ONNX Runtime int8 (QDQ) artifact, judged by the parity gate like the others "
+                          "(needs --calibration)");
+  build_command->add_option("--calibration", flags->request.calibration_dir, "int8 and TFLite fp16: directory of calibration images");
   build_command->add_option("--calibration-limit", flags->request.calibration_limit, "int8: use at most this many images (0: all)")
       ->capture_default_str();
   build_command->add_option("--images", flags->request.validation_dir, "Validation images for the parity gate")->required();

@@ -240,7 +240,7 @@ std::shared_ptr<const LoadedVersion> ModelManager::build_version(const std::stri
     options.limits = options_.limits;
     const ArtifactEntry* artifact = nullptr;
     try {
-      artifact = choose_runtime(manifest, runtime, options_.precision).artifact;
+      artifact = choose_runtime(manifest, runtime, options_.precision, options_.execution.provider).artifact;
     } catch (const Error& e) {
       // With several runtimes configured, a package need not carry an artifact for each.
       if (options_.runtimes.size() == 1) throw;

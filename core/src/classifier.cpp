@@ -1,5 +1,6 @@
 #include "dermcds/classifier.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "dermcds/file_util.hpp"
 #include "dermcds/postprocess.hpp"
 #include "dermcds/preprocess.hpp"
+#include "dermcds/serving_rule.hpp"
 
 namespace dermcds {
 
@@ -18,24 +20,64 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double milliseconds_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
 
-// The artifact `auto` prefers among those of runtime `only` (null: of every compiled runtime
-// available here) at `precision` (empty: any), ranked by each runtime's descriptor for this
-// machine; the first listed in the manifest wins a tie. Null when none qualifies.
-const ArtifactEntry* preferred_artifact(const Manifest& manifest, const RuntimeDescriptor* only, std::string_view precision) {
+// The artifacts `auto` may take among those of runtime `only` (null: of every compiled runtime
+// available here) at `precision` (empty: any), best first as each runtime's descriptor ranks
+// them for this machine; a tie goes to the artifact listed first in the manifest.
+std::vector<const ArtifactEntry*> ranked_artifacts(const Manifest& manifest, const RuntimeDescriptor* only, std::string_view precision) {
   const MachineKind machine = this_machine();
-  const ArtifactEntry* best = nullptr;
-  int best_rank = 0;
+  std::vector<std::pair<int, const ArtifactEntry*>> ranked;
   for (const ArtifactEntry& artifact : manifest.artifacts) {
     if (!precision.empty() && artifact.precision != precision) continue;
     const RuntimeDescriptor* runtime = only ? (artifact.runtime == only->name ? only : nullptr) : find_runtime(artifact.runtime);
     if (!runtime || (!only && !runtime->available())) continue;
-    const int rank = runtime->preference(machine, artifact.precision);
-    if (!best || rank < best_rank) {
-      best = &artifact;
-      best_rank = rank;
-    }
+    ranked.emplace_back(runtime->preference(machine, artifact.precision), &artifact);
   }
-  return best;
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<const ArtifactEntry*> out;
+  for (const auto& r : ranked) out.push_back(r.second);
+  return out;
+}
+
+// Whether `provider` of `runtime` executes on the CPU: a provider that is not one of its device
+// providers, or "auto" where no GPU exists.
+bool executes_on_cpu(const RuntimeDescriptor& runtime, std::string_view provider) {
+  const auto& device = runtime.device_providers;
+  if (provider == "auto") return device.empty() || !this_machine_has_nvidia_gpu();
+  return std::find(device.begin(), device.end(), provider) == device.end();
+}
+
+// The one rule for int8 under `auto` precision on a server (docs/service.md, "Which artifact
+// serves"): a runtime may rank its int8 artifact first there (ONNX Runtime's QDQ artifact), but
+// it is taken only on the CPU and only when the version's parity evidence shows that very
+// artifact passed its check. Otherwise the next artifact serves and the reason joins the
+// result's fallbacks. On phones the version-level serving rule alone decides, as before.
+// "" when `artifact` may be taken.
+std::string why_not_automatically(const Manifest& manifest, const ArtifactEntry& artifact, std::string_view provider) {
+  if (artifact.precision != "int8" || this_machine() != MachineKind::kServer) return "";
+  const RuntimeDescriptor* runtime = find_runtime(artifact.runtime);
+  if (runtime && !executes_on_cpu(*runtime, provider)) return "int8 is served automatically on the CPU only";
+  std::string why;
+  return artifact_passed_parity(manifest, artifact, &why) ? "" : why;
+}
+
+RuntimeChoice pick(const Manifest& manifest, const RuntimeDescriptor* only, std::string_view precision, std::string_view provider) {
+  const std::vector<const ArtifactEntry*> ranked = ranked_artifacts(manifest, only, precision);
+  RuntimeChoice choice;
+  if (ranked.empty()) return choice;
+  const auto descriptor = [&](const ArtifactEntry* a) { return only ? only : find_runtime(a->runtime); };
+  if (!precision.empty()) return {ranked.front(), descriptor(ranked.front()), {}};
+  for (const ArtifactEntry* artifact : ranked) {
+    if (const std::string why = why_not_automatically(manifest, *artifact, provider); !why.empty()) {
+      choice.passed_over.push_back(artifact->runtime + "/" + artifact->precision + " (" + artifact->file + ") not served: " + why);
+      continue;
+    }
+    choice.artifact = artifact;
+    choice.runtime = descriptor(artifact);
+    return choice;
+  }
+  // Nothing else to serve: the version-level serving rule has admitted the version, so its only
+  // artifacts serve, as an explicit precision would.
+  return {ranked.front(), descriptor(ranked.front()), {}};
 }
 
 std::string compiled_runtime_names() { return join(compiled_runtimes(), ", ", &RuntimeDescriptor::name); }
@@ -64,7 +106,7 @@ void check_batch_shape(const Tensor& images, TensorLayout layout, int size) {
 
 }  // namespace
 
-RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision) {
+RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision, std::string_view provider) {
   const std::string_view wanted_precision = precision == "auto" ? std::string_view{} : precision;
   if (runtime != "auto") {
     const RuntimeDescriptor* descriptor = find_runtime(runtime);
@@ -73,14 +115,13 @@ RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime,
                   "runtime '" + std::string(runtime) + "' is not part of this build (it has: " + compiled_runtime_names() + ")");
     if (!descriptor->available())
       throw Error(ErrorCode::kRuntimeUnavailable, "runtime '" + std::string(runtime) + "' cannot be loaded on this machine");
-    const ArtifactEntry* artifact = preferred_artifact(manifest, descriptor, wanted_precision);
-    if (!artifact)
+    RuntimeChoice choice = pick(manifest, descriptor, wanted_precision, provider);
+    if (!choice.artifact)
       throw Error(ErrorCode::kNotFound, "package " + manifest.name + "/" + manifest.version + " has no " + std::string(runtime) +
                                             (wanted_precision.empty() ? "" : " " + std::string(wanted_precision)) + " artifact");
-    return {artifact, descriptor};
+    return choice;
   }
-  if (const ArtifactEntry* artifact = preferred_artifact(manifest, nullptr, wanted_precision))
-    return {artifact, find_runtime(artifact->runtime)};
+  if (RuntimeChoice choice = pick(manifest, nullptr, wanted_precision, provider); choice.artifact) return choice;
   throw Error(ErrorCode::kRuntimeUnavailable, "no artifact of package " + manifest.name + "/" + manifest.version +
                                                   (wanted_precision.empty() ? "" : " at precision " + std::string(wanted_precision)) +
                                                   " can run with the runtimes of this build (" + compiled_runtime_names() + ")");
@@ -93,15 +134,18 @@ std::vector<std::string> usable_runtimes(const Manifest& manifest) {
   return out;
 }
 
-Classifier::Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits)
-    : package_(std::move(package)), backend_(std::move(backend)), limits_(limits) {}
+Classifier::Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits,
+                       std::vector<std::string> passed_over)
+    : package_(std::move(package)), backend_(std::move(backend)), info_(backend_->info()), limits_(limits) {
+  info_.fallbacks.insert(info_.fallbacks.begin(), passed_over.begin(), passed_over.end());
+}
 
 Classifier::~Classifier() = default;
 
 std::unique_ptr<Classifier> Classifier::create(const ClassifierOptions& options) {
   ModelPackage package = ModelPackage::open(options.package);
   const Manifest& manifest = package.manifest();
-  const RuntimeChoice choice = choose_runtime(manifest, options.runtime, options.precision);
+  const RuntimeChoice choice = choose_runtime(manifest, options.runtime, options.precision, options.execution.provider);
 
   BackendRequest request;
   request.model_file = package.artifact_path(*choice.artifact);
@@ -117,10 +161,11 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierOptions& options)
     throw Error(ErrorCode::kModelMismatch, request.model_file.string() + ": the manifest says its input is " +
                                                std::string(to_string(choice.artifact->layout)) + ", the runtime reads " +
                                                std::string(to_string(backend->input_layout())));
+  for (const std::string& fallback : choice.passed_over) spdlog::warn("{}: {}", manifest.name, fallback);
   for (const std::string& fallback : backend->info().fallbacks) spdlog::warn("{}: {}", manifest.name, fallback);
   spdlog::info("loaded {}/{} on {} {} ({} provider, {})", manifest.name, manifest.version, backend->info().runtime,
                backend->info().runtime_version, backend->info().provider, backend->info().precision);
-  return std::unique_ptr<Classifier>(new Classifier(std::move(package), std::move(backend), options.limits));
+  return std::unique_ptr<Classifier>(new Classifier(std::move(package), std::move(backend), options.limits, choice.passed_over));
 }
 
 PreparedImage Classifier::prepare(std::span<const std::uint8_t> encoded_image) const {

@@ -4,15 +4,18 @@
 
 namespace dermcds {
 
-MachineKind this_machine() {
-#if defined(__aarch64__)
-  static const MachineKind kind = [] {
+bool this_machine_has_nvidia_gpu() {
+  static const bool has = [] {
     std::error_code ec;
     // A discrete GPU's driver node, or the integrated GPU of a Jetson.
-    const bool has_nvidia_gpu = std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
-    return has_nvidia_gpu ? MachineKind::kServer : MachineKind::kMobileCpu;
+    return std::filesystem::exists("/dev/nvidia0", ec) || std::filesystem::exists("/dev/nvhost-ctrl-gpu", ec);
   }();
-  return kind;
+  return has;
+}
+
+MachineKind this_machine() {
+#if defined(__aarch64__)
+  return this_machine_has_nvidia_gpu() ? MachineKind::kServer : MachineKind::kMobileCpu;
 #else
   return MachineKind::kServer;
 #endif

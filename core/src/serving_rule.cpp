@@ -13,21 +13,32 @@ using json = nlohmann::json;
 
 std::string short_sha(const std::string& sha256) { return sha256.substr(0, 12); }
 
+// The parity subjects that ran `artifact`: those on the bytes it has now, and the sha256 of
+// those that ran other bytes under the same runtime and precision.
+struct ArtifactSubjects {
+  std::vector<std::string> ids;
+  std::vector<std::string> other_sha;
+};
+ArtifactSubjects subjects_of(const ArtifactEntry& artifact, const json& parity) {
+  ArtifactSubjects found;
+  for (const json& s : parity.value("subjects", json::array())) {
+    if (!s.is_object() || s.value("runtime", "") != artifact.runtime || s.value("precision", "") != artifact.precision) continue;
+    if (s.value("sha256", "") == artifact.sha256)
+      found.ids.push_back(s.value("id", artifact.runtime + "/" + artifact.precision));
+    else
+      found.other_sha.push_back(s.value("sha256", ""));
+  }
+  return found;
+}
+
 // Why `artifact` is not covered by `parity`, or "" when it is.
 std::string uncovered_because(const ArtifactEntry& artifact, const json& parity) {
-  const json subjects = parity.value("subjects", json::array());
   const json pairs = parity.value("pairs", json::array());
   const json skipped = parity.value("skipped", json::array());
   const std::string prefix = artifact.runtime + "/" + artifact.precision;
-  std::vector<std::string> ids;        // subjects run on this artifact as it is now
-  std::vector<std::string> other_sha;  // subjects run on other bytes under the same name
-  for (const json& s : subjects) {
-    if (!s.is_object() || s.value("runtime", "") != artifact.runtime || s.value("precision", "") != artifact.precision) continue;
-    if (s.value("sha256", "") == artifact.sha256)
-      ids.push_back(s.value("id", prefix));
-    else
-      other_sha.push_back(s.value("sha256", ""));
-  }
+  const ArtifactSubjects found = subjects_of(artifact, parity);
+  const std::vector<std::string>& ids = found.ids;
+  const std::vector<std::string>& other_sha = found.other_sha;
   if (ids.empty()) {
     // An artifact whose runtime could not run where parity was checked (a GPU-only engine, a
     // runtime missing from that build) is covered by being reported as such.
@@ -78,6 +89,22 @@ bool has_covering_evidence(const Manifest& manifest, std::string* why) {
     if (std::string because = uncovered_because(a, parity); !because.empty()) uncovered.push_back(std::move(because));
   if (!uncovered.empty()) return fail("its parity evidence does not cover the current " + join(uncovered, "; "));
   return true;
+}
+
+bool artifact_passed_parity(const Manifest& manifest, const ArtifactEntry& artifact, std::string* why) {
+  auto fail = [why](const std::string& reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  const json& d = manifest.document;
+  if (!d.contains("parity") || !d["parity"].is_object()) return fail("the version carries no parity evidence");
+  const json& parity = d["parity"];
+  if (std::string because = uncovered_because(artifact, parity); !because.empty()) return fail("its parity check: " + because);
+  // Covered; but an artifact reported as not runnable where parity ran was never compared.
+  const std::vector<std::string> ids = subjects_of(artifact, parity).ids;
+  for (const json& p : parity.value("pairs", json::array()))
+    if (p.is_object() && p.value("passed", false) && std::find(ids.begin(), ids.end(), p.value("candidate", "")) != ids.end()) return true;
+  return fail(artifact.file + " was not compared where parity ran (reported as not runnable there)");
 }
 
 ServingVerdict serving_verdict(const Manifest& manifest, const ServingPolicy& policy) {

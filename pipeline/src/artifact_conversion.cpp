@@ -5,7 +5,7 @@
 
 namespace dermcds::pipeline {
 
-void convert_package_to_tflite(const TfliteConversion& c) {
+void convert_package_to_tflite(const ArtifactConversion& c) {
   converter::PackageConversion request;
   request.package_dir = c.package_dir;
   request.precision = converter::parse_precision(c.precision);
@@ -14,6 +14,18 @@ void convert_package_to_tflite(const TfliteConversion& c) {
   request.progress = c.progress;
   converter::convert_package(request);
 }
+
+void quantize_package_to_onnx_int8(const ArtifactConversion& c) {
+  converter::PackageConversion request;
+  request.package_dir = c.package_dir;
+  request.precision = converter::Precision::kInt8;
+  request.calibration_dir = c.calibration_dir;
+  request.calibration_limit = c.calibration_limit;
+  request.progress = c.progress;
+  converter::quantize_package_onnx_int8(request);
+}
+
+std::size_t onnx_int8_min_calibration_images() { return converter::kMinOnnxInt8CalibrationImages; }
 
 bool converter_compiled_in() { return true; }
 

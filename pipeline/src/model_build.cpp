@@ -145,7 +145,9 @@ nlohmann::ordered_json BuildInputs::to_json() const {
   j["checkpoint"] = checkpoint;
   j["exporter_version"] = exporter_version;
   j["tflite_precisions"] = tflite_precisions;
-  if (!tflite_precisions.empty()) j["converter_version"] = converter_version;
+  // Only when asked for, so that the fingerprints of versions built without it stay what they were.
+  if (onnx_int8) j["onnx_int8"] = true;
+  if (!tflite_precisions.empty() || onnx_int8) j["converter_version"] = converter_version;
   if (calibration)
     j["calibration"] = {{"sha256", calibration->sha256}, {"images", calibration->files.size()}, {"limit", calibration_limit}};
   if (policy) j["parity_policy"] = nlohmann::ordered_json::parse(policy->dump());  // sorted keys: canonical
@@ -167,21 +169,28 @@ BuildInputs resolve_build_inputs(const BuildRequest& request) {
   inputs.package_name = request.name.empty() ? default_package_name(request.architecture) : request.name;
   ModelRepository(request.repository).package_dir(inputs.package_name, "1");  // validates the name early
   inputs.tflite_precisions = normalized_precisions(request.tflite_precisions);
-  if (!inputs.tflite_precisions.empty()) {
+  inputs.onnx_int8 = request.onnx_int8;
+  if (!inputs.tflite_precisions.empty() || inputs.onnx_int8) {
     if (!converter_compiled_in())
-      throw Error(ErrorCode::kRuntimeUnavailable, "TFLite artifacts were asked for, but this build of dermcds has no converter");
+      throw Error(ErrorCode::kRuntimeUnavailable, std::string(inputs.onnx_int8 ? "an ONNX int8" : "TFLite") +
+                                                      " artifact was asked for, but this build of dermcds has no converter");
     inputs.converter_version = converter_version();
   }
   const auto wants = [&](const char* precision) {
     return std::find(inputs.tflite_precisions.begin(), inputs.tflite_precisions.end(), precision) != inputs.tflite_precisions.end();
   };
-  if (wants("int8") && request.calibration_dir.empty())
+  if ((wants("int8") || inputs.onnx_int8) && request.calibration_dir.empty())
     throw Error(ErrorCode::kInvalidArgument, "an int8 artifact needs --calibration DIR");
   if (!request.calibration_dir.empty()) {
     // fp16 measures which weights stay float32 on the same images (docs/converter.md, "fp16").
-    if (!wants("int8") && !wants("fp16")) throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 and fp16 artifacts only");
+    if (!wants("int8") && !wants("fp16") && !inputs.onnx_int8)
+      throw Error(ErrorCode::kInvalidArgument, "--calibration applies to int8 and fp16 artifacts only");
     inputs.calibration = list_image_set(request.calibration_dir, request.calibration_limit, "calibration image");
     inputs.calibration_limit = request.calibration_limit;
+    if (inputs.onnx_int8 && inputs.calibration->files.size() < onnx_int8_min_calibration_images())
+      throw Error(ErrorCode::kInvalidArgument, "calibration directory " + request.calibration_dir.string() + " holds " +
+                                                   std::to_string(inputs.calibration->files.size()) + " images; ONNX int8 needs at least " +
+                                                   std::to_string(onnx_int8_min_calibration_images()));
   }
 
   inputs.policy = request.policy;
@@ -257,7 +266,7 @@ BuildOutcome build_model_unchecked(const BuildRequest& request) {
 
   for (const std::string& precision : inputs.tflite_precisions) {
     request.progress("converting to TFLite " + precision);
-    TfliteConversion conversion;
+    ArtifactConversion conversion;
     conversion.package_dir = package;
     conversion.precision = precision;
     if (precision == "int8" || precision == "fp16") {
@@ -266,6 +275,15 @@ BuildOutcome build_model_unchecked(const BuildRequest& request) {
     }
     conversion.progress = request.progress;
     convert_package_to_tflite(conversion);
+  }
+  if (inputs.onnx_int8) {
+    request.progress("quantizing the ONNX model to int8 (QDQ)");
+    ArtifactConversion conversion;
+    conversion.package_dir = package;
+    conversion.calibration_dir = request.calibration_dir;
+    conversion.calibration_limit = request.calibration_limit;
+    conversion.progress = request.progress;
+    quantize_package_to_onnx_int8(conversion);
   }
 
   {

@@ -191,9 +191,13 @@ namespace {
 
 // The server runtime: first choice wherever `auto` serves on a server or a GPU machine, and where
 // a phone's package has no TFLite artifact, only behind TFLite's.
+// On a server the int8 (QDQ) artifact ranks first: int8 kernels are the point of building one.
+// Core takes it only on the CPU and with passing parity evidence for it (choose_runtime), so
+// fp32 remains the reference and the fallback.
 int onnxruntime_preference(MachineKind machine, std::string_view precision) {
   if (machine == MachineKind::kMobileCpu) return kPreferPortable + (precision == "fp32" ? 0 : 1);
-  return precision == "fp32" ? kPreferNative : kPreferSecond;
+  if (precision == "int8") return kPreferNative;
+  return precision == "fp32" ? kPreferNative + 1 : kPreferSecond;
 }
 
 // Every provider is worth a parity run: one that cannot load falls back and says so.

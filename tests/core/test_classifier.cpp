@@ -9,6 +9,7 @@
 #include "dermcds/classifier.hpp"
 #include "dermcds/error.hpp"
 #include "dermcds/file_bytes.hpp"
+#include "dermcds/manifest.hpp"
 #include "test_support.hpp"
 
 namespace dermcds {
@@ -251,6 +252,113 @@ TEST(Classifier, BadImagesAreErrorsNotCrashes) {
       EXPECT_EQ(e.code(), code) << e.what();
     }
   }
+}
+
+// ---- the automatic precision choice and int8 (docs/service.md, "Which artifact serves") ----
+
+// A copy of the tiny package with a second ONNX Runtime artifact declared int8 (the same graph:
+// what is tested is which artifact is chosen, and that the result says so), and parity evidence
+// in which the int8 subject `int8_evidence` ("passed", "failed", "skipped", "absent").
+std::filesystem::path package_with_int8(const std::filesystem::path& root, const std::string& int8_evidence) {
+  const std::filesystem::path dir = root / "tiny" / "1";
+  std::filesystem::create_directories(dir.parent_path());
+  std::filesystem::copy(tiny_package(), dir, std::filesystem::copy_options::recursive);
+  std::filesystem::copy_file(dir / "model.onnx", dir / "model_int8.onnx");
+  nlohmann::json m = read_manifest(dir).document;
+  nlohmann::json int8 = m["artifacts"][0];
+  int8["precision"] = "int8";
+  int8["file"] = "model_int8.onnx";
+  m["artifacts"].push_back(int8);
+  const std::string reference = "onnxruntime/fp32/cpu";
+  nlohmann::json parity = {
+      {"reference", reference},
+      {"subjects", {{{"id", reference}, {"runtime", "onnxruntime"}, {"precision", "fp32"}, {"sha256", int8["sha256"]}}}},
+      {"skipped", nlohmann::json::array()},
+      {"pairs", nlohmann::json::array()}};
+  if (int8_evidence == "passed" || int8_evidence == "failed") {
+    parity["subjects"].push_back(
+        {{"id", "onnxruntime/int8/cpu"}, {"runtime", "onnxruntime"}, {"precision", "int8"}, {"sha256", int8["sha256"]}});
+    const bool passed = int8_evidence == "passed";
+    parity["pairs"].push_back({{"reference", reference},
+                               {"candidate", "onnxruntime/int8/cpu"},
+                               {"bound_key", "int8"},
+                               {"passed", passed},
+                               {"violations", passed ? nlohmann::json::array() : nlohmann::json{"top-1 agreement 0.8542 < 0.9700"}}});
+  } else if (int8_evidence == "skipped") {
+    parity["skipped"].push_back({{"id", "onnxruntime/int8"}, {"reason", "runtime onnxruntime cannot be loaded on this machine"}});
+  }
+  parity["pairs"].push_back({{"reference", reference}, {"candidate", "pytorch/fp32/cpu"}, {"bound_key", "pytorch"}, {"passed", true}});
+  m["parity"] = parity;
+  write_manifest(dir, m);
+  return dir;
+}
+
+bool mentions(const std::vector<std::string>& lines, const std::string& text) {
+  return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+}
+
+TEST(ChooseRuntime, Int8ServesOnTheCpuWhenItsEvidencePassed) {
+  test::TemporaryDirectory tmp;
+  const auto dir = package_with_int8(tmp.path(), "passed");
+  const Manifest manifest = read_manifest(dir);
+  const RuntimeChoice choice = choose_runtime(manifest, "auto", "auto", "cpu");
+  ASSERT_NE(choice.artifact, nullptr);
+  EXPECT_EQ(choice.artifact->file, "model_int8.onnx");
+  EXPECT_TRUE(choice.passed_over.empty());
+  EXPECT_EQ(choose_runtime(manifest, "onnxruntime", "auto", "cpu").artifact->file, "model_int8.onnx");
+  if (!this_machine_has_nvidia_gpu()) EXPECT_EQ(choose_runtime(manifest, "auto", "auto", "auto").artifact->file, "model_int8.onnx");
+
+  // Through the front door: the answer names the precision that ran.
+  ClassifierOptions options;
+  options.package = dir;
+  options.execution.provider = "cpu";
+  const auto result = Classifier::create(options)->classify(read_file_bytes(test::real_photographs()[0]));
+  EXPECT_EQ(result.precision, "int8");
+  EXPECT_TRUE(result.fallbacks.empty());
+}
+
+TEST(ChooseRuntime, Int8WithoutPassingEvidenceFallsBackToFp32AndSaysWhy) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"failed", "top-1 agreement 0.8542 < 0.9700"},
+      {"absent", "never compared"},
+      {"skipped", "was not compared where parity ran"},
+  };
+  for (const auto& [evidence, why] : cases) {
+    SCOPED_TRACE(evidence);
+    test::TemporaryDirectory tmp;
+    const auto dir = package_with_int8(tmp.path(), evidence);
+    const RuntimeChoice choice = choose_runtime(read_manifest(dir), "auto", "auto", "cpu");
+    ASSERT_NE(choice.artifact, nullptr);
+    EXPECT_EQ(choice.artifact->file, "model.onnx");
+    EXPECT_TRUE(mentions(choice.passed_over, "onnxruntime/int8 (model_int8.onnx) not served"))
+        << testing::PrintToString(choice.passed_over);
+    EXPECT_TRUE(mentions(choice.passed_over, why)) << testing::PrintToString(choice.passed_over);
+
+    ClassifierOptions options;
+    options.package = dir;
+    options.execution.provider = "cpu";
+    const auto result = Classifier::create(options)->classify(read_file_bytes(test::real_photographs()[0]));
+    EXPECT_EQ(result.precision, "fp32");
+    EXPECT_TRUE(mentions(result.fallbacks, why)) << testing::PrintToString(result.fallbacks);
+  }
+}
+
+TEST(ChooseRuntime, Int8IsNotChosenForAGpuProviderAndAnExplicitPrecisionIsObeyed) {
+  test::TemporaryDirectory tmp;
+  const auto dir = package_with_int8(tmp.path(), "passed");
+  const Manifest manifest = read_manifest(dir);
+  const RuntimeChoice gpu = choose_runtime(manifest, "auto", "auto", "cuda");
+  EXPECT_EQ(gpu.artifact->file, "model.onnx");
+  EXPECT_TRUE(mentions(gpu.passed_over, "on the CPU only")) << testing::PrintToString(gpu.passed_over);
+  EXPECT_EQ(choose_runtime(manifest, "auto", "fp32", "cpu").artifact->file, "model.onnx");
+
+  // An explicit precision is the caller's decision; whether the version may serve at all is the
+  // serving rule's (ServingRule.* in test_model_repository.cpp), not this choice's.
+  test::TemporaryDirectory other;
+  const auto failed = package_with_int8(other.path(), "failed");
+  const RuntimeChoice asked = choose_runtime(read_manifest(failed), "auto", "int8", "cpu");
+  EXPECT_EQ(asked.artifact->file, "model_int8.onnx");
+  EXPECT_TRUE(asked.passed_over.empty());
 }
 
 }  // namespace

@@ -8,7 +8,8 @@ without that artifact). Each test then
 checks one rule of docs/lifecycle.md on that repository. models/ is never touched.
 
 Environment (set by CTest): DERMCDS_BIN, DERMCDS_CHECKPOINTS (make_checkpoints.py's output),
-DERMCDS_IMAGES (a small validation image directory).
+DERMCDS_IMAGES (a small validation image directory), DERMCDS_CALIBRATION (40 synthetic lesions,
+for the ONNX int8 builds of OnnxInt8Build).
 """
 
 import hashlib
@@ -22,6 +23,7 @@ import unittest
 BIN = os.environ["DERMCDS_BIN"]
 CHECKPOINTS = os.environ["DERMCDS_CHECKPOINTS"]
 IMAGES = os.environ["DERMCDS_IMAGES"]
+CALIBRATION = os.environ["DERMCDS_CALIBRATION"]
 NAME = "derm-small"
 EXIT_CHECK_FAILED, EXIT_NOT_FOUND, EXIT_PACKAGE = 1, 3, 5
 
@@ -246,6 +248,104 @@ class FileSizeLimit(unittest.TestCase):
             self.check(result, repo)
         finally:
             shutil.rmtree(repo)
+
+
+class OnnxInt8Build(unittest.TestCase):
+    """`models build --onnx-int8`: the ONNX Runtime int8 (QDQ) artifact is judged by the parity gate
+    like any other, kept when it passes and dropped when it fails, and `auto` serves it on the CPU
+    only in the first case (docs/service.md, "Which artifact serves"). The policies are chosen so
+    that the outcome does not depend on how well this random-weight network quantizes: one bound
+    any int8 artifact meets, and one none can."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lifecycle-int8-")
+        cls.repo = os.path.join(cls.tmp, "repository")
+        cls.policies = {}
+        for key, mean in (("lenient", 1.0), ("impossible", 1e-12)):
+            cls.policies[key] = os.path.join(cls.tmp, f"{key}.json")
+            with open(cls.policies[key], "w") as f:
+                json.dump({"parity": {"bounds": {"pytorch": {"max_abs_diff": 0.01},
+                                                 "int8": {"mean_abs_diff": mean}}}}, f)
+        cls.builds = {key: cls.build("--policy", cls.policies[key]) for key in ("lenient", "impossible")}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    @classmethod
+    def build(cls, *extra, calibration=CALIBRATION):
+        args = ["models", "build", "--arch", "mobilenet_v3_small", "--name", NAME, "--repository", cls.repo,
+                "--checkpoint", os.path.join(CHECKPOINTS, "small-a.pt"), "--images", IMAGES, "--check-samples", "2",
+                "--onnx-int8", "--json"]
+        if calibration:
+            args += ["--calibration", calibration]
+        return run(*args, *extra)
+
+    def manifest(self, version):
+        with open(os.path.join(self.repo, NAME, version, "manifest.json")) as f:
+            return json.load(f)
+
+    def int8_pair(self, manifest):
+        pairs = [p for p in manifest["parity"]["pairs"] if p["candidate"] == "onnxruntime/int8/cpu"]
+        self.assertEqual(len(pairs), 1, manifest["parity"]["pairs"])
+        self.assertEqual((pairs[0]["reference"], pairs[0]["bound_key"]), ("onnxruntime/fp32/cpu", "int8"))
+        return pairs[0]
+
+    def classify(self, version, *extra):
+        result = run("classify", "--model", os.path.join(self.repo, NAME, version), "--provider", "cpu", "--json",
+                     os.path.join(IMAGES, sorted(os.listdir(IMAGES))[0]), *extra)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)[0]
+
+    def version_of(self, key):
+        result = self.builds[key]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        outcome = json.loads(result.stdout)
+        self.assertEqual(outcome["result"], "accepted", outcome)
+        return outcome["version"]
+
+    def test_a_passing_int8_artifact_stays_and_serves_on_the_cpu(self):
+        version = self.version_of("lenient")
+        manifest = self.manifest(version)
+        int8 = [a for a in manifest["artifacts"] if (a["runtime"], a["precision"]) == ("onnxruntime", "int8")]
+        self.assertEqual(len(int8), 1, manifest["artifacts"])
+        self.assertEqual(int8[0]["format"], "qdq")
+        self.assertEqual(int8[0]["sha256"], sha256(os.path.join(self.repo, NAME, version, int8[0]["file"])))
+        self.assertTrue(self.int8_pair(manifest)["passed"])
+        self.assertTrue(manifest["lifecycle"]["inputs"]["onnx_int8"])
+        answer = self.classify(version)
+        self.assertEqual((answer["runtime"], answer["precision"]), ("onnxruntime", "int8"), answer)
+        self.assertEqual(answer["fallbacks"], [])
+        self.assertEqual(self.classify(version, "--precision", "fp32")["precision"], "fp32")
+
+    def test_a_failing_int8_artifact_leaves_the_version_and_fp32_serves(self):
+        version = self.version_of("impossible")
+        manifest = self.manifest(version)
+        self.assertFalse(self.int8_pair(manifest)["passed"])
+        self.assertEqual([a["precision"] for a in manifest["artifacts"]], ["fp32"])
+        rejected = manifest["lifecycle"]["rejected_artifacts"]
+        self.assertEqual([(r["runtime"], r["precision"]) for r in rejected], [("onnxruntime", "int8")])
+        self.assertIn("mean |dp|", rejected[0]["reason"])
+        self.assertTrue(os.path.exists(os.path.join(self.repo, NAME, version, rejected[0]["file"])), "kept as evidence")
+        answer = self.classify(version)
+        self.assertEqual(answer["precision"], "fp32", answer)
+
+    def test_unchanged_inputs_build_nothing(self):
+        again = self.build("--policy", self.policies["lenient"])
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(json.loads(again.stdout)["result"], "up-to-date")
+
+    def test_bad_calibration_is_refused_before_any_work(self):
+        before = sorted(os.listdir(os.path.join(self.repo, NAME)))
+        missing = self.build("--policy", self.policies["lenient"], "--force", calibration=None)
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("needs --calibration", missing.stderr)
+        small = self.build("--policy", self.policies["lenient"], "--force", calibration=IMAGES)
+        self.assertNotEqual(small.returncode, 0)
+        self.assertIn("ONNX int8 needs at least 32", small.stderr)
+        self.assertNotIn("exporting", small.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.repo, NAME))), before, "nothing was built")
 
 
 if __name__ == "__main__":

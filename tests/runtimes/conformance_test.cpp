@@ -270,14 +270,20 @@ INSTANTIATE_TEST_SUITE_P(Compiled, RuntimeConformance, ::testing::ValuesIn(compi
                          runtime_name);
 
 // What `auto` prefers, per kind of machine (docs/cli.md, "--runtime auto"): on servers and GPU
-// machines the ONNX model on ONNX Runtime, then TFLite float before int8; on ARM CPUs without a
-// GPU the int8 TFLite model first. The descriptors' ranks must reproduce these orders for the
+// machines the ONNX model on ONNX Runtime, its int8 (QDQ) artifact first (taken only on the CPU
+// and with passing evidence: choose_runtime, ChooseRuntime.* in tests/core), then TFLite float
+// before int8; on ARM CPUs without a GPU the int8 TFLite model first. The descriptors' ranks must reproduce these orders for the
 // runtimes this build has.
 TEST(RuntimePreference, DescriptorsRankArtifactsInTheDocumentedOrder) {
   using Order = std::vector<std::pair<std::string, std::string>>;
   const std::map<MachineKind, Order> documented = {
       {MachineKind::kServer,
-       {{"onnxruntime", "fp32"}, {"onnxruntime", "fp16"}, {"tflite", "fp32"}, {"tflite", "fp16"}, {"tflite", "int8"}}},
+       {{"onnxruntime", "int8"},
+        {"onnxruntime", "fp32"},
+        {"onnxruntime", "fp16"},
+        {"tflite", "fp32"},
+        {"tflite", "fp16"},
+        {"tflite", "int8"}}},
       {MachineKind::kMobileCpu,
        {{"tflite", "int8"}, {"tflite", "fp16"}, {"tflite", "fp32"}, {"onnxruntime", "fp32"}, {"onnxruntime", "fp16"}}},
   };

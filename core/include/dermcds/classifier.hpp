@@ -67,16 +67,18 @@ class Classifier {
 
   const Manifest& manifest() const noexcept { return package_.manifest(); }
   const ModelPackage& package() const noexcept { return package_; }
-  const BackendInfo& backend_info() const noexcept { return backend_->info(); }
+  // The backend's own report, plus the artifacts the automatic choice passed over and why.
+  const BackendInfo& backend_info() const noexcept { return info_; }
   TensorLayout input_layout() const noexcept { return backend_->input_layout(); }
   int max_batch() const noexcept { return backend_->max_batch(); }
 
  private:
-  Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits);
+  Classifier(ModelPackage package, std::unique_ptr<InferenceBackend> backend, DecodeLimits limits, std::vector<std::string> passed_over);
   InferenceOutputs run_serialized(const Tensor& images) const;
 
   ModelPackage package_;
   std::unique_ptr<InferenceBackend> backend_;
+  BackendInfo info_;
   DecodeLimits limits_;
   mutable std::mutex run_mutex_;
 };
@@ -86,8 +88,14 @@ class Classifier {
 struct RuntimeChoice {
   const ArtifactEntry* artifact = nullptr;
   const RuntimeDescriptor* runtime = nullptr;
+  // Artifacts `auto` ranked higher but did not take, and why ("onnxruntime/int8 (model_int8.onnx)
+  // not served: ..."); they join the classifier's BackendInfo::fallbacks.
+  std::vector<std::string> passed_over;
 };
-RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision);
+// `provider` is ExecutionOptions::provider: an int8 artifact is taken automatically only where
+// it executes on the CPU (classifier.cpp, why_not_automatically).
+RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision,
+                             std::string_view provider = "auto");
 
 // Runtimes of this build that could run some artifact of the package here.
 std::vector<std::string> usable_runtimes(const Manifest& manifest);

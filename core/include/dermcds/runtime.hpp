@@ -92,6 +92,9 @@ enum class MachineKind {
 // What this machine is, probed once: aarch64 without /dev/nvidia0 or /dev/nvhost-ctrl-gpu is
 // kMobileCpu, everything else kServer.
 MachineKind this_machine();
+// Whether an NVIDIA GPU's device node exists here (probed once): where none does, a runtime's
+// "auto" provider can only execute on the CPU.
+bool this_machine_has_nvidia_gpu();
 
 // Ranks RuntimeDescriptor::preference returns. They are compared across runtimes, so each
 // runtime places its precisions in these bands rather than counting from 0:

@@ -45,6 +45,12 @@ bool is_rejected(const Manifest& manifest);
 // Condition 2 alone. `why` names what is missing when it returns false.
 bool has_covering_evidence(const Manifest& manifest, std::string* why = nullptr);
 ServingVerdict serving_verdict(const Manifest& manifest, const ServingPolicy& policy = {});
+// Stricter than coverage, for one artifact: the evidence ran it, with the sha256 it has now, in
+// at least one pair, and every pair it is the candidate of passed (being reported as not
+// runnable where parity ran does not count). What the automatic precision choice asks before it
+// prefers an int8 artifact over the reference (Classifier, choose_runtime). `why` says what is
+// missing when it returns false.
+bool artifact_passed_parity(const Manifest& manifest, const ArtifactEntry& artifact, std::string* why = nullptr);
 // Reads <package_dir>/manifest.json first; a manifest that cannot be read is not servable, with
 // the read error as the reason.
 ServingVerdict serving_verdict(const std::filesystem::path& package_dir, const ServingPolicy& policy = {});

@@ -3,8 +3,8 @@
 //
 // The inputs that decide a package are resolved first: the checkpoint's content hash (the demo
 // checkpoint is trained or taken from its cache), the export pipeline's version, the converter's
-// version, the requested TFLite precisions, the int8 calibration set's digest and the parity
-// policy the package will carry.
+// version, the requested TFLite precisions and ONNX int8, the calibration set's digest and the
+// parity policy the package will carry.
 // Their fingerprint is compared with the one every lifecycle-built version records in its
 // manifest; a match means the build is a no-op. Otherwise the next version is built in a hidden
 // staging directory inside the model's folder (invisible to the repository): export with the
@@ -14,7 +14,7 @@
 // place; a rejected candidate is kept as evidence and never made active. With `promote`, an
 // accepted version becomes active.
 // Errors: those of export, conversion and parity (a failed step installs nothing);
-// kRuntimeUnavailable when TFLite artifacts are asked of a build without the converter.
+// kRuntimeUnavailable when TFLite or ONNX int8 artifacts are asked of a build without the converter.
 #pragma once
 
 #include <filesystem>
@@ -37,7 +37,8 @@ struct BuildRequest {
   std::filesystem::path checkpoint;            // a state_dict; empty: the demo checkpoint
   std::string name;                            // empty: default_package_name(architecture)
   std::vector<std::string> tflite_precisions;  // any of "fp32", "fp16", "int8"
-  std::filesystem::path calibration_dir;       // int8 only
+  bool onnx_int8 = false;                      // also an ONNX Runtime int8 (QDQ) artifact
+  std::filesystem::path calibration_dir;       // int8 (TFLite or ONNX) and TFLite fp16
   std::size_t calibration_limit = 0;           // 0: every image in the directory
   std::filesystem::path validation_dir;        // images for the parity gate
   std::optional<nlohmann::json> policy;        // "policy.parity" written into the package
@@ -56,7 +57,8 @@ struct BuildInputs {
   std::string exporter_version;
   std::string converter_version;  // "" when no TFLite artifact is asked for
   std::vector<std::string> tflite_precisions;
-  std::optional<ImageSet> calibration;  // int8 only
+  bool onnx_int8 = false;
+  std::optional<ImageSet> calibration;  // int8 and fp16 only
   std::size_t calibration_limit = 0;
   // The parity policy written into the package: part of what the package is, and what its
   // verdict depends on, so a changed policy builds (and judges) a new version.
