@@ -3,10 +3,10 @@
 //
 // The model stays an ONNX model of the same operators; what changes:
 //  - every quantized convolution reads DequantizeLinear(int8 weights), per output channel and
-//    symmetric (zero point 0, values in [-127, 127]), and an int32 bias with scale
+//    symmetric (zero point 0, values in [-63, 63]: kWeightLevels, onnx_qdq.cpp), and an int32 bias with scale
 //    input_scale * weight_scale[c] behind a DequantizeLinear of its own;
 //  - the activation tensors around those convolutions (their input and output) pass through a
-//    QuantizeLinear -> DequantizeLinear pair: per-tensor asymmetric int8 over the calibrated range,
+//    QuantizeLinear -> DequantizeLinear pair: per-tensor asymmetric uint8 over the calibrated range,
 //    widened to contain 0 exactly.
 // That is the pattern ONNX Runtime's graph optimizer rewrites into int8 kernels (QLinearConv,
 // and QLinearAdd / QLinearGlobalAveragePool where their inputs and outputs are quantized too);

@@ -20,10 +20,11 @@ struct OrtModel::Session {
   std::vector<std::string> output_names;
 };
 
-OrtModel::OrtModel(const std::filesystem::path& onnx_file) {
+OrtModel::OrtModel(const std::filesystem::path& onnx_file, const std::filesystem::path& optimized_model) {
   Ort::Env& env = runtimes::onnxruntime::ort_environment();  // also initializes the C++ API table
   Ort::SessionOptions options;
   options.SetIntraOpNumThreads(1);
+  if (!optimized_model.empty()) options.SetOptimizedModelFilePath(optimized_model.c_str());
   Ort::Session session(env, onnx_file.c_str(), options);
   std::vector<std::string> names;
   Ort::AllocatorWithDefaultOptions allocator;

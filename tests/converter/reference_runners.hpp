@@ -24,7 +24,8 @@ struct NamedTensor {
 // An ONNX model loaded in ONNX Runtime (CPU provider, all graph optimizations).
 class OrtModel {
  public:
-  explicit OrtModel(const std::filesystem::path& onnx_file);
+  // `optimized_model`, when given, receives ONNX Runtime's optimized graph (which kernels run).
+  explicit OrtModel(const std::filesystem::path& onnx_file, const std::filesystem::path& optimized_model = {});
   ~OrtModel();
   OrtModel(const OrtModel&) = delete;
   OrtModel& operator=(const OrtModel&) = delete;
