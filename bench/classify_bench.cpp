@@ -7,7 +7,11 @@
 // spins after each run by default, so two sessions alive in one process steal the cores from
 // each other (measured on the 2-core build machine: 64.9 ms alternating vs 33.9 ms alone for
 // EfficientNet-B4). A child process per subject keeps every figure a figure of that subject
-// alone, and gives each its own peak working set.
+// alone, and gives each its own peak working set. The subjects take turns in `--rounds` rounds
+// (ours, bare, PyTorch, ours, ...), each round a fresh process per subject with its share of the
+// iterations: on shared cloud cores whose speed drifts over minutes (the same binary measured
+// 57 to 78 ms in consecutive runs), drift then slows every subject alike instead of whichever
+// ran last; the per-round speed-ups show how much it moved.
 //
 // The report follows onnxruntime_perf_test: session creation, first inference, p50/p90/p95/p99/
 // p999, inferences per second and peak working set, per subject; `--batch N` adds the
@@ -46,6 +50,7 @@ struct Options {
   std::string image = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
   int iterations = 50;
   int warmup = 5;
+  int rounds = 3;
   int threads = 0;
   int batch = 1;
   std::string provider = "cpu";
@@ -262,15 +267,38 @@ void print_row(const char* name, const std::vector<double>& samples) {
   std::printf("  %-26s %s\n", name, format_summary(summarize(samples)).c_str());
 }
 
+// One subject's rounds as one run: the samples of every round pooled; session creation, first
+// inference, peak working set and any batch figures are the first round's.
+nlohmann::json pool_rounds(const std::vector<nlohmann::json>& rounds) {
+  nlohmann::json pooled = rounds.front();
+  for (std::size_t r = 1; r < rounds.size(); ++r)
+    for (const auto& [stage, values] : rounds[r]["samples_ms"].items())
+      for (const auto& v : values) pooled["samples_ms"][stage].push_back(v);
+  return pooled;
+}
+
+double median_total(const nlohmann::json& run) { return summarize(samples_of(run["samples_ms"], "total")).median; }
+
 int run_parent(const Options& options) {
-  const nlohmann::json ours = run_child(options, "ours");
+  Options per_round = options;
+  per_round.iterations = (options.iterations + options.rounds - 1) / options.rounds;
+  const bool with_bare = options.bare && options.provider == "cpu";
+  std::vector<nlohmann::json> ours_rounds, bare_rounds, torch_rounds;
+  for (int r = 0; r < options.rounds; ++r) {
+    std::fprintf(stderr, "classify_bench: round %d/%d\n", r + 1, options.rounds);
+    ours_rounds.push_back(run_child(per_round, "ours"));
+    if (with_bare) bare_rounds.push_back(run_child(per_round, "bare"));
+    if (options.pytorch) torch_rounds.push_back(run_child(per_round, "pytorch"));
+  }
+  const nlohmann::json ours = pool_rounds(ours_rounds);
   const auto& s = ours["samples_ms"];
   std::printf(
-      "derm-cds end-to-end, %s on %s %s (provider %s, %s), image %s, %d iterations after %d warm-up, "
+      "derm-cds end-to-end, %s on %s %s (provider %s, %s), image %s, %d iterations after %d warm-up in %d rounds, "
       "each subject in its own process\n",
       ours["model"].get<std::string>().c_str(), ours["runtime"].get<std::string>().c_str(),
       ours["runtime_version"].get<std::string>().c_str(), ours["provider"].get<std::string>().c_str(),
-      ours["precision"].get<std::string>().c_str(), options.image.c_str(), options.iterations, options.warmup);
+      ours["precision"].get<std::string>().c_str(), options.image.c_str(), per_round.iterations * options.rounds, options.warmup,
+      options.rounds);
   for (const auto& fallback : ours["fallbacks"]) std::printf("fallback: %s\n", fallback.get<std::string>().c_str());
   std::printf("ours: session creation %.1f ms (incl. package sha256 check), first classify %.1f ms, peak RSS %.0f MiB\n",
               ours["session_creation_ms"].get<double>(), ours["first_inference_ms"].get<double>(), ours["peak_rss_mib"].get<double>());
@@ -286,8 +314,9 @@ int run_parent(const Options& options) {
   nlohmann::json report = {
       {"model", ours["model"]},
       {"image", options.image},
-      {"iterations", options.iterations},
+      {"iterations", per_round.iterations * options.rounds},
       {"warmup", options.warmup},
+      {"rounds", options.rounds},
       {"threads", options.threads},
       {"isolation", "one process per subject"},
       {"ours",
@@ -313,8 +342,8 @@ int run_parent(const Options& options) {
   }
 
   // The bare session is a CPU session; on another provider it would measure something else.
-  if (options.bare && options.provider == "cpu") {
-    const nlohmann::json bare = run_child(options, "bare");
+  if (with_bare) {
+    const nlohmann::json bare = pool_rounds(bare_rounds);
     const auto bare_inference = samples_of(bare["samples_ms"], "inference");
     print_row("bare session run", bare_inference);
     const double floor_median = summarize(bare_inference).median + summarize(samples_of(s, "decode_alone")).median;
@@ -329,7 +358,7 @@ int run_parent(const Options& options) {
   }
 
   if (options.pytorch) {
-    const nlohmann::json torch = run_child(options, "pytorch");
+    const nlohmann::json torch = pool_rounds(torch_rounds);
     const auto& stages = torch["samples_ms"];
     print_row("pytorch: decode (Pillow)", samples_of(stages, "decode"));
     print_row("pytorch: preprocess", samples_of(stages, "preprocess"));
@@ -337,10 +366,19 @@ int run_parent(const Options& options) {
     print_row("pytorch: end-to-end", samples_of(stages, "total"));
     const double torch_median = summarize(samples_of(stages, "total")).median;
     std::printf("speed-up over PyTorch eager, medians: %.2fx\n", torch_median / ours_median);
+    nlohmann::json per_round_speedups = nlohmann::json::array();
+    std::printf("  per round:");
+    for (int r = 0; r < options.rounds; ++r) {
+      const double speedup = median_total(torch_rounds[r]) / median_total(ours_rounds[r]);
+      per_round_speedups.push_back(speedup);
+      std::printf(" %.2fx", speedup);
+    }
+    std::printf("\n");
     report["pytorch_eager"] = {{"total", summary_json(samples_of(stages, "total"))},
                                {"inference", summary_json(samples_of(stages, "inference"))},
                                {"torch_version", torch["torch_version"]}};
     report["speedup_over_pytorch"] = torch_median / ours_median;
+    report["speedup_over_pytorch_per_round"] = per_round_speedups;
   }
   if (!options.json_out.empty()) std::ofstream(options.json_out) << report.dump(2) << "\n";
   return 0;
@@ -356,7 +394,12 @@ int main(int argc, char** argv) {
   app.add_option("--model", options.model, "Model package or model directory")->capture_default_str();
   app.add_option("--image", options.image, "Image to classify")->check(CLI::ExistingFile)->capture_default_str();
   app.add_option("--iterations", options.iterations, "Measured iterations")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--warmup", options.warmup, "Warm-up iterations")->check(CLI::Range(0, 1000))->capture_default_str();
+  app.add_option("--warmup", options.warmup, "Warm-up iterations (in every subject's process, every round)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  app.add_option("--rounds", options.rounds, "Rounds the subjects take turns in, each with its share of the iterations")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--threads", options.threads, "Intra-op threads (0: ONNX Runtime's default; PyTorch gets 2)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
