@@ -190,6 +190,14 @@ OnnxQdqResult quantize_onnx_qdq(std::span<const std::uint8_t> onnx_bytes, const 
     convs.push_back({i, input_quant.scale});
   }
 
+  // A Sigmoid that reads a quantized tensor gets its output quantized too, over the range every
+  // sigmoid has, [0, 1], so no calibration is needed. ONNX Runtime then runs it as
+  // QLinearSigmoid, and the swish or squeeze-and-excitation Mul reading it as QLinearMul, instead
+  // of dequantizing and requantizing around each (EfficientNet-B4 has 128: docs/converter.md).
+  for (const auto& node : graph.node())
+    if (node.op_type() == "Sigmoid" && activations.count(node.input(0)) && !options.float_nodes.count(node.name()))
+      activations[node.output(0)] = {1.0f / 255.0f, 0};
+
   // Weights and biases: int8 / int32 initializers behind per-channel DequantizeLinear nodes.
   std::vector<onnx::NodeProto> weight_nodes;
   std::vector<onnx::TensorProto> new_initializers;

@@ -9,9 +9,10 @@
 //    QuantizeLinear -> DequantizeLinear pair: per-tensor asymmetric uint8 over the calibrated range,
 //    widened to contain 0 exactly.
 // That is the pattern ONNX Runtime's graph optimizer rewrites into int8 kernels (QLinearConv,
-// and QLinearAdd / QLinearGlobalAveragePool where their inputs and outputs are quantized too);
-// operators between quantized tensors that are not rewritten (Sigmoid, Mul of swish, HardSwish,
-// squeeze-and-excitation gates) run in float on dequantized values. Convolutions named in
+// and QLinearAdd / QLinearMul / QLinearSigmoid where their inputs and outputs are quantized too:
+// a Sigmoid reading a quantized tensor has its output quantized over [0, 1]); operators between
+// quantized tensors that are not rewritten (a Mul whose output is not quantized, HardSwish,
+// GlobalAveragePool) run in float on dequantized values. Convolutions and Sigmoids named in
 // `float_nodes` stay float, with their tensors, as do Gemm and everything else.
 //
 // Ranges come from the TFLite int8 path's calibration (calibration.hpp) run on the converter's

@@ -268,6 +268,18 @@ std::size_t count_nodes(const std::filesystem::path& file, const std::string& op
                                                 [&](const onnx::NodeProto& n) { return n.op_type() == op_type; }));
 }
 
+// The Sigmoids of a float model that read a convolution's output: quantized with it (over [0, 1]),
+// ONNX Runtime runs them as QLinearSigmoid.
+std::size_t sigmoids_after_convolutions(const std::filesystem::path& file) {
+  const onnx::ModelProto model = parse_onnx(file);
+  std::set<std::string> conv_outputs;
+  for (const auto& n : model.graph().node())
+    if (n.op_type() == "Conv") conv_outputs.insert(n.output(0));
+  return static_cast<std::size_t>(std::count_if(model.graph().node().begin(), model.graph().node().end(), [&](const onnx::NodeProto& n) {
+    return n.op_type() == "Sigmoid" && conv_outputs.count(n.input(0));
+  }));
+}
+
 // The convolutions of a float model that ONNX Runtime can turn into QLinearConv once quantized:
 // those whose output, or the output of the Relu that follows, is not a graph output. A graph
 // output stays float and exact (onnx_qdq.hpp), so the convolution that makes one keeps a float
@@ -331,6 +343,7 @@ TEST_P(OnnxQdqOpTest, QuantizesEveryConvolutionAndStaysWithinQuantizationError) 
   // convolution that does not make a graph output becomes a QLinearConv in its optimized graph.
   // (With int8 activations instead of uint8 three of these cases failed here: onnx_qdq.cpp.)
   EXPECT_EQ(count_nodes(optimized, "QLinearConv"), report.quantized_convolutions == 0 ? 0 : fusable_convolutions(onnx));
+  EXPECT_EQ(count_nodes(optimized, "QLinearSigmoid"), report.quantized_convolutions == 0 ? 0 : sigmoids_after_convolutions(onnx));
   for (std::uint32_t i = 0; i < 4; ++i) {
     const Tensor input = random_tensor(shape, 100 + i, -2.0f, 2.0f);  // inside the calibrated range
     const std::string input_name = entry.at("inputs")[0].at("name");

@@ -576,6 +576,22 @@ def _(b):
 
 # ---- A small network: every layout decision in sequence ----
 
+@case("swish_se_block", opset=13)
+def _(b):
+    # EfficientNet's block: swish convolutions, a depthwise one, squeeze-and-excitation with a
+    # Sigmoid gate, the projection and the residual Add (the ONNX int8 path quantizes the Sigmoids).
+    x = b.input("image", [1, 8, 16, 16])
+
+    def swish(t):
+        return b.node("Mul", [t, b.node("Sigmoid", [t])])
+
+    y = swish(conv(b, x, 8, 16, 1))
+    y = swish(conv(b, y, 16, 16, 3, group=16, pads=[1, 1, 1, 1]))
+    se = b.node("GlobalAveragePool", [y])
+    se = b.node("Sigmoid", [conv(b, swish(conv(b, se, 16, 4, 1)), 4, 16, 1)])
+    return b.node("Add", [conv(b, b.node("Mul", [y, se]), 16, 8, 1), x])
+
+
 @case("small_network", opset=14)
 def _(b):
     x = b.input("image", [1, 3, 32, 32])
