@@ -306,7 +306,9 @@ TEST(ChooseRuntime, Int8ServesOnTheCpuWhenItsEvidencePassed) {
   EXPECT_EQ(choice.artifact->file, "model_int8.onnx");
   EXPECT_TRUE(choice.passed_over.empty());
   EXPECT_EQ(choose_runtime(manifest, "onnxruntime", "auto", "cpu").artifact->file, "model_int8.onnx");
-  if (!this_machine_has_nvidia_gpu()) EXPECT_EQ(choose_runtime(manifest, "auto", "auto", "auto").artifact->file, "model_int8.onnx");
+  if (!this_machine_has_nvidia_gpu()) {
+    EXPECT_EQ(choose_runtime(manifest, "auto", "auto", "auto").artifact->file, "model_int8.onnx");
+  }
 
   // Through the front door: the answer names the precision that ran.
   ClassifierOptions options;
@@ -327,7 +329,8 @@ TEST(ChooseRuntime, Int8WithoutPassingEvidenceFallsBackToFp32AndSaysWhy) {
     SCOPED_TRACE(evidence);
     test::TemporaryDirectory tmp;
     const auto dir = package_with_int8(tmp.path(), evidence);
-    const RuntimeChoice choice = choose_runtime(read_manifest(dir), "auto", "auto", "cpu");
+    const Manifest manifest = read_manifest(dir);  // the choice points into it
+    const RuntimeChoice choice = choose_runtime(manifest, "auto", "auto", "cpu");
     ASSERT_NE(choice.artifact, nullptr);
     EXPECT_EQ(choice.artifact->file, "model.onnx");
     EXPECT_TRUE(mentions(choice.passed_over, "onnxruntime/int8 (model_int8.onnx) not served"))
@@ -356,7 +359,8 @@ TEST(ChooseRuntime, Int8IsNotChosenForAGpuProviderAndAnExplicitPrecisionIsObeyed
   // serving rule's (ServingRule.* in test_model_repository.cpp), not this choice's.
   test::TemporaryDirectory other;
   const auto failed = package_with_int8(other.path(), "failed");
-  const RuntimeChoice asked = choose_runtime(read_manifest(failed), "auto", "int8", "cpu");
+  const Manifest failed_manifest = read_manifest(failed);  // the choice points into it
+  const RuntimeChoice asked = choose_runtime(failed_manifest, "auto", "int8", "cpu");
   EXPECT_EQ(asked.artifact->file, "model_int8.onnx");
   EXPECT_TRUE(asked.passed_over.empty());
 }

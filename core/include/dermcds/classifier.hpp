@@ -93,7 +93,8 @@ struct RuntimeChoice {
   std::vector<std::string> passed_over;
 };
 // `provider` is ExecutionOptions::provider: an int8 artifact is taken automatically only where
-// it executes on the CPU (classifier.cpp, why_not_automatically).
+// it executes on the CPU (classifier.cpp, why_not_automatically). The choice points into
+// `manifest`, which must outlive it.
 RuntimeChoice choose_runtime(const Manifest& manifest, std::string_view runtime, std::string_view precision,
                              std::string_view provider = "auto");
 
