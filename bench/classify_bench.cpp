@@ -282,10 +282,14 @@ double median_total(const nlohmann::json& run) { return summarize(samples_of(run
 int run_parent(const Options& options) {
   Options per_round = options;
   per_round.iterations = (options.iterations + options.rounds - 1) / options.rounds;
+  const int measured = per_round.iterations * options.rounds;
   const bool with_bare = options.bare && options.provider == "cpu";
   std::vector<nlohmann::json> ours_rounds, bare_rounds, torch_rounds;
   for (int r = 0; r < options.rounds; ++r) {
     std::fprintf(stderr, "classify_bench: round %d/%d\n", r + 1, options.rounds);
+    // The batch figures are the first round's (pool_rounds), timed over that round's share of the
+    // iterations; later rounds would measure them only to be dropped.
+    per_round.batch = r == 0 ? options.batch : 1;
     ours_rounds.push_back(run_child(per_round, "ours"));
     if (with_bare) bare_rounds.push_back(run_child(per_round, "bare"));
     if (options.pytorch) torch_rounds.push_back(run_child(per_round, "pytorch"));
@@ -297,8 +301,7 @@ int run_parent(const Options& options) {
       "each subject in its own process\n",
       ours["model"].get<std::string>().c_str(), ours["runtime"].get<std::string>().c_str(),
       ours["runtime_version"].get<std::string>().c_str(), ours["provider"].get<std::string>().c_str(),
-      ours["precision"].get<std::string>().c_str(), options.image.c_str(), per_round.iterations * options.rounds, options.warmup,
-      options.rounds);
+      ours["precision"].get<std::string>().c_str(), options.image.c_str(), measured, options.warmup, options.rounds);
   for (const auto& fallback : ours["fallbacks"]) std::printf("fallback: %s\n", fallback.get<std::string>().c_str());
   std::printf("ours: session creation %.1f ms (incl. package sha256 check), first classify %.1f ms, peak RSS %.0f MiB\n",
               ours["session_creation_ms"].get<double>(), ours["first_inference_ms"].get<double>(), ours["peak_rss_mib"].get<double>());
@@ -314,7 +317,7 @@ int run_parent(const Options& options) {
   nlohmann::json report = {
       {"model", ours["model"]},
       {"image", options.image},
-      {"iterations", per_round.iterations * options.rounds},
+      {"iterations", measured},
       {"warmup", options.warmup},
       {"rounds", options.rounds},
       {"threads", options.threads},
