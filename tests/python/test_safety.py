@@ -1,0 +1,85 @@
+"""The calibration arithmetic of the safety fit (python/dermcds_export/safety.py, docs/safety.md),
+against hand-computed values and against data whose true temperature is known."""
+
+import os
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from dermcds_export import lesions, safety
+
+
+def sample_labels(logits, temperature, rng):
+    """One label per row, drawn from softmax(logits / temperature): the temperature that makes
+    these logits calibrated is `temperature` by construction."""
+    z = logits / temperature
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    u = rng.random((len(p), 1))
+    return (p.cumsum(1) < u).sum(1).clip(0, p.shape[1] - 1)
+
+
+class ExpectedCalibrationError(unittest.TestCase):
+    def test_hand_computed(self):
+        # Two of the 15 bins are used: (13/15, 14/15] holds the two rows at confidence 0.9, one of
+        # them correct: |0.5 - 0.9| = 0.4 with weight 2/4; (7/15, 8/15] holds the two at 0.5, both
+        # correct (argmax picks class 0 on a tie): |1.0 - 0.5| = 0.5 with weight 2/4.
+        probabilities = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.5, 0.5]])
+        labels = np.array([0, 0, 0, 0])
+        self.assertAlmostEqual(safety.expected_calibration_error(probabilities, labels), 0.5 * 0.4 + 0.5 * 0.5)
+
+    def test_perfectly_calibrated_bins_have_no_error(self):
+        # Ten rows at confidence 0.7, seven correct.
+        probabilities = np.tile([0.7, 0.3], (10, 1))
+        labels = np.array([0] * 7 + [1] * 3)
+        self.assertAlmostEqual(safety.expected_calibration_error(probabilities, labels), 0.0)
+
+
+class FitTemperature(unittest.TestCase):
+    def test_recovers_a_known_temperature(self):
+        rng = np.random.default_rng(3)
+        for true_t in (0.7, 2.0, 3.5):
+            logits = rng.normal(0.0, 3.0, size=(20000, 8))
+            labels = sample_labels(logits, true_t, rng)
+            fitted = safety.fit_temperature(logits, labels)
+            self.assertLess(abs(np.log(fitted / true_t)), np.log(1.1), f"fitted {fitted} for a true T of {true_t}")
+
+    def test_halves_the_error_of_an_overconfident_model_on_other_data(self):
+        # Fitted on one sample, measured on another drawn the same way, as the export does with
+        # its TUNE and TEST lesions.
+        rng = np.random.default_rng(5)
+        tune_logits = rng.normal(0.0, 4.0, size=(5000, 8))
+        test_logits = rng.normal(0.0, 4.0, size=(5000, 8))
+        tune_labels, test_labels = sample_labels(tune_logits, 2.5, rng), sample_labels(test_logits, 2.5, rng)
+        t = safety.fit_temperature(tune_logits, tune_labels)
+        before = safety.expected_calibration_error(safety._softmax(test_logits), test_labels)
+        after = safety.expected_calibration_error(safety._softmax(test_logits / t), test_labels)
+        self.assertGreater(before, 0.1)
+        self.assertLessEqual(after, before / 2)
+
+    def test_a_calibrated_model_keeps_a_temperature_near_one(self):
+        rng = np.random.default_rng(7)
+        logits = rng.normal(0.0, 2.0, size=(20000, 8))
+        self.assertLess(abs(np.log(safety.fit_temperature(logits, sample_labels(logits, 1.0, rng)))), np.log(1.1))
+
+
+class HeldOutLesions(unittest.TestCase):
+    def test_the_cache_gives_back_what_rendering_gives(self):
+        with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"DERMCDS_CACHE_DIR": cache}):
+            first, labels = safety._held_out_encoded(9001, 4)
+            stored = list(Path(cache, "held-out-lesions").iterdir())
+            self.assertEqual(len(stored), 1)
+            again, labels_again = safety._held_out_encoded(9001, 4)
+        self.assertEqual(first, again)
+        np.testing.assert_array_equal(labels, labels_again)
+        # The same lesions as the generator's own, PNG and JPEG in turn.
+        self.assertEqual(list(labels), [lesions.label_index(c) for c in lesions.dataset_labels(9001, 4)])
+        self.assertEqual([e[:4] for e in first[:2]], [b"\x89PNG", b"\xff\xd8\xff\xe0"])
+        self.assertEqual(len(set(first)), 4)
+
+
+if __name__ == "__main__":
+    unittest.main()
