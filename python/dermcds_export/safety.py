@@ -213,6 +213,7 @@ def _held_out_encoded(seed: int, count: int) -> Tuple[List[bytes], np.ndarray]:
 
     key = f"\0{seed}\0{count}\0{JPEG_QUALITY}\0{PIL.__version__}\0{np.__version__}".encode()
     digest = hashlib.sha256(Path(lesions.__file__).read_bytes() + key)
+    # Beside the demo checkpoints, in the same cache root (DERMCDS_CACHE_DIR or .cache).
     path = demo_training.cache_dir().parent / "held-out-lesions" / f"{seed}-{count}-{digest.hexdigest()[:16]}.npz"
     if path.is_file():
         with np.load(path) as stored:

@@ -4,8 +4,8 @@ trains, exported to ONNX at opsets 17 and 13 (converter_zoo_tests, docs/converte
 Small variants and small inputs keep the fixture and the test within seconds per network: each
 is built from torchvision's own code (the same modules, blocks and export path as the full-size
 network), with fewer stages or channels where torchvision's constructors allow it. Weights are
-seeded; batch-norm statistics are estimated on noise images of the test's distribution (as bench/make_speed_packages.py
-does: with default statistics random networks let activations explode or vanish), and the
+seeded; batch-norm statistics are estimated on noise images drawn as the test draws its inputs
+(with default statistics random networks let activations explode or vanish), and the
 classifier head is rescaled so its logits spread over a few units across noise images (a random
 head answers ~1/8 for every class and input, and a conversion error would not show).
 
