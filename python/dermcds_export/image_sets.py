@@ -2,7 +2,7 @@
 
 `python -m dermcds_export image-set --name validation --out DIR` fills DIR with the set named in
 data/validation/image-sets.json: synthetic lesions drawn by our own generator (synth.py, with the set's
-seed, count and format) and, for the validation set, the real
+seed, count, format and canvas bounds) and, for the validation set, the real
 photographs listed in data/validation/real_photographs.json, each copied from the Debian package
 that ships it after its sha256 is checked. DIR/image-set.json lists every file with its sha256 and
 origin. A second run with the same definitions and generator code does nothing; otherwise the set
@@ -83,7 +83,8 @@ def build(name: str, out: Path, definitions_path: Path = DEFINITIONS) -> Path:
                   file=sys.stderr, flush=True)
             from . import synth
 
-            synth.write_set(staging, synthetic["count"], synthetic["seed"], synthetic.get("format", "png"))
+            synth.write_set(staging, synthetic["count"], synthetic["seed"], synthetic.get("format", "png"),
+                            synthetic.get("shorter_side"))
             for path in sorted(staging.iterdir()):
                 if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
                     files.append({"file": path.name, "sha256": sha256_file(path), "origin": "synthetic",

@@ -1,11 +1,17 @@
 """Synthetic lesion image sets with ISIC 2019 ground truth (validation, calibration, tests).
 
-`python -m dermcds_export synth --out DIR --count N [--seed S] [--format png|jpeg|mixed]` writes
-N lesion images drawn by lesions.py (balanced over the eight classes, in a seeded random order)
-and DIR/ground_truth.csv in the layout of the ISIC 2019 training ground truth: a header
-`image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK`, then one row per image with its name (no extension,
-as ISIC writes it) and a one-hot class. DIR/synth.json records the seed, the generator's digest
-and what was drawn in each image. The same arguments always give the same files.
+`python -m dermcds_export synth --out DIR --count N [--seed S] [--format png|jpeg|mixed]
+[--shorter-side MIN MAX]` writes N lesion images drawn by lesions.py (balanced over the eight
+classes, in a seeded random order) and DIR/ground_truth.csv in the layout of the ISIC 2019
+training ground truth: a header `image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK`, then one row per image
+with its name (no extension, as ISIC writes it) and a one-hot class. DIR/synth.json records the
+seed, the generator's digest and what was drawn in each image. The same arguments always give the
+same files.
+
+--shorter-side bounds the canvases' shorter side (default: the generator's 300-640 pixels). The
+validation set draws it from 380, so that every lesion of it is a photograph the largest model
+input (EfficientNet-B4's 380) accepts: a smaller one is refused as too small (docs/safety.md),
+which is a test of its own and not what a parity or evaluation set measures.
 """
 
 import argparse
@@ -13,6 +19,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 from . import lesions
 from .files import replace_durably, write_text_atomically
@@ -31,16 +38,25 @@ def image_name(seed: int, index: int) -> str:
     return f"SYN_{seed}_{index:06d}"
 
 
-def write_set(out: Path, count: int, seed: int = 0, image_format: str = "png") -> list:
+def write_set(out: Path, count: int, seed: int = 0, image_format: str = "png",
+              shorter_side: Optional[Sequence[int]] = None) -> list:
     """Writes the set; returns one record per image (name, file, label, drawn features)."""
     if count < 1:
         raise ValueError(f"--count must be at least 1, not {count}")
     if image_format not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {image_format!r}")
+    if shorter_side is not None:
+        low, high = (int(v) for v in shorter_side)
+        if not 16 <= low <= high:
+            raise ValueError(f"--shorter-side must be MIN MAX with 16 <= MIN <= MAX, not {low} {high}")
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for index, label in enumerate(lesions.dataset_labels(seed, count)):
-        image, info = lesions.render_lesion(lesions.sample_rng(seed, index), label)
+        rng = lesions.sample_rng(seed, index)
+        # The canvas size is the generator's first draw, so bounding it changes only the size:
+        # the default bounds give the images render_lesion draws on its own.
+        size = lesions.random_canvas_size(rng, (low, high)) if shorter_side is not None else None
+        image, info = lesions.render_lesion(rng, label, size)
         jpeg = image_format == "jpeg" or (image_format == "mixed" and index % 2 == 1)
         name = image_name(seed, index)
         file = f"{name}.jpg" if jpeg else f"{name}.png"
@@ -65,7 +81,9 @@ def write_set(out: Path, count: int, seed: int = 0, image_format: str = "png") -
     write_text_atomically(out / GROUND_TRUTH, "\n".join(lines) + "\n")
     write_text_atomically(out / "synth.json", json.dumps({
         "generator": "dermcds_export.lesions", "generator_sha256": generator_digest(), "seed": seed,
-        "count": count, "format": image_format, "labels": list(lesions.LABELS), "images": records}, indent=1) + "\n")
+        "count": count, "format": image_format,
+        "shorter_side": list(shorter_side) if shorter_side else None, "labels": list(lesions.LABELS),
+        "images": records}, indent=1) + "\n")
     return records
 
 
@@ -86,7 +104,7 @@ def read_ground_truth(path: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    write_set(Path(args.out), args.count, args.seed, args.format)
+    write_set(Path(args.out), args.count, args.seed, args.format, args.shorter_side)
     print(f"[synth] wrote {args.count} images and {GROUND_TRUTH} to {args.out}", file=sys.stderr)
     return 0
 
@@ -99,4 +117,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--format", choices=FORMATS, default="png",
                         help="image files: png, jpeg (quality 92) or mixed (alternating); default png")
+    parser.add_argument("--shorter-side", nargs=2, type=int, metavar=("MIN", "MAX"),
+                        help="bounds of the canvases' shorter side in pixels (default 300 640)")
     parser.set_defaults(func=run)

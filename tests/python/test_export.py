@@ -224,6 +224,10 @@ class CommandLineTest(unittest.TestCase):
             (["export-onnx", "--arch", "resnet18", "--out", str(self.dir / "x.onnx"), "--demo"],
              2, "demo weights exist only for"),
             (["synth", "--out", str(self.dir / "s"), "--count", "0"], 2, "--count must be at least 1"),
+            (["synth", "--out", str(self.dir / "s"), "--count", "2", "--shorter-side", "400", "300"], 2,
+             "--shorter-side must be MIN MAX with 16 <= MIN <= MAX, not 400 300"),
+            (["synth", "--out", str(self.dir / "s"), "--count", "2", "--shorter-side", "8", "300"], 2,
+             "--shorter-side must be MIN MAX"),
         ]
         for args, status, message in cases:
             result = self.run_cli(*args)
@@ -254,6 +258,28 @@ class CommandLineTest(unittest.TestCase):
         from PIL import Image
         with Image.open(out / "SYN_4_000000.png") as written:
             self.assertEqual(written.tobytes(), first.tobytes())
+
+    def test_synth_bounds_only_the_canvas_size(self):
+        from PIL import Image
+
+        bounded = self.dir / "bounded"
+        result = self.run_cli("synth", "--out", str(bounded), "--count", "12", "--seed", "7001",
+                              "--shorter-side", "380", "640")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        records = json.loads((bounded / "synth.json").read_text())["images"]
+        self.assertEqual(len(records), 12)
+        for record in records:
+            with Image.open(bounded / record["file"]) as image:
+                self.assertGreaterEqual(min(image.size), 380, record["file"])
+                self.assertLessEqual(min(image.size), 640, record["file"])
+        # The generator's own bounds, given explicitly, draw the very images it draws unbounded.
+        explicit = self.dir / "explicit"
+        self.assertEqual(self.run_cli("synth", "--out", str(explicit), "--count", "3", "--seed", "7001",
+                                      "--shorter-side", "300", "640").returncode, 0)
+        for index, label in enumerate(lesions.dataset_labels(7001, 3)):
+            drawn, _ = lesions.render_lesion(lesions.sample_rng(7001, index), label)
+            with Image.open(explicit / f"SYN_7001_{index:06d}.png") as written:
+                self.assertEqual(written.tobytes(), drawn.tobytes())
 
 
 if __name__ == "__main__":
