@@ -67,7 +67,10 @@ void answer_all(const Classifier& classifier, const DecodedImages& decoded, cons
     try {
       ClassificationResult result = classifier.classify(*decoded.images[i]);
       Answer answer = make_answer(std::move(result.probabilities), manifest);
-      if (manifest.ood) answer.assessment = std::string(result.assessment.status());
+      if (manifest.ood) {
+        answer.assessment = std::string(result.assessment.status());
+        answer.ood_score = result.ood_score;
+      }
       answer.quality_flagged = std::any_of(result.assessment.reasons.begin(), result.assessment.reasons.end(),
                                            [](const AssessmentReason& reason) { return reason.code != "out_of_distribution"; });
       run.answers.emplace_back(std::move(answer));
@@ -154,6 +157,7 @@ SubjectRun run_pytorch(const ParityRequest& request, const ModelPackage& package
       if (guard && i < reference.ood_scores.size() && reference.ood_scores[i] && i < ort_reference.answers.size() &&
           ort_reference.answers[i]) {
         answer.quality_flagged = ort_reference.answers[i]->quality_flagged;
+        answer.ood_score = reference.ood_scores[i];
         const bool ood = ood_reason(*reference.ood_scores[i], *guard).has_value();
         answer.assessment = ood || answer.quality_flagged ? "not_assessable" : "assessable";
       }

@@ -71,7 +71,8 @@ PairMetrics compare_answers(std::span<const std::string> images, std::span<const
       if (r.assessment == k.assessment)
         ++assessment_same;
       else
-        m.assessment_disagreements.push_back({images[i], r.assessment, k.assessment, 0, 0, r.triage.margin});
+        m.assessment_disagreements.push_back(
+            {images[i], r.assessment, k.assessment, r.ood_score.value_or(0.0f), k.ood_score.value_or(0.0f), r.triage.margin});
     }
     if (r.triage.tier == k.triage.tier) {
       ++triage_same;

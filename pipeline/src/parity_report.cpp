@@ -256,8 +256,8 @@ std::string to_markdown(const ParityReport& r) {
         md += "| " + p.candidate + " | " + d.image + " | triage | " + d.reference + " (" + fixed(d.reference_score, 4) + ") | " +
               d.candidate + " (" + fixed(d.candidate_score, 4) + ") | " + fixed(d.reference_margin, 4) + " |\n";
       for (const Disagreement& d : p.metrics.assessment_disagreements)
-        md += "| " + p.candidate + " | " + d.image + " | assessment | " + d.reference + " | " + d.candidate + " | " +
-              fixed(d.reference_margin, 4) + " |\n";
+        md += "| " + p.candidate + " | " + d.image + " | assessment | " + d.reference + " (guard " + fixed(d.reference_score, 4) + ") | " +
+              d.candidate + " (guard " + fixed(d.candidate_score, 4) + ") | " + fixed(d.reference_margin, 4) + " |\n";
       for (const Disagreement& d : p.metrics.top1_disagreements)
         md += "| " + p.candidate + " | " + d.image + " | top-1 | " + d.reference + " (" + fixed(d.reference_score, 4) + ") | " +
               d.candidate + " (" + fixed(d.candidate_score, 4) + ") | " + fixed(d.reference_margin, 4) + " |\n";

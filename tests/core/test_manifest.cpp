@@ -101,6 +101,12 @@ TEST(Manifest, SafetyGuardIsReadAndCheckedWhenPresent) {
   EXPECT_EQ(m.ood->output, "ood_score");
   EXPECT_EQ(m.ood->method, "mahalanobis");
   EXPECT_DOUBLE_EQ(m.ood->threshold, 1.75);
+  // Every score the export may choose (python/dermcds_export/safety.py, METHODS).
+  for (const char* method : {"mahalanobis", "feature_residual", "energy", "max_logit"}) {
+    json other = document;
+    other["safety"]["ood"]["method"] = method;
+    EXPECT_EQ(parse_manifest(other, "test").ood->method, method);
+  }
   for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
            {"method", "vibes"}, {"direction", "lower_is_worse"}, {"threshold", "high"}, {"output", "logits"}}) {
     json bad = document;

@@ -86,6 +86,8 @@ TEST(ParityMetrics, AssessmentAgreementCountsOnlyImagesWithAStatusOnBothSides) {
     reference[i]->assessment = ref[i];
     candidate[i]->assessment = cand[i];
   }
+  reference[2]->ood_score = 2.5f;  // over a threshold between the two
+  candidate[2]->ood_score = 1.5f;
   const PairMetrics m = compare_answers(images, reference, candidate, isic_manifest().labels);
   // d has no reference status: 3 compared, c disagrees.
   EXPECT_EQ(m.assessment_images, 3u);
@@ -94,6 +96,8 @@ TEST(ParityMetrics, AssessmentAgreementCountsOnlyImagesWithAStatusOnBothSides) {
   EXPECT_EQ(m.assessment_disagreements[0].image, "c.png");
   EXPECT_EQ(m.assessment_disagreements[0].reference, "not_assessable");
   EXPECT_EQ(m.assessment_disagreements[0].candidate, "assessable");
+  EXPECT_DOUBLE_EQ(m.assessment_disagreements[0].reference_score, 2.5);  // the guard scores behind the statuses
+  EXPECT_DOUBLE_EQ(m.assessment_disagreements[0].candidate_score, 1.5);
   EXPECT_EQ(ParityPolicy::kMinAssessmentAgreement, 0.99);
 }
 

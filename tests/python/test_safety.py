@@ -66,6 +66,78 @@ class FitTemperature(unittest.TestCase):
         self.assertLess(abs(np.log(safety.fit_temperature(logits, sample_labels(logits, 1.0, rng)))), np.log(1.1))
 
 
+class FeatureResidual(unittest.TestCase):
+    """The feature_residual guard: the squared norm outside the fit features' principal subspace,
+    over its median on the fit features."""
+
+    @staticmethod
+    def fit_features(rng):
+        # 6400 features in 64 dimensions: the first 32 spread widely (the subspace the PCA must
+        # find), the last 32 small noise (what the residual of a lesion is made of). The fitted
+        # subspace also absorbs about 32/N of the noise of the very features it was fitted on,
+        # so N is large enough for that to be 0.5%.
+        wide = rng.normal(0.0, 10.0, size=(6400, 32)) + 3.0
+        noise = rng.normal(0.0, 0.1, size=(6400, 32))
+        return np.hstack([wide, noise])
+
+    def test_a_point_off_the_subspace_scores_its_squared_distance_over_the_fit_median(self):
+        rng = np.random.default_rng(11)
+        features = self.fit_features(rng)
+        params = safety.residual_params(features)
+        # By hand: the subspace is the first 32 axes, so a fit feature's residual is the sum of
+        # squares of its last 32 coordinates (about its own centre, which is near zero there).
+        noise = features[:, 32:] - features[:, 32:].mean(0)
+        median = np.median((noise ** 2).sum(1))
+        self.assertAlmostEqual(float(params["residual_gain"]) ** -2 / median, 1.0, delta=0.02)
+        centre = features.mean(0)
+        inside, outside = centre.copy(), centre.copy()
+        inside[5] += 40.0     # far along a direction lesions vary in: no residual
+        outside[40] += 5.0    # a direction no lesion used
+        scores = safety.residual_scores(np.stack([centre, inside, outside]), params)
+        self.assertLess(scores[0], 0.01)
+        self.assertLess(scores[1], 0.05)
+        self.assertAlmostEqual(scores[2] / (25.0 / median), 1.0, delta=0.02)
+
+    def test_the_graph_computes_what_the_fit_measured(self):
+        import torch
+
+        rng = np.random.default_rng(13)
+        torch.manual_seed(13)
+        # A network whose penultimate features are 64-dimensional: its last Linear is the head.
+        network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 64), torch.nn.Tanh(),
+                                      torch.nn.Linear(64, 8)).eval()
+        images = torch.from_numpy(rng.normal(size=(320, 3, 4, 4)).astype(np.float32))
+        with torch.no_grad():
+            features = network[:3](images).double().numpy()
+        labels = rng.integers(0, 8, size=len(features))
+        fit = features[:256]
+        params = dict(safety.mahalanobis_params(fit, labels[:256], 8), **safety.residual_params(fit),
+                      method=np.array("feature_residual"), temperature=np.array(2.0))
+        with torch.no_grad():
+            logits, score = safety.GuardedNetwork(network, params).eval()(images[256:])
+            raw = network(images[256:])
+        expected = safety.residual_scores(features[256:], params)
+        np.testing.assert_allclose(score[:, 0].numpy(), expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(logits.numpy(), raw.numpy() / 2.0, rtol=1e-5, atol=1e-6)
+        self.assertGreater(float(score.std()), 0.1)  # the held-out inputs do not all score alike
+
+
+class CandidateChoice(unittest.TestCase):
+    def test_the_highest_auroc_wins_unless_another_is_within_the_tolerance(self):
+        def c(method, auroc):
+            return {"method": method, "auroc": auroc}
+        self.assertEqual(safety.choose_candidate([c("mahalanobis", 0.942), c("feature_residual", 0.983),
+                                                  c("energy", 0.216)])["method"], "feature_residual")
+        # 0.998 against 0.9983: a few swapped pairs, so the preferred score is kept.
+        self.assertEqual(safety.choose_candidate([c("mahalanobis", 0.998), c("feature_residual", 0.9983),
+                                                  c("energy", 0.23)])["method"], "mahalanobis")
+        self.assertEqual(safety.choose_candidate([c("mahalanobis", 0.5), c("energy", 0.9),
+                                                  c("max_logit", 0.895)])["method"], "energy")
+        # No photographs, no AUROC: the order alone.
+        self.assertEqual(safety.choose_candidate([c("energy", None), c("feature_residual", None)])["method"],
+                         "feature_residual")
+
+
 class HeldOutLesions(unittest.TestCase):
     def test_the_cache_gives_back_what_rendering_gives(self):
         with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"DERMCDS_CACHE_DIR": cache}):

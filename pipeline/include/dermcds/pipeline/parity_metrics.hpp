@@ -22,7 +22,8 @@ struct Answer {
   TriageDecision triage;  // from the probabilities alone, whatever the assessment says
   // "assessable" / "not_assessable" (docs/safety.md); empty where the subject gives none.
   std::string assessment;
-  bool quality_flagged = false;  // some photograph check failed (the same for every runtime)
+  bool quality_flagged = false;    // some photograph check failed (the same for every runtime)
+  std::optional<float> ood_score;  // the guard output behind `assessment`, where there is one
 };
 
 // Probabilities -> top-1 and triage with the package's labels and triage policy.
@@ -39,7 +40,8 @@ struct Disagreement {
   std::string image;
   std::string reference;  // the reference's class code or tier
   std::string candidate;
-  double reference_score = 0;  // top-1 probability, or the firing rule's summed probability
+  // top-1 probability, the firing rule's summed probability, or (assessment) the guard score
+  double reference_score = 0;
   double candidate_score = 0;
   double reference_margin = 0;  // triage: the reference's distance to the nearest threshold
 };
