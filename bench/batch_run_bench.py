@@ -36,8 +36,14 @@ RATE = re.compile(r"(\d+)/(\d+) images?, ([0-9.]+) images/s")
 
 
 def model_input(model: Path) -> int:
-    versions = sorted((p for p in model.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-    manifest = model / "manifest.json" if (model / "manifest.json").is_file() else versions[-1] / "manifest.json"
+    """The input size of the package `dermcds` serves from --model: the package itself, or the
+    model directory's active version (its ACTIVE marker, docs/lifecycle.md)."""
+    if (model / "manifest.json").is_file():
+        manifest = model / "manifest.json"
+    elif (model / "ACTIVE").is_file():
+        manifest = model / (model / "ACTIVE").read_text().strip() / "manifest.json"
+    else:
+        raise SystemExit(f"batch_run_bench: {model} is neither a package nor a model directory with an active version")
     return int(json.loads(manifest.read_text())["input"]["size"])
 
 
