@@ -66,6 +66,38 @@ class FitTemperature(unittest.TestCase):
         self.assertLess(abs(np.log(safety.fit_temperature(logits, sample_labels(logits, 1.0, rng)))), np.log(1.1))
 
 
+def torch_module(name: str):
+    import torch
+    return getattr(torch.nn, name)()
+
+
+def assert_graph_matches_numpy(test: unittest.TestCase, method: str, seed: int, activation) -> None:
+    """The exported graph's score (GuardedNetwork) equals the float64 numpy score of the fit on
+    held-out inputs, and the logits are the network's over the temperature."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    # A network whose penultimate features are 64-dimensional: its last Linear is the head.
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 64), activation,
+                                  torch.nn.Linear(64, 8)).eval()
+    images = torch.from_numpy(rng.normal(size=(320, 3, 4, 4)).astype(np.float32))
+    with torch.no_grad():
+        features = network[:3](images).double().numpy()
+    labels = rng.integers(0, 8, size=len(features))
+    fit = features[:256]
+    params = dict(safety.mahalanobis_params(fit, labels[:256], 8), **safety.residual_params(fit),
+                  **safety.residual_params(fit, "normalized_residual"), method=np.array(method),
+                  temperature=np.array(2.0))
+    with torch.no_grad():
+        logits, score = safety.GuardedNetwork(network, params).eval()(images[256:])
+        raw = network(images[256:])
+    expected = safety.residual_scores(features[256:], params, method)
+    np.testing.assert_allclose(score[:, 0].numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), raw.numpy() / 2.0, rtol=1e-5, atol=1e-6)
+    test.assertGreater(float(score.std()), 0.1)  # the held-out inputs do not all score alike
+
+
 class FeatureResidual(unittest.TestCase):
     """The feature_residual guard: the squared norm outside the fit features' principal subspace,
     over its median on the fit features."""
@@ -99,27 +131,72 @@ class FeatureResidual(unittest.TestCase):
         self.assertAlmostEqual(scores[2] / (25.0 / median), 1.0, delta=0.02)
 
     def test_the_graph_computes_what_the_fit_measured(self):
-        import torch
+        assert_graph_matches_numpy(self, "feature_residual", seed=13, activation=torch_module("Tanh"))
 
-        rng = np.random.default_rng(13)
-        torch.manual_seed(13)
-        # A network whose penultimate features are 64-dimensional: its last Linear is the head.
-        network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 64), torch.nn.Tanh(),
-                                      torch.nn.Linear(64, 8)).eval()
-        images = torch.from_numpy(rng.normal(size=(320, 3, 4, 4)).astype(np.float32))
-        with torch.no_grad():
-            features = network[:3](images).double().numpy()
-        labels = rng.integers(0, 8, size=len(features))
-        fit = features[:256]
-        params = dict(safety.mahalanobis_params(fit, labels[:256], 8), **safety.residual_params(fit),
-                      method=np.array("feature_residual"), temperature=np.array(2.0))
-        with torch.no_grad():
-            logits, score = safety.GuardedNetwork(network, params).eval()(images[256:])
-            raw = network(images[256:])
-        expected = safety.residual_scores(features[256:], params)
-        np.testing.assert_allclose(score[:, 0].numpy(), expected, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(logits.numpy(), raw.numpy() / 2.0, rtol=1e-5, atol=1e-6)
-        self.assertGreater(float(score.std()), 0.1)  # the held-out inputs do not all score alike
+
+class NormalizedResidual(unittest.TestCase):
+    """normalized_residual: the same residual, of the feature vectors scaled to unit length."""
+
+    def test_only_the_direction_counts(self):
+        rng = np.random.default_rng(17)
+        # Fit directions in 64 dimensions: spread over the first 32 axes (the subspace the PCA must
+        # find), little along the other 32; their lengths spread 10x.
+        direction = np.hstack([rng.normal(0.0, 1.0, size=(8000, 32)), rng.normal(0.0, 0.01, size=(8000, 32))])
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        features = direction * rng.uniform(1.0, 10.0, size=(8000, 1))
+        params = safety.residual_params(features, "normalized_residual")
+        base = direction[0]
+        off = base.copy()
+        off[40] += 0.3             # a direction no lesion used
+        off /= np.linalg.norm(off)
+        # Lengths inside the fit's range: there UNIT_EPSILON moves the norm by under 0.2%.
+        scores = safety.residual_scores(np.stack([2.0 * base, 9.0 * base, 2.0 * off, 9.0 * off]), params,
+                                        "normalized_residual")
+        self.assertAlmostEqual(scores[0] / scores[1], 1.0, delta=0.01)  # the length does not count
+        self.assertAlmostEqual(scores[2] / scores[3], 1.0, delta=0.01)
+        # By hand: the subspace is the first 32 axes, so the score is the unit vector's squared
+        # component along the last 32 (about the fit centre) over the same on the fit features.
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+        centre = unit.mean(0)
+        median = np.median((((unit - centre)[:, 32:]) ** 2).sum(1))
+        self.assertAlmostEqual(float(params["unit_residual_gain"]) ** -2 / median, 1.0, delta=0.05)
+        expected = (((off - centre)[32:]) ** 2).sum() / median
+        self.assertAlmostEqual(scores[2] / expected, 1.0, delta=0.05)
+        self.assertGreater(scores[2], 50 * np.median(safety.residual_scores(features, params, "normalized_residual")))
+
+    def test_the_graph_computes_what_the_fit_measured(self):
+        # ReLU features: non-negative, so their length varies with the input as a network's do.
+        assert_graph_matches_numpy(self, "normalized_residual", seed=19, activation=torch_module("ReLU"))
+
+
+class FlagThreshold(unittest.TestCase):
+    """The threshold: at most 5% of lesions flagged, with 95% confidence."""
+
+    def test_the_count_of_100_by_hand(self):
+        # P(X <= 1) for X ~ Binomial(100, 0.05): 0.95^100 + 100 * 0.05 * 0.95^99 = 0.0371 <= 0.05;
+        # P(X <= 2) adds 4950 * 0.05^2 * 0.95^98 = 0.0812, 0.118 in all. So 1 of 100 is flagged.
+        scores = np.arange(100, dtype=np.float64)[::-1]
+        threshold, k = safety.flag_threshold(scores)
+        self.assertEqual(k, 1)
+        self.assertEqual(int((scores > threshold).sum()), 1)
+
+    def test_too_few_lesions_flag_none_and_say_so(self):
+        # 0.95^58 = 0.051 > 0.05: 58 lesions cannot bound it even with none flagged; 59 can.
+        self.assertEqual(safety.flag_threshold(np.arange(58.0))[1], -1)
+        self.assertEqual(safety.flag_threshold(np.arange(58.0))[0], 57.0)
+        self.assertEqual(safety.flag_threshold(np.arange(59.0))[1], 0)
+
+    def test_the_goal_holds_in_at_least_95_percent_of_draws(self):
+        # Lesion scores with a known law (exponential: P(score > t) = exp(-t)), 384 per draw as in
+        # the export. The flag rate of each draw's threshold is known exactly; it may exceed 5% in
+        # at most 5% of draws (plus three standard errors of this simulation's 4000 draws).
+        rng = np.random.default_rng(23)
+        rates = np.array([np.exp(-safety.flag_threshold(rng.exponential(size=384))[0]) for _ in range(4000)])
+        over = float((rates > 0.05).mean())
+        self.assertLessEqual(over, 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000))
+        # A fixed 95th percentile, by contrast, misses the goal about half of the time.
+        fixed = np.array([np.exp(-np.quantile(rng.exponential(size=384), 0.95)) for _ in range(1000)])
+        self.assertGreater(float((fixed > 0.05).mean()), 0.3)
 
 
 class CandidateChoice(unittest.TestCase):
@@ -133,6 +210,16 @@ class CandidateChoice(unittest.TestCase):
                                                   c("energy", 0.23)])["method"], "mahalanobis")
         self.assertEqual(safety.choose_candidate([c("mahalanobis", 0.5), c("energy", 0.9),
                                                   c("max_logit", 0.895)])["method"], "energy")
+        # Within the tolerance, the candidate that refuses more photographs at its own threshold
+        # (the B4 checkpoint of 2026-12-08: the plain residual 11 of 14, the normalized 13).
+        self.assertEqual(safety.choose_candidate([
+            {"method": "feature_residual", "auroc": 0.978, "photographs_flagged": 11 / 14},
+            {"method": "normalized_residual", "auroc": 0.986, "photographs_flagged": 13 / 14},
+            {"method": "mahalanobis", "auroc": 0.942, "photographs_flagged": 1.0}])["method"], "normalized_residual")
+        # Refusing as many, the order: MobileNetV3-Large's Mahalanobis over its residual.
+        self.assertEqual(safety.choose_candidate([
+            {"method": "feature_residual", "auroc": 0.9983, "photographs_flagged": 1.0},
+            {"method": "mahalanobis", "auroc": 0.998, "photographs_flagged": 1.0}])["method"], "mahalanobis")
         # No photographs, no AUROC: the order alone.
         self.assertEqual(safety.choose_candidate([c("energy", None), c("feature_residual", None)])["method"],
                          "feature_residual")
