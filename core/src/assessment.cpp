@@ -25,15 +25,18 @@ QualityScores measure_quality(const RgbImage& image, int model_input) {
   if (pixels == 0) return q;
 
   std::size_t over = 0, under = 0;
+  std::uint64_t chroma = 0;
   std::vector<float> grey(pixels);
   for (std::size_t i = 0; i < pixels; ++i) {
     const std::uint8_t r = image.pixels[3 * i], g = image.pixels[3 * i + 1], b = image.pixels[3 * i + 2];
     over += r >= kClippedHigh && g >= kClippedHigh && b >= kClippedHigh;
     under += r <= kClippedLow && g <= kClippedLow && b <= kClippedLow;
+    chroma += static_cast<std::uint64_t>(std::max({r, g, b}) - std::min({r, g, b}));
     grey[i] = 0.299f * r + 0.587f * g + 0.114f * b;  // ITU-R 601 luma, as Pillow's convert("L")
   }
   q.overexposed_fraction = static_cast<double>(over) / static_cast<double>(pixels);
   q.underexposed_fraction = static_cast<double>(under) / static_cast<double>(pixels);
+  q.mean_chroma = static_cast<double>(chroma) / static_cast<double>(pixels);
 
   // Block-average down to about the model's scale.
   const int shorter = std::min(image.width, image.height);
@@ -83,6 +86,10 @@ std::vector<AssessmentReason> quality_reasons(const QualityScores& q, int model_
     reasons.push_back({"underexposed", q.underexposed_fraction, t.max_underexposed_fraction,
                        format(100 * q.underexposed_fraction) + "% of the photograph is black (at most " +
                            format(100 * t.max_underexposed_fraction) + "% allowed)"});
+  if (q.mean_chroma < t.min_mean_chroma)
+    reasons.push_back({"monochrome", q.mean_chroma, t.min_mean_chroma,
+                       "the photograph has no colour (mean chroma " + format(q.mean_chroma) + " of 255, at least " +
+                           format(t.min_mean_chroma) + " needed): a lesion's colours cannot be judged in grey"});
   return reasons;
 }
 

@@ -91,6 +91,16 @@ TEST(Quality, LaplacianVarianceMatchesAHandComputedValue) {
   EXPECT_NEAR(q.laplacian_variance, variance, variance * 1e-5);
   EXPECT_DOUBLE_EQ(q.overexposed_fraction, 1.0 / 16);
   EXPECT_DOUBLE_EQ(q.underexposed_fraction, 15.0 / 16);
+  EXPECT_DOUBLE_EQ(q.mean_chroma, 0.0);  // white and black: no colour
+}
+
+TEST(Quality, MeanChromaMatchesAHandComputedValue) {
+  // (10, 20, 40): max - min = 30; (200, 200, 200): 0; (0, 255, 0): 255. Mean 285 / 3 = 95.
+  RgbImage image;
+  image.width = 3;
+  image.height = 1;
+  image.pixels = {10, 20, 40, 200, 200, 200, 0, 255, 0};
+  EXPECT_DOUBLE_EQ(measure_quality(image, 1).mean_chroma, 95.0);
 }
 
 TEST(Quality, LesionPhotographsPassEveryCheck) {
@@ -119,6 +129,29 @@ TEST(Quality, OverAndUnderExposedCopiesAreFlagged) {
   for (const RgbImage& image : lesions()) {
     EXPECT_TRUE(has(quality_reasons(measure_quality(exposed(image, 3.0), kModelInput), kModelInput), "overexposed"));
     EXPECT_TRUE(has(quality_reasons(measure_quality(exposed(image, 0.02), kModelInput), kModelInput), "underexposed"));
+  }
+}
+
+// Grey copies: Pillow's convert("L") luma in all three channels, as a phone's black-and-white
+// mode or a scanned print gives; and the same with 2% of the colour left.
+RgbImage desaturated(const RgbImage& in, double colour_left) {
+  RgbImage out = in;
+  for (std::size_t i = 0; i + 2 < out.pixels.size(); i += 3) {
+    const double luma = 0.299 * in.pixels[i] + 0.587 * in.pixels[i + 1] + 0.114 * in.pixels[i + 2];
+    for (int c = 0; c < 3; ++c)
+      out.pixels[i + c] = static_cast<std::uint8_t>(std::clamp(std::lround(luma + colour_left * (in.pixels[i + c] - luma)), 0L, 255L));
+  }
+  return out;
+}
+
+TEST(Quality, GreyCopiesAreFlaggedMonochrome) {
+  for (const RgbImage& image : lesions()) {
+    const auto reasons = quality_reasons(measure_quality(desaturated(image, 0.0), kModelInput), kModelInput);
+    ASSERT_TRUE(has(reasons, "monochrome"));
+    EXPECT_EQ(reasons.back().score, 0.0);
+    EXPECT_TRUE(has(quality_reasons(measure_quality(desaturated(image, 0.02), kModelInput), kModelInput), "monochrome"))
+        << "2% of the colour: mean chroma " << measure_quality(desaturated(image, 0.02), kModelInput).mean_chroma << ", original "
+        << measure_quality(image, kModelInput).mean_chroma;
   }
 }
 

@@ -24,6 +24,10 @@ struct QualityThresholds {
   // Fraction of pixels whose three channels are all <= 5. Higher than the overexposed limit: a
   // contact dermatoscope's dark field-of-view rim legitimately blackens a large part of the frame.
   double max_underexposed_fraction = 0.70;
+  // Mean over the pixels of max(R, G, B) - min(R, G, B), in levels of 255. Below: a grey-scale
+  // (or fully desaturated) image. Colour is part of what is judged (the "C" of the ABCD rule), and
+  // none of a lesion's colour survives in grey; a grey image re-encoded as JPEG keeps about 1.
+  double min_mean_chroma = 3.0;
 };
 
 inline constexpr QualityThresholds kQualityThresholds{};
@@ -36,6 +40,7 @@ struct QualityScores {
   double laplacian_variance = 0.0;
   double overexposed_fraction = 0.0;
   double underexposed_fraction = 0.0;
+  double mean_chroma = 0.0;
 };
 
 // Measures the photograph. For an image much larger than the model's input the grey image is
@@ -44,7 +49,7 @@ struct QualityScores {
 QualityScores measure_quality(const RgbImage& image, int model_input);
 
 struct AssessmentReason {
-  std::string code;  // "out_of_distribution", "blurred", "overexposed", "underexposed", "too_small"
+  std::string code;  // "out_of_distribution", "blurred", "overexposed", "underexposed", "monochrome", "too_small"
   double score = 0.0;
   double threshold = 0.0;
   std::string message;

@@ -82,7 +82,7 @@ public final class ClassificationResult {
   public boolean assessable() { return "assessable".equals(assessmentStatus); }
   /** "assessable" or "not_assessable". */
   public String assessmentStatus() { return assessmentStatus; }
-  /** Codes of the failed checks: "out_of_distribution", "blurred", "overexposed", "underexposed", "too_small". */
+  /** Codes of the failed checks: "out_of_distribution", "blurred", "overexposed", "underexposed", "monochrome", "too_small". */
   public List<String> reasonCodes() { return Collections.unmodifiableList(Arrays.asList(reasonCodes)); }
   public List<String> reasonMessages() { return Collections.unmodifiableList(Arrays.asList(reasonMessages)); }
   public double reasonScore(int index) { return reasonScores[index]; }
