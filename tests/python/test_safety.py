@@ -169,36 +169,6 @@ class NormalizedResidual(unittest.TestCase):
         assert_graph_matches_numpy(self, "normalized_residual", seed=19, activation=torch_module("ReLU"))
 
 
-class FlagThreshold(unittest.TestCase):
-    """The threshold: at most 5% of lesions flagged, with 95% confidence."""
-
-    def test_the_count_of_100_by_hand(self):
-        # P(X <= 1) for X ~ Binomial(100, 0.05): 0.95^100 + 100 * 0.05 * 0.95^99 = 0.0371 <= 0.05;
-        # P(X <= 2) adds 4950 * 0.05^2 * 0.95^98 = 0.0812, 0.118 in all. So 1 of 100 is flagged.
-        scores = np.arange(100, dtype=np.float64)[::-1]
-        threshold, k = safety.flag_threshold(scores)
-        self.assertEqual(k, 1)
-        self.assertEqual(int((scores > threshold).sum()), 1)
-
-    def test_too_few_lesions_flag_none_and_say_so(self):
-        # 0.95^58 = 0.051 > 0.05: 58 lesions cannot bound it even with none flagged; 59 can.
-        self.assertEqual(safety.flag_threshold(np.arange(58.0))[1], -1)
-        self.assertEqual(safety.flag_threshold(np.arange(58.0))[0], 57.0)
-        self.assertEqual(safety.flag_threshold(np.arange(59.0))[1], 0)
-
-    def test_the_goal_holds_in_at_least_95_percent_of_draws(self):
-        # Lesion scores with a known law (exponential: P(score > t) = exp(-t)), 384 per draw as in
-        # the export. The flag rate of each draw's threshold is known exactly; it may exceed 5% in
-        # at most 5% of draws (plus three standard errors of this simulation's 4000 draws).
-        rng = np.random.default_rng(23)
-        rates = np.array([np.exp(-safety.flag_threshold(rng.exponential(size=384))[0]) for _ in range(4000)])
-        over = float((rates > 0.05).mean())
-        self.assertLessEqual(over, 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000))
-        # A fixed 95th percentile, by contrast, misses the goal about half of the time.
-        fixed = np.array([np.exp(-np.quantile(rng.exponential(size=384), 0.95)) for _ in range(1000)])
-        self.assertGreater(float((fixed > 0.05).mean()), 0.3)
-
-
 class CandidateChoice(unittest.TestCase):
     def test_the_highest_auroc_wins_unless_another_is_within_the_tolerance(self):
         def c(method, auroc):
