@@ -6,7 +6,7 @@ At export, with the trained network in hand:
    disjoint sets of synthetic lesions: FIT (the training distribution, seed of the demo training
    recipe) for class-conditional feature statistics, TUNE (held out) for the temperature and the
    guard threshold, and TEST (held out) for the figures the manifest reports.
-2. Four out-of-distribution scores are measured, each "higher means less like a lesion":
+2. Five out-of-distribution scores are measured, each "higher means less like a lesion":
    energy (-logsumexp of the logits), negative max-logit, the Mahalanobis distance of the
    features to the nearest class mean (shared covariance, in the principal subspace of the FIT
    features), the features' residual outside that subspace, and the same residual of the features
