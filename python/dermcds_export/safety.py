@@ -112,11 +112,11 @@ class GuardedNetwork(torch.nn.Module):
             self.head.bias.copy_(head.bias / temperature)
         self.method = str(params["method"])
         # Packages exported before the residual candidates have no residual_* / unit_* tensors.
-        for key in ("projection", "offset", "means", "mean_norms", "residual_basis", "residual_offset",
-                    "unit_residual_basis", "unit_residual_offset"):
+        residual_keys = [prefix + part for prefix in RESIDUAL_PREFIX.values() for part in ("basis", "offset")]
+        for key in ("projection", "offset", "means", "mean_norms", *residual_keys):
             if key in params:
                 self.register_buffer(key, torch.from_numpy(np.asarray(params[key], dtype=np.float32)))
-        if self.method in ("feature_residual", "normalized_residual"):
+        if self.method in RESIDUAL_PREFIX:
             prefix = RESIDUAL_PREFIX[self.method]
             # Stored transposed as well, so that the graph holds two constants and no Transpose.
             self.register_buffer("basis_t", getattr(self, prefix + "basis").t().contiguous())
@@ -136,7 +136,7 @@ class GuardedNetwork(torch.nn.Module):
             # ||z - m_c||^2 = ||z||^2 - 2 z.m_c + ||m_c||^2, as one Gemm; `means` holds -2 m_c^T.
             distances = (z * z).sum(dim=1, keepdim=True) + z @ self.means + self.mean_norms
             score = torch.amax(distances * -1.0, dim=1, keepdim=True) * self.distance_scale
-        elif self.method in ("feature_residual", "normalized_residual"):
+        elif self.method in RESIDUAL_PREFIX:
             if self.method == "normalized_residual":
                 # Scaled by a constant first, so that the squared norm is about 1 and float16
                 # cannot overflow it; the direction is what the score reads.
