@@ -243,7 +243,8 @@ Manifest parse_manifest(const json& document, const std::string& origin) {
       OodGuard guard;
       guard.output = ood.string("output");
       if (guard.output == m.output_name) ood.fail("safety.ood.output", "must differ from output.name");
-      guard.method = ood.one_of("method", {"mahalanobis", "feature_residual", "normalized_residual", "energy", "max_logit"});
+      guard.method =
+          ood.one_of("method", {"mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit"});
       ood.one_of("direction", {"higher_is_out_of_distribution"});
       guard.threshold = ood.number("threshold", -1e30, 1e30);
       m.ood = std::move(guard);

@@ -6,11 +6,14 @@ At export, with the trained network in hand:
    disjoint sets of synthetic lesions: FIT (the training distribution, seed of the demo training
    recipe) for class-conditional feature statistics, TUNE (held out) for the temperature and the
    guard threshold, and TEST (held out) for the figures the manifest reports.
-2. Five out-of-distribution scores are measured, each "higher means less like a lesion":
+2. Six out-of-distribution scores are measured, each "higher means less like a lesion":
    energy (-logsumexp of the logits), negative max-logit, the Mahalanobis distance of the
    features to the nearest class mean (shared covariance, in the principal subspace of the FIT
-   features), the features' residual outside that subspace, and the same residual of the features
-   scaled to unit length (their direction only). Each one's AUROC between TEST
+   features), the features' residual outside that subspace, the same residual of the features
+   scaled to unit length (their direction only), and the mean over the blocks of the feature
+   extractor of the Mahalanobis distance of each block's spatially averaged output to the FIT
+   lesions' (block_mahalanobis: colour and texture statistics the last layer has discarded).
+   Each one's AUROC between TEST
    lesions and non-lesion photographs from Debian packages (data/validation/real_photographs.json,
    non_lesion_photographs.json) is recorded; the one with the highest AUROC becomes the graph's
    second output, "ood_score" [batch, 1].
@@ -25,6 +28,7 @@ The fitted tensors are stored next to the model (guard.npz) so that the PyTorch 
 (parity_reference.py) rebuilds exactly the exported graph.
 """
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -43,14 +47,16 @@ from .reference_transform import load_rgb, transform_from_manifest_input
 
 OOD_OUTPUT = "ood_score"
 GUARD_FILE = "guard.npz"
-METHODS = ("mahalanobis", "feature_residual", "normalized_residual", "energy", "max_logit")
+METHODS = ("mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit")
 # Preferred, in this order, among candidates whose AUROC is within AUROC_TOLERANCE of the best and
 # that refuse as many photographs (choose_candidate):
 # a feature-space score does not depend on how confident the head is, and the Mahalanobis
 # distance (inside the subspace, where the features' own spread dwarfs int8 rounding) holds its
 # verdicts at int8 better than the residual, which is made of the small components that rounding
-# perturbs most (measured on MobileNetV3-Large, docs/safety.md).
-TIE_ORDER = ("mahalanobis", "feature_residual", "normalized_residual", "energy", "max_logit")
+# perturbs most (measured on MobileNetV3-Large, docs/safety.md). The block score comes after
+# both: on the demo MobileNetV3-Large its int8 artifact failed the assessment gate (a validation
+# lesion 0.1% under the threshold moved 0.6% over it), on the second checkpoint it held.
+TIE_ORDER = ("mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit")
 # With 14 photographs and 384 lesions, 0.01 of AUROC is one photograph moving past 14% of the
 # lesions (54 of 5376 pairs): a smaller difference is not evidence that one score is better.
 AUROC_TOLERANCE = 0.01
@@ -96,8 +102,8 @@ def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -
 class GuardedNetwork(torch.nn.Module):
     """(calibrated logits [N, classes], ood_score [N, 1]) from an image batch.
 
-    Every step is a plain ONNX op the converter lowers (MatMul, Mul, ReduceSum, Add, Sub,
-    ReduceMax), so the score is computed by the model itself in every runtime and precision."""
+    Every step is a plain ONNX op the converter lowers (MatMul, Mul, ReduceSum, ReduceMean, Add,
+    Sub, ReduceMax), so the score is computed by the model itself in every runtime and precision."""
 
     def __init__(self, network: torch.nn.Module, params: Dict[str, np.ndarray]):
         super().__init__()
@@ -116,6 +122,14 @@ class GuardedNetwork(torch.nn.Module):
         for key in ("projection", "offset", "means", "mean_norms", *residual_keys):
             if key in params:
                 self.register_buffer(key, torch.from_numpy(np.asarray(params[key], dtype=np.float32)))
+        if self.method == "block_mahalanobis":
+            self.blocks = feature_blocks(self.body)
+            if self.blocks is None or len(self.blocks) != int(params[BLOCK_PREFIX + "count"]):
+                raise ValueError("block_mahalanobis: the network's feature blocks do not match the fitted ones")
+            for b in range(len(self.blocks)):
+                for part in ("centre", "projection"):
+                    key = f"{BLOCK_PREFIX}{b}_{part}"
+                    self.register_buffer(key, torch.from_numpy(np.asarray(params[key], dtype=np.float32)))
         if self.method in RESIDUAL_PREFIX:
             prefix = RESIDUAL_PREFIX[self.method]
             # Stored transposed as well, so that the graph holds two constants and no Transpose.
@@ -125,13 +139,24 @@ class GuardedNetwork(torch.nn.Module):
         if self.method == "normalized_residual":
             self.feature_scale = float(params["unit_feature_scale"])
         self.temperature = temperature
-        # A Python float, so the trace holds a constant and not a shape computation.
-        self.distance_scale = -1.0 / float(self.projection.shape[1])
+        if self.method == "mahalanobis":
+            # A Python float, so the trace holds a constant and not a shape computation.
+            self.distance_scale = -1.0 / float(self.projection.shape[1])
 
     def forward(self, images: torch.Tensor):
-        features = self.body(images)
+        pooled: List[torch.Tensor] = []
+        with pooled_block_outputs(self.blocks if self.method == "block_mahalanobis" else None, pooled):
+            features = self.body(images)
         logits = self.head(features)
-        if self.method == "mahalanobis":
+        if self.method == "block_mahalanobis":
+            # Each block's centred, whitened mean activation; the scale of the whitening holds
+            # 1 / (components x fit median x blocks), so the sum over blocks is the mean score.
+            score = None
+            for b, mean in enumerate(pooled):
+                w = (mean - getattr(self, f"{BLOCK_PREFIX}{b}_centre")) @ getattr(self, f"{BLOCK_PREFIX}{b}_projection")
+                term = (w * w).sum(dim=1, keepdim=True)
+                score = term if score is None else score + term
+        elif self.method == "mahalanobis":
             z = features @ self.projection + self.offset
             # ||z - m_c||^2 = ||z||^2 - 2 z.m_c + ||m_c||^2, as one Gemm; `means` holds -2 m_c^T.
             distances = (z * z).sum(dim=1, keepdim=True) + z @ self.means + self.mean_norms
@@ -212,6 +237,17 @@ def principal_subspace(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return centre, vt[:PCA_COMPONENTS].T
 
 
+def _shrunk_whitening(deviations: np.ndarray, means_fitted: int) -> np.ndarray:
+    """[k, k] W such that x -> x @ W has unit covariance, for the covariance of `deviations`
+    [N, k] (from `means_fitted` fitted means) shrunk towards COVARIANCE_SHRINKAGE of its mean
+    diagonal, which keeps the few-hundred-image estimate invertible and its smallest directions
+    from dominating the distance."""
+    covariance = deviations.T @ deviations / max(len(deviations) - means_fitted, 1)
+    covariance += COVARIANCE_SHRINKAGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    return eigenvectors / np.sqrt(eigenvalues)
+
+
 def mahalanobis_params(features: np.ndarray, labels: np.ndarray, classes: int) -> Dict[str, np.ndarray]:
     """Class means and the shared within-class covariance of `features` in their top principal
     components, as the whitening projection, offset and Gemm constants GuardedNetwork uses."""
@@ -219,11 +255,7 @@ def mahalanobis_params(features: np.ndarray, labels: np.ndarray, classes: int) -
     reduced = (features.astype(np.float64) - centre) @ basis  # [N, k]
     means = np.stack([reduced[labels == c].mean(0) if (labels == c).any() else np.zeros(basis.shape[1])
                       for c in range(classes)])        # [C, k]
-    within = reduced - means[labels]
-    covariance = within.T @ within / max(len(within) - classes, 1)
-    covariance += COVARIANCE_SHRINKAGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    whitening = eigenvectors / np.sqrt(eigenvalues)    # [k, k]: x -> x @ whitening has unit covariance
+    whitening = _shrunk_whitening(reduced - means[labels], classes)  # [k, k]
     projection = basis @ whitening                     # [D, k]
     offset = -centre @ projection                      # [k]
     white_means = means @ whitening                    # [C, k]
@@ -290,6 +322,60 @@ def residual_scores(features: np.ndarray, params: Dict[str, np.ndarray],
     gain = float(params[prefix + "gain"])
     centre = -params[prefix + "offset"].astype(np.float64) / gain
     return _residual_squares(features, centre, params[prefix + "basis"].astype(np.float64)) * gain * gain
+
+
+# guard.npz's key prefix of block_mahalanobis: block_count, and block_<b>_centre [C_b] and
+# block_<b>_projection [C_b, k_b] for each block b.
+BLOCK_PREFIX = "block_"
+
+
+def feature_blocks(network: torch.nn.Module) -> Optional[List[torch.nn.Module]]:
+    """The blocks of a torchvision-style feature extractor (`features`, a Sequential of blocks
+    with [N, C, H, W] outputs: EfficientNet, MobileNet, DenseNet, ...), or None where the network
+    has none; block_mahalanobis is then not a candidate."""
+    features = getattr(network, "features", None)
+    if isinstance(features, torch.nn.Sequential) and len(features) > 1:
+        return list(features)
+    return None
+
+
+@contextlib.contextmanager
+def pooled_block_outputs(blocks: Optional[List[torch.nn.Module]], pooled: List[torch.Tensor]):
+    """While inside, every forward pass appends each block's output averaged over height and
+    width ([N, C]) to `pooled`, in block order. Hooks rather than a forward of our own, so that
+    the network's forward (with whatever it does between and after the blocks) runs unchanged."""
+    handles = [block.register_forward_hook(lambda _m, _inputs, output: pooled.append(output.mean(dim=(2, 3))))
+               for block in blocks or []]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def block_params(pooled: List[np.ndarray]) -> Dict[str, np.ndarray]:
+    """For each block's pooled fit features: the centre and a whitening projection in their top
+    principal components (shrunk covariance, as mahalanobis_params), scaled so that a fit
+    lesion's squared norm averages to 1 / blocks at the median: the score, the sum over blocks,
+    is then about 1 on lesions whatever the blocks' widths."""
+    params = {BLOCK_PREFIX + "count": np.array(len(pooled))}
+    for b, features in enumerate(pooled):
+        centre, basis = principal_subspace(features)
+        projection = basis @ _shrunk_whitening((features.astype(np.float64) - centre) @ basis, 1)
+        median = float(np.median((((features - centre) @ projection) ** 2).sum(1)))
+        params[f"{BLOCK_PREFIX}{b}_centre"] = centre.astype(np.float32)
+        params[f"{BLOCK_PREFIX}{b}_projection"] = (projection / np.sqrt(median * len(pooled))).astype(np.float32)
+    return params
+
+
+def block_scores(pooled: List[np.ndarray], params: Dict[str, np.ndarray]) -> np.ndarray:
+    """The same score as GuardedNetwork, in float64 from the stored (float32) parameters."""
+    total = np.zeros(len(pooled[0]))
+    for b, features in enumerate(pooled):
+        w = (features.astype(np.float64) - params[f"{BLOCK_PREFIX}{b}_centre"].astype(np.float64)) \
+            @ params[f"{BLOCK_PREFIX}{b}_projection"].astype(np.float64)
+        total += (w * w).sum(1)
+    return total
 
 
 def logit_scores(logits: np.ndarray, method: str) -> np.ndarray:
@@ -375,9 +461,16 @@ def non_lesion_photographs(root: Path) -> List[Tuple[str, Path]]:
     return out
 
 
-def _run(model: torch.nn.Module, linear: torch.nn.Linear, images: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
-    features, logits = demo_training.classifier_features(model, linear, images, batch_size=8)
-    return features.double().numpy(), logits.double().numpy()
+def _run(model: torch.nn.Module, linear: torch.nn.Linear,
+         images: torch.Tensor) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
+    """(penultimate features, logits, each feature block's pooled output) in one pass."""
+    pooled: List[torch.Tensor] = []
+    blocks = feature_blocks(model)
+    with pooled_block_outputs(blocks, pooled):
+        features, logits = demo_training.classifier_features(model, linear, images, batch_size=8)
+    count = len(blocks or [])
+    per_block = [torch.cat(pooled[b::count]).double().numpy() for b in range(count)]
+    return features.double().numpy(), logits.double().numpy(), per_block
 
 
 # ---- the fit ----------------------------------------------------------------------------------
@@ -398,30 +491,36 @@ def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> Safe
     log(f"features of {FIT_IMAGES} training lesions (seed {fit_seed}) at {spec.size}px")
     fit_images, fit_labels = demo_training.render_batch(fit_seed, FIT_IMAGES, spec.size, spec.shorter_side,
                                                         (spec.shorter_side, round(spec.shorter_side * 1.3)))
-    fit_features, _ = _run(network, linear, fit_images)
+    fit_features, _, fit_blocks = _run(network, linear, fit_images)
     del fit_images
     log(f"{TUNE_IMAGES} + {TEST_IMAGES} held-out lesions (seeds {TUNE_SEED}, {TEST_SEED})")
     tune_images, tune_labels = _held_out_tensors(TUNE_SEED, TUNE_IMAGES, transform)
-    tune_features, tune_logits = _run(network, linear, tune_images)
+    tune_features, tune_logits, tune_blocks = _run(network, linear, tune_images)
     del tune_images
     test_images, test_labels = _held_out_tensors(TEST_SEED, TEST_IMAGES, transform)
-    test_features, test_logits = _run(network, linear, test_images)
+    test_features, test_logits, test_blocks = _run(network, linear, test_images)
     del test_images
     photos = non_lesion_photographs(demo_training.REPO_ROOT)
     log(f"{len(photos)} non-lesion photographs")
     if photos:
-        photo_features, photo_logits = _run(network, linear,
-                                            torch.stack([transform(load_rgb(str(p))) for _, p in photos]))
+        photo_features, photo_logits, photo_blocks = _run(
+            network, linear, torch.stack([transform(load_rgb(str(p))) for _, p in photos]))
     else:
         photo_features = np.zeros((0, fit_features.shape[1]))
         photo_logits = np.zeros((0, classes))
+        photo_blocks = [np.zeros((0, f.shape[1])) for f in fit_blocks]
 
     maha = mahalanobis_params(fit_features, fit_labels.numpy(), classes)
     residual = dict(residual_params(fit_features), **residual_params(fit_features, "normalized_residual"))
+    blocks = block_params(fit_blocks) if fit_blocks else {}
     feature_sets = (("tune", tune_features), ("test", test_features), ("photos", photo_features))
     scores = {}
     for method in METHODS:
-        if method == "mahalanobis":
+        if method == "block_mahalanobis":
+            if blocks:  # a network without feature blocks has no such candidate
+                scores[method] = {name: block_scores(b, blocks) for name, b in
+                                  (("tune", tune_blocks), ("test", test_blocks), ("photos", photo_blocks))}
+        elif method == "mahalanobis":
             scores[method] = {name: mahalanobis_scores(f, maha) for name, f in feature_sets}
         elif method in RESIDUAL_PREFIX:
             scores[method] = {name: residual_scores(f, residual, method) for name, f in feature_sets}
@@ -429,7 +528,7 @@ def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> Safe
             scores[method] = {name: logit_scores(z, method) for name, z in
                               (("tune", tune_logits), ("test", test_logits), ("photos", photo_logits))}
     candidates = []
-    for method in METHODS:
+    for method in scores:
         s = scores[method]
         threshold = float(np.quantile(s["tune"], LESION_PASS_RATE))
         candidates.append({"method": method,
@@ -455,7 +554,8 @@ def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> Safe
     for (list_name, path), score in zip(photos, scores[method]["photos"]):
         per_photo.append({"file": path.name, "list": list_name, "score": round(float(score), 6),
                           "flagged": bool(score > chosen["threshold"])})
-    params = dict(maha, **residual, method=np.array(method), temperature=np.array(temperature, dtype=np.float64))
+    params = dict(maha, **residual, **blocks, method=np.array(method),
+                  temperature=np.array(temperature, dtype=np.float64))
     section = {
         "ood": {
             "output": OOD_OUTPUT,
@@ -469,7 +569,8 @@ def fit(network: torch.nn.Module, arch, input_spec: dict, fit_seed: int) -> Safe
             "fit": {"seed": fit_seed, "lesions": FIT_IMAGES, "pca_components": PCA_COMPONENTS,
                     "covariance_shrinkage": COVARIANCE_SHRINKAGE,
                     "residual_median": round(float(residual["residual_gain"]) ** -2, 6),
-                    "unit_residual_median": round(float(residual["unit_residual_gain"]) ** -2, 6)},
+                    "unit_residual_median": round(float(residual["unit_residual_gain"]) ** -2, 6),
+                    "feature_blocks": len(fit_blocks)},
             "photographs": per_photo,
             "photographs_flagged": chosen["photographs_flagged"],
             "candidates": candidates,

@@ -102,7 +102,7 @@ TEST(Manifest, SafetyGuardIsReadAndCheckedWhenPresent) {
   EXPECT_EQ(m.ood->method, "mahalanobis");
   EXPECT_DOUBLE_EQ(m.ood->threshold, 1.75);
   // Every score the export may choose (python/dermcds_export/safety.py, METHODS).
-  for (const char* method : {"mahalanobis", "feature_residual", "normalized_residual", "energy", "max_logit"}) {
+  for (const char* method : {"mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit"}) {
     json other = document;
     other["safety"]["ood"]["method"] = method;
     EXPECT_EQ(parse_manifest(other, "test").ood->method, method);

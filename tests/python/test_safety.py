@@ -169,6 +169,72 @@ class NormalizedResidual(unittest.TestCase):
         assert_graph_matches_numpy(self, "normalized_residual", seed=19, activation=torch_module("ReLU"))
 
 
+class BlockMahalanobis(unittest.TestCase):
+    """block_mahalanobis: the mean over the feature blocks of each block's whitened distance of
+    its spatially averaged output to the fit lesions'."""
+
+    def test_a_displaced_point_scores_its_squared_distance_over_the_fit_median(self):
+        rng = np.random.default_rng(23)
+        # One block, 4 channels of equal spread: the shrinkage (5% of the mean variance) scales
+        # every direction alike, so by hand a point a along one axis from the mean scores
+        # a^2 / sigma^2 over the fit median of the chi-square sum (about 3.357 for 4 channels).
+        sigma, centre = 0.5, np.array([1.0, 2.0, 3.0, 4.0])
+        fit = centre + rng.normal(0.0, sigma, size=(40000, 4))
+        params = safety.block_params([fit])
+        median = np.median(((fit - fit.mean(0)) ** 2).sum(1) / sigma ** 2)
+        self.assertAlmostEqual(median / 3.357, 1.0, delta=0.02)
+        point = centre.copy()
+        point[2] += 3 * sigma
+        scores = safety.block_scores([np.stack([centre, point])], params)
+        self.assertLess(scores[0], 0.01)
+        self.assertAlmostEqual(scores[1] / (9.0 / median), 1.0, delta=0.02)
+        # Two blocks: each counts for half, so a lesion-like point scores about 1 at the median.
+        two = safety.block_params([fit, fit[:, :2] * 10.0])
+        fit_scores = safety.block_scores([fit, fit[:, :2] * 10.0], two)
+        self.assertAlmostEqual(float(np.median(fit_scores)), 1.0, delta=0.1)
+
+    def test_the_graph_computes_what_the_fit_measured(self):
+        """GuardedNetwork's score, with the block means taken by hooks inside the traced graph,
+        equals the numpy score of the pooled outputs the fit captures (safety._run)."""
+        import torch
+
+        torch.manual_seed(29)
+        rng = np.random.default_rng(29)
+
+        class Small(torch.nn.Module):  # torchvision's layout: features, avgpool, classifier
+            def __init__(self):
+                super().__init__()
+                self.features = torch.nn.Sequential(
+                    torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU()),
+                    torch.nn.Sequential(torch.nn.Conv2d(6, 10, 3, stride=2, padding=1), torch.nn.Tanh()))
+                self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+                self.classifier = torch.nn.Sequential(torch.nn.Linear(10, 8))
+
+            def forward(self, x):
+                return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+        network = Small().eval()
+        images = torch.from_numpy(rng.normal(size=(96, 3, 8, 8)).astype(np.float32))
+        _, _, pooled = safety._run(network, network.classifier[0], images)
+        self.assertEqual([p.shape for p in pooled], [(96, 6), (96, 10)])
+        # By hand for block 0: its output's mean over height and width.
+        with torch.no_grad():
+            first = network.features[0](images[:2]).mean(dim=(2, 3)).double().numpy()
+        np.testing.assert_allclose(pooled[0][:2], first, rtol=1e-6)
+        params = dict(safety.block_params([p[:64] for p in pooled]), method=np.array("block_mahalanobis"),
+                      temperature=np.array(1.0))
+        with torch.no_grad():
+            _, score = safety.GuardedNetwork(network, params).eval()(images[64:])
+        expected = safety.block_scores([p[64:] for p in pooled], params)
+        np.testing.assert_allclose(score[:, 0].numpy(), expected, rtol=1e-4, atol=1e-5)
+        self.assertGreater(float(score.std()), 0.1)
+        # The hooks are part of what the ONNX export traces: the traced graph gives the same score.
+        guarded = safety.GuardedNetwork(network, params).eval()
+        with torch.no_grad():
+            traced = torch.jit.trace(guarded, images[:4])
+            np.testing.assert_allclose(traced(images[64:])[1][:, 0].numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
 class CandidateChoice(unittest.TestCase):
     def test_the_highest_auroc_wins_unless_another_is_within_the_tolerance(self):
         def c(method, auroc):

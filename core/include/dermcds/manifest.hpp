@@ -45,7 +45,7 @@ struct TriagePolicy {
 // the image is not assessable. The threshold was fixed at export from held-out lesions.
 struct OodGuard {
   std::string output;  // tensor name, "ood_score"
-  std::string method;  // "mahalanobis", "feature_residual", "normalized_residual", "energy", "max_logit": how the export computes it
+  std::string method;  // how the export computes it: one of python/dermcds_export/safety.py's METHODS
   double threshold = 0.0;
 };
 
