@@ -47,16 +47,16 @@ from .reference_transform import load_rgb, transform_from_manifest_input
 
 OOD_OUTPUT = "ood_score"
 GUARD_FILE = "guard.npz"
-METHODS = ("mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit")
-# Preferred, in this order, among candidates whose AUROC is within AUROC_TOLERANCE of the best and
-# that refuse as many photographs (choose_candidate):
+# Every candidate, listed in the order of preference (TIE_ORDER) among those whose AUROC is
+# within AUROC_TOLERANCE of the best and that refuse as many photographs (choose_candidate):
 # a feature-space score does not depend on how confident the head is, and the Mahalanobis
 # distance (inside the subspace, where the features' own spread dwarfs int8 rounding) holds its
 # verdicts at int8 better than the residual, which is made of the small components that rounding
 # perturbs most (measured on MobileNetV3-Large, docs/safety.md). The block score comes after
 # both: on the demo MobileNetV3-Large its int8 artifact failed the assessment gate (a validation
 # lesion 0.1% under the threshold moved 0.6% over it), on the second checkpoint it held.
-TIE_ORDER = ("mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit")
+METHODS = ("mahalanobis", "feature_residual", "block_mahalanobis", "normalized_residual", "energy", "max_logit")
+TIE_ORDER = METHODS
 # With 14 photographs and 384 lesions, 0.01 of AUROC is one photograph moving past 14% of the
 # lesions (54 of 5376 pairs): a smaller difference is not evidence that one score is better.
 AUROC_TOLERANCE = 0.01
@@ -361,8 +361,9 @@ def block_params(pooled: List[np.ndarray]) -> Dict[str, np.ndarray]:
     params = {BLOCK_PREFIX + "count": np.array(len(pooled))}
     for b, features in enumerate(pooled):
         centre, basis = principal_subspace(features)
-        projection = basis @ _shrunk_whitening((features.astype(np.float64) - centre) @ basis, 1)
-        median = float(np.median((((features - centre) @ projection) ** 2).sum(1)))
+        centred = features.astype(np.float64) - centre
+        projection = basis @ _shrunk_whitening(centred @ basis, 1)
+        median = float(np.median(((centred @ projection) ** 2).sum(1)))
         params[f"{BLOCK_PREFIX}{b}_centre"] = centre.astype(np.float32)
         params[f"{BLOCK_PREFIX}{b}_projection"] = (projection / np.sqrt(median * len(pooled))).astype(np.float32)
     return params
